@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Trellis needs to build, run and test, from Debian packages and the npm registry.
+# Idempotent: when everything is present it only checks and returns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_pkgs=(cmake ninja-build clang libclang-rt-14-dev pkg-config libssl-dev libsqlite3-dev
+  libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev)
+test_pkgs=(nodejs npm curl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3)
+
+want=("${build_pkgs[@]}")
+[[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# etcd-server's package starts a system etcd; the tests start their own.
+if [[ "${1:-}" == "--test" ]] && command -v systemctl >/dev/null && systemctl is-active -q etcd 2>/dev/null; then
+  systemctl stop etcd || true
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # Test-time npm packages (the real AWS SDK, SigV4 signers), pinned by test/integration/package-lock.json.
+  if [[ ! -d test/integration/node_modules ]] || [[ test/integration/package-lock.json -nt test/integration/node_modules ]]; then
+    (cd test/integration && npm ci --no-audit --no-fund --loglevel=error)
+    touch test/integration/node_modules
+  fi
+fi

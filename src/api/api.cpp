@@ -1,0 +1,264 @@
+#include "api/api.h"
+
+#include "api/routes.h"
+#include "api/validation.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "common/time.h"
+
+namespace trellis::api {
+
+std::optional<std::string> Call::queryValue(const std::string& name) const {
+  for (const auto& [k, v] : query)
+    if (k == name) return v;
+  return std::nullopt;
+}
+
+std::vector<std::string> Call::queryValues(const std::string& name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : query)
+    if (k == name) out.push_back(v);
+  return out;
+}
+
+void Tx::put(std::string_view kind, std::string_view id, const json& value) {
+  ops.push_back(store::Op::put(std::string(kind), std::string(id), value.dump()));
+}
+void Tx::del(std::string_view kind, std::string_view id) {
+  ops.push_back(store::Op::del(std::string(kind), std::string(id)));
+}
+void Tx::requireAbsent(std::string_view kind, std::string_view id) {
+  conditions.push_back({std::string(kind), std::string(id), store::Condition::kMustNotExist});
+}
+void Tx::requireRevision(std::string_view kind, std::string_view id, int64_t modRevision) {
+  conditions.push_back({std::string(kind), std::string(id), modRevision});
+}
+
+Resources::Resources(store::Store& store, const model::Config& config)
+    : store_(store), config_(config), arns_{config.partition, config.region, config.accountId} {}
+
+std::string Resources::now() const { return formatRfc3339(systemNow(), true); }
+
+std::optional<Doc> Resources::find(std::string_view kind, std::string_view id) {
+  auto record = store_.get(kind, id);
+  if (!record) return std::nullopt;
+  return Doc{record->id, json::parse(record->value), record->modRevision};
+}
+
+Doc Resources::load(model::Kind kind, const std::string& identifier, const std::string& fieldName) {
+  auto id = model::idFromIdentifier(kind, identifier);
+  if (!id) {
+    throw validationError(fieldName + ": Member must be a valid " + std::string(model::resourceType(kind)) +
+                              " identifier (an id or an ARN)",
+                          {{fieldName, "Member must be a valid identifier"}});
+  }
+  auto doc = find(model::kindName(kind), *id);
+  if (!doc) throw notFound(kind, identifier);
+  return *doc;
+}
+
+std::vector<Doc> Resources::all(std::string_view kind) {
+  std::vector<Doc> out;
+  for (auto& record : store_.list(kind)) out.push_back(Doc{record.id, json::parse(record.value), record.modRevision});
+  return out;
+}
+
+namespace {
+constexpr std::string_view kTokenPrefix = "t1.";
+std::string encodeToken(const std::string& lastId) { return std::string(kTokenPrefix) + hexEncode(lastId); }
+std::optional<std::string> decodeToken(const std::string& token) {
+  if (!startsWith(token, kTokenPrefix) || token.size() % 2 == 0) return std::nullopt;
+  std::string out;
+  for (size_t i = kTokenPrefix.size(); i + 1 < token.size(); i += 2) {
+    auto byte = percentDecode("%" + token.substr(i, 2));
+    if (!byte) return std::nullopt;
+    out += *byte;
+  }
+  return out;
+}
+}  // namespace
+
+json Resources::page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
+                     const std::function<json(const json&)>& summarize) {
+  FieldErrors errors;
+  size_t limit = 100;
+  if (auto raw = call.queryValue("maxResults")) {
+    char* end = nullptr;
+    long n = std::strtol(raw->c_str(), &end, 10);
+    if (raw->empty() || *end != '\0' || n < 1 || n > 100)
+      errors.add("maxResults", "Member must be between 1 and 100");
+    else
+      limit = static_cast<size_t>(n);
+  }
+  std::string after;
+  if (auto token = call.queryValue("nextToken")) {
+    auto decoded = token->size() <= 2048 ? decodeToken(*token) : std::nullopt;
+    if (!decoded)
+      errors.add("nextToken", "Member is not a valid pagination token");
+    else
+      after = *decoded;
+  }
+  errors.throwIfAny();
+
+  // Ids only grow past `after`, so items added or removed elsewhere never shift a page.
+  json items = json::array();
+  std::string last;
+  bool more = false;
+  while (!more) {
+    auto batch = store_.list(kind, after, 256);
+    if (batch.empty()) break;
+    for (auto& record : batch) {
+      after = record.id;
+      json value = json::parse(record.value);
+      if (!keep(value)) continue;
+      if (items.size() == limit) {
+        more = true;
+        break;
+      }
+      items.push_back(summarize(value));
+      last = record.id;
+    }
+    if (batch.size() < 256) break;
+  }
+  json out = {{"items", std::move(items)}};
+  if (more) out["nextToken"] = encodeToken(last);
+  return out;
+}
+
+int64_t Resources::commit(const Tx& tx, const std::string& resourceType, const std::string& resourceId) {
+  auto revision = store_.commit(tx.conditions, tx.ops);
+  if (!revision)
+    throw conflict(resourceType, resourceId,
+                   "The resource " + resourceId + " was changed by a concurrent request or already exists.");
+  return *revision;
+}
+
+namespace {
+std::string inputHash(const Call& call) {
+  json input = call.body;
+  input.erase("clientToken");
+  json key = {{"labels", call.labels}, {"body", input}};
+  return sha256Hex(key.dump());
+}
+}  // namespace
+
+std::optional<json> Resources::replay(const Call& call) {
+  auto token = call.body.is_object() && call.body.contains("clientToken") && call.body["clientToken"].is_string()
+                   ? call.body["clientToken"].get<std::string>()
+                   : std::string();
+  if (token.empty()) return std::nullopt;
+  auto doc = find("clienttoken", call.operation + "/" + token);
+  if (!doc) return std::nullopt;
+  if (doc->value.value("inputHash", "") != inputHash(call))
+    throw conflict("CLIENT_TOKEN", token,
+                   "The clientToken " + token + " was already used with different parameters for " + call.operation +
+                       ".");
+  return doc->value["response"];
+}
+
+void Resources::remember(const Call& call, Tx& tx, const json& response) {
+  if (!call.body.is_object() || !call.body.contains("clientToken") || !call.body["clientToken"].is_string()) return;
+  std::string key = call.operation + "/" + call.body["clientToken"].get<std::string>();
+  tx.requireAbsent("clienttoken", key);
+  tx.put("clienttoken", key, {{"inputHash", inputHash(call)}, {"response", response}, {"createdAt", now()}});
+}
+
+void Resources::putTags(Tx& tx, const std::string& arn, const std::optional<json>& tags) {
+  if (tags && !tags->empty()) tx.put("tags", arn, *tags);
+}
+
+json pick(const json& doc, std::initializer_list<const char*> keys) {
+  json out = json::object();
+  for (const char* key : keys) {
+    auto it = doc.find(key);
+    if (it != doc.end() && !it->is_null()) out[key] = *it;
+  }
+  return out;
+}
+
+std::optional<std::string> readAuthType(FieldErrors& errors, const json& body, bool required) {
+  return readString(errors, body, "authType", "authType", {.required = required, .oneOf = {"NONE", "AWS_IAM"}});
+}
+
+void enforceQuota(size_t count, int limit, const std::string& resourceType, const std::string& quotaCode,
+                  const std::string& what, const std::string& resourceId) {
+  if (count >= static_cast<size_t>(limit))
+    throw quotaExceeded(resourceType, quotaCode,
+                        "You have reached the quota of " + std::to_string(limit) + " " + what + ".", resourceId);
+}
+
+Api::Api(store::Store& store, const model::Config& config, Authenticator authenticate)
+    : resources_(store, config), authenticate_(std::move(authenticate)) {
+  registerServiceNetworkOps(handlers_);
+  registerServiceOps(handlers_);
+  registerListenerOps(handlers_);
+  registerRuleOps(handlers_);
+  registerTargetGroupOps(handlers_);
+  registerAssociationOps(handlers_);
+  registerPolicyOps(handlers_);
+  registerAccessLogOps(handlers_);
+  registerTagOps(handlers_);
+}
+
+namespace {
+HttpResponse errorResponse(const ApiError& error, const std::string& requestId) {
+  json body = error.members;
+  body["message"] = error.what();
+  HttpResponse response{error.status,
+                        {{"content-type", "application/json"},
+                         {"x-amzn-requestid", requestId},
+                         {"x-amzn-errortype", error.type}},
+                        body.dump()};
+  if (!error.retryAfter.empty()) response.headers.emplace_back("retry-after", error.retryAfter);
+  return response;
+}
+}  // namespace
+
+HttpResponse Api::handle(const HttpRequest& request) {
+  std::string requestId = randomUuid();
+  try {
+    auto match = matchRoute(request.method, request.path);
+    if (!match.route) {
+      if (match.methodMismatch)
+        throw ApiError(405, "UnknownOperationException",
+                       "The method " + request.method + " is not allowed on " + request.path);
+      throw ApiError(404, "UnknownOperationException", "No operation matches " + request.method + " " + request.path);
+    }
+    auto identity = authenticate_(request);
+    if (auto* error = std::get_if<ApiError>(&identity)) throw *error;
+
+    Call call{request, match.route->operation, std::move(match.labels), {}, json::object(),
+              std::get<const model::Identity*>(identity)};
+    if (match.badEncoding) throw validationError("A path parameter has a malformed percent-encoding", {}, "cannotParse");
+    auto query = parseQuery(request.query);
+    if (!query) throw validationError("The query string has a malformed percent-encoding", {}, "cannotParse");
+    call.query = std::move(*query);
+    if (!request.body.empty()) {
+      call.body = json::parse(request.body, nullptr, false);
+      if (call.body.is_discarded() || !call.body.is_object())
+        throw validationError("The request body is not a JSON object", {}, "cannotParse");
+    }
+
+    auto handler = handlers_.find(call.operation);
+    if (handler == handlers_.end())
+      throw validationError(call.operation + " is not supported by this version of Trellis", {}, "unknownOperation");
+    json result = handler->second(resources_, call);
+    logDebug("api ", call.operation, " ok ", requestId);
+
+    HttpResponse response{match.route->successStatus, {{"x-amzn-requestid", requestId}}, {}};
+    if (response.status != 204) {
+      response.headers.emplace_back("content-type", "application/json");
+      response.body = result.is_null() ? "{}" : result.dump();
+    }
+    return response;
+  } catch (const ApiError& error) {
+    logDebug("api error ", error.type, ": ", error.what());
+    return errorResponse(error, requestId);
+  } catch (const std::exception& error) {
+    logError("api internal error: ", error.what());
+    return errorResponse(ApiError(500, "InternalServerException", "An internal error occurred."), requestId);
+  }
+}
+
+}  // namespace trellis::api

@@ -1,0 +1,378 @@
+// Service network associations: {Create,Get,Delete,List}ServiceNetworkServiceAssociation(s),
+// {Create,Get,Update,Delete,List}ServiceNetworkVpcAssociation(s), ListServiceNetworkVpcEndpointAssociations.
+//
+// Associations become ACTIVE at once (Trellis has nothing to provision) and disappear at once on delete,
+// whose response still says DELETE_IN_PROGRESS as Lattice's does.
+#include <algorithm>
+
+#include "api/api.h"
+#include "api/validation.h"
+
+namespace trellis::api {
+namespace {
+
+using model::Kind;
+constexpr std::string_view kServiceAssoc = "servicenetworkserviceassociation";
+constexpr std::string_view kVpcAssoc = "servicenetworkvpcassociation";
+// Uniqueness guards written in the same commit as the association: "<sn id>/<svc id>" for service
+// associations, the VPC id for VPC associations (a VPC has at most one).
+constexpr std::string_view kServicePairIndex = "index.name.servicenetworkserviceassociation";
+constexpr std::string_view kVpcIndex = "index.name.servicenetworkvpcassociation";
+
+// Rewrites `doc` unchanged, guarded by its revision. Creating a child this way serialises against
+// the parent's delete (which checks for children, then requires the revision it read) and against
+// other creates whose checks (duplicates, quotas) read the same parent's children.
+void touch(Tx& tx, std::string_view kind, const Doc& doc) {
+  tx.requireRevision(kind, doc.id, doc.modRevision);
+  tx.put(kind, doc.id, doc.value);
+}
+
+// The query members of a List call as a JSON object, so they validate like body members.
+json queryObject(const Call& call, std::initializer_list<const char*> names) {
+  json out = json::object();
+  for (const char* name : names)
+    if (auto value = call.queryValue(name)) out[name] = *value;
+  return out;
+}
+
+std::string accountId(Resources& r) { return r.arns().accountId; }
+
+// ---- Service network <-> service ----
+
+json createServiceAssociation(Resources& r, Call& call) {
+  FieldErrors errors;
+  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  auto serviceIdentifier = readString(errors, call.body, "serviceIdentifier", "serviceIdentifier",
+                                      {.required = true, .minLength = 17, .maxLength = 2048, .check = checkServiceIdentifier});
+  auto networkIdentifier =
+      readString(errors, call.body, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
+                 {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
+  auto tags = readTags(errors, call.body);
+  errors.throwIfAny();
+  if (auto previous = r.replay(call)) return *previous;
+
+  auto network = r.load(Kind::ServiceNetwork, *networkIdentifier, "serviceNetworkIdentifier");
+  auto service = r.load(Kind::Service, *serviceIdentifier, "serviceIdentifier");
+  std::string customDomain = service.value.value("customDomainName", "");
+
+  size_t inNetwork = 0;
+  for (const auto& assoc : r.all(kServiceAssoc)) {
+    if (assoc.value.value("serviceNetworkId", "") != network.id) continue;
+    ++inNetwork;
+    if (assoc.value.value("serviceId", "") == service.id)
+      throw conflict("SERVICE_NETWORK_SERVICE_ASSOCIATION", assoc.id,
+                     "The service " + service.id + " is already associated with the service network " + network.id +
+                         " (association " + assoc.id + ").");
+    if (!customDomain.empty() && assoc.value.value("customDomainName", "") == customDomain)
+      throw conflict("SERVICE", service.id,
+                     "The service network " + network.id + " already has a service with the custom domain name " +
+                         customDomain + " (" + assoc.value.value("serviceId", "") + ").");
+  }
+  enforceQuota(inNetwork, r.config().quotas.serviceAssociationsPerServiceNetwork, "SERVICE_NETWORK_SERVICE_ASSOCIATION",
+               "L-75D4A19E", "service associations per service network", network.id);
+
+  std::string id = model::newId(Kind::ServiceNetworkServiceAssociation);
+  json doc = {{"id", id},
+              {"arn", model::arnFor(r.arns(), Kind::ServiceNetworkServiceAssociation, id)},
+              {"status", "ACTIVE"},
+              {"createdBy", accountId(r)},
+              {"createdAt", r.now()},
+              {"serviceId", service.id},
+              {"serviceName", service.value["name"]},
+              {"serviceArn", service.value["arn"]},
+              {"serviceNetworkId", network.id},
+              {"serviceNetworkName", network.value["name"]},
+              {"serviceNetworkArn", network.value["arn"]},
+              {"dnsEntry", service.value["dnsEntry"]}};
+  if (!customDomain.empty()) doc["customDomainName"] = customDomain;
+  json response = pick(doc, {"id", "status", "arn", "createdBy", "customDomainName", "dnsEntry"});
+
+  std::string pair = network.id + "/" + service.id;
+  Tx tx;
+  touch(tx, "servicenetwork", network);
+  touch(tx, "service", service);
+  tx.requireAbsent(kServicePairIndex, pair);
+  tx.put(kServicePairIndex, pair, {{"id", id}});
+  tx.put(kServiceAssoc, id, doc);
+  r.putTags(tx, doc["arn"], tags);
+  r.remember(call, tx, response);
+  r.commit(tx, "SERVICE_NETWORK_SERVICE_ASSOCIATION", pair);
+  return response;
+}
+
+json getServiceAssociation(Resources& r, Call& call) {
+  return r.load(Kind::ServiceNetworkServiceAssociation, call.labels[0], "serviceNetworkServiceAssociationIdentifier")
+      .value;
+}
+
+json deleteServiceAssociation(Resources& r, Call& call) {
+  auto doc =
+      r.load(Kind::ServiceNetworkServiceAssociation, call.labels[0], "serviceNetworkServiceAssociationIdentifier");
+  Tx tx;
+  tx.requireRevision(kServiceAssoc, doc.id, doc.modRevision);
+  tx.del(kServiceAssoc, doc.id);
+  tx.del(kServicePairIndex, doc.value.value("serviceNetworkId", "") + "/" + doc.value.value("serviceId", ""));
+  tx.del("tags", doc.value["arn"].get<std::string>());
+  r.commit(tx, "SERVICE_NETWORK_SERVICE_ASSOCIATION", doc.id);
+  return {{"id", doc.id}, {"status", "DELETE_IN_PROGRESS"}, {"arn", doc.value["arn"]}};
+}
+
+json listServiceAssociations(Resources& r, Call& call) {
+  json query = queryObject(call, {"serviceNetworkIdentifier", "serviceIdentifier"});
+  FieldErrors errors;
+  auto networkIdentifier = readString(errors, query, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
+                                      {.minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
+  auto serviceIdentifier = readString(errors, query, "serviceIdentifier", "serviceIdentifier",
+                                      {.minLength = 17, .maxLength = 2048, .check = checkServiceIdentifier});
+  errors.throwIfAny();
+  if (!networkIdentifier && !serviceIdentifier)
+    throw validationError("You must provide either serviceNetworkIdentifier or serviceIdentifier",
+                          {{"serviceNetworkIdentifier", "Member must not be null when serviceIdentifier is absent"}});
+  // List operations do not report missing resources: an unknown network or service lists nothing.
+  std::string networkId = networkIdentifier ? *model::idFromIdentifier(Kind::ServiceNetwork, *networkIdentifier) : "";
+  std::string serviceId = serviceIdentifier ? *model::idFromIdentifier(Kind::Service, *serviceIdentifier) : "";
+  return r.page(
+      kServiceAssoc, call,
+      [&](const json& doc) {
+        return (networkId.empty() || doc.value("serviceNetworkId", "") == networkId) &&
+               (serviceId.empty() || doc.value("serviceId", "") == serviceId);
+      },
+      [](const json& doc) {
+        return pick(doc, {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
+                          "serviceNetworkId", "serviceNetworkName", "serviceNetworkArn", "dnsEntry",
+                          "customDomainName"});
+      });
+}
+
+// ---- Service network <-> VPC ----
+
+// Security group ids (create: 0-5, update: 1-5). Each must be a security group of `vpcId` in the config;
+// returns nullopt (with errors recorded) otherwise. Unknown groups are reported as not found by the
+// caller once the rest of the input is valid.
+std::optional<std::vector<std::string>> readSecurityGroupIds(FieldErrors& errors, const json& body, bool required,
+                                                             size_t minItems) {
+  const json* list = readArray(errors, body, "securityGroupIds", "securityGroupIds", required, minItems, 5);
+  if (!list) return std::nullopt;
+  std::vector<std::string> out;
+  bool ok = true;
+  for (size_t i = 0; i < list->size(); ++i) {
+    std::string path = "securityGroupIds[" + std::to_string(i) + "]";
+    json holder = {{"v", (*list)[i]}};
+    auto id = readString(errors, holder, "v", path, {.required = true, .minLength = 5, .maxLength = 200,
+                                                     .check = checkSecurityGroupId});
+    if (!id) {
+      ok = false;
+    } else if (std::find(out.begin(), out.end(), *id) != out.end()) {
+      errors.add(path, "Duplicate security group id " + *id);
+      ok = false;
+    } else {
+      out.push_back(*id);
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+// Every group must exist (ResourceNotFound) and belong to the association's VPC (ValidationException).
+void checkSecurityGroupsInVpc(Resources& r, const std::vector<std::string>& groups, const std::string& vpcId) {
+  FieldErrors errors;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const auto& all = r.config().securityGroups;
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& sg) { return sg.id == groups[i]; });
+    if (it == all.end())
+      throw notFound("SECURITY_GROUP", groups[i], "The security group " + groups[i] + " could not be found.");
+    if (it->vpcId != vpcId)
+      errors.add("securityGroupIds[" + std::to_string(i) + "]",
+                 "The security group " + groups[i] + " belongs to " + it->vpcId + ", not to " + vpcId);
+  }
+  errors.throwIfAny();
+}
+
+// dnsOptions: a preference, and the domains it names only for the *_SPECIFIED_DOMAINS preferences.
+std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::optional<bool> privateDnsEnabled) {
+  const json* options = readObject(errors, body, "dnsOptions", "dnsOptions");
+  if (!options) return std::nullopt;
+  size_t before = errors.empty() ? 0 : 1;
+  bool bad = false;
+  auto preference = readString(errors, *options, "privateDnsPreference", "dnsOptions.privateDnsPreference",
+                               {.oneOf = {"VERIFIED_DOMAINS_ONLY", "ALL_DOMAINS",
+                                          "VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS", "SPECIFIED_DOMAINS_ONLY"}});
+  json out = json::object();
+  if (preference) out["privateDnsPreference"] = *preference;
+  if (const json* domains = readArray(errors, *options, "privateDnsSpecifiedDomains",
+                                      "dnsOptions.privateDnsSpecifiedDomains", false, 1, 10)) {
+    for (size_t i = 0; i < domains->size(); ++i) {
+      json holder = {{"v", (*domains)[i]}};
+      if (!readString(errors, holder, "v", "dnsOptions.privateDnsSpecifiedDomains[" + std::to_string(i) + "]",
+                      {.required = true, .minLength = 1, .maxLength = 255, .check = checkDomainName}))
+        bad = true;
+    }
+    out["privateDnsSpecifiedDomains"] = *domains;
+  }
+  bool specifies = preference && preference->find("SPECIFIED_DOMAINS") != std::string::npos;
+  if (specifies && !out.contains("privateDnsSpecifiedDomains")) {
+    errors.add("dnsOptions.privateDnsSpecifiedDomains", "Member is required when privateDnsPreference is " + *preference);
+    bad = true;
+  }
+  if (!specifies && out.contains("privateDnsSpecifiedDomains")) {
+    errors.add("dnsOptions.privateDnsSpecifiedDomains",
+               "Member is only supported with privateDnsPreference VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS or "
+               "SPECIFIED_DOMAINS_ONLY");
+    bad = true;
+  }
+  if (privateDnsEnabled == false && !out.empty()) {
+    errors.add("dnsOptions", "DNS options are only supported when privateDnsEnabled is true");
+    bad = true;
+  }
+  (void)before;
+  if (bad || (!errors.empty() && !preference && out.empty())) return std::nullopt;
+  return out;
+}
+
+json createVpcAssociation(Resources& r, Call& call) {
+  FieldErrors errors;
+  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  auto networkIdentifier =
+      readString(errors, call.body, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
+                 {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
+  auto vpcId = readString(errors, call.body, "vpcIdentifier", "vpcIdentifier",
+                          {.required = true, .minLength = 5, .maxLength = 50, .check = checkVpcId});
+  auto privateDns = readBool(errors, call.body, "privateDnsEnabled", "privateDnsEnabled");
+  auto groups = readSecurityGroupIds(errors, call.body, false, 0);
+  auto dnsOptions = readDnsOptions(errors, call.body, privateDns);
+  auto tags = readTags(errors, call.body);
+  errors.throwIfAny();
+  if (auto previous = r.replay(call)) return *previous;
+
+  auto network = r.load(Kind::ServiceNetwork, *networkIdentifier, "serviceNetworkIdentifier");
+  const auto& vpcs = r.config().vpcs;
+  if (std::none_of(vpcs.begin(), vpcs.end(), [&](const auto& vpc) { return vpc.id == *vpcId; }))
+    throw notFound("VPC", *vpcId, "The VPC " + *vpcId + " could not be found.");
+  if (groups) checkSecurityGroupsInVpc(r, *groups, *vpcId);
+
+  size_t inNetwork = 0;
+  for (const auto& assoc : r.all(kVpcAssoc)) {
+    if (assoc.value.value("vpcId", "") == *vpcId)
+      throw conflict("SERVICE_NETWORK_VPC_ASSOCIATION", assoc.id,
+                     "The VPC " + *vpcId + " is already associated with the service network " +
+                         assoc.value.value("serviceNetworkId", "") + " (association " + assoc.id +
+                         "). A VPC can be associated with only one service network.");
+    if (assoc.value.value("serviceNetworkId", "") == network.id) ++inNetwork;
+  }
+  enforceQuota(inNetwork, r.config().quotas.vpcAssociationsPerServiceNetwork, "SERVICE_NETWORK_VPC_ASSOCIATION",
+               "L-EF6E2D62", "VPC associations per service network", network.id);
+
+  std::string id = model::newId(Kind::ServiceNetworkVpcAssociation);
+  std::string now = r.now();
+  json doc = {{"id", id},
+              {"arn", model::arnFor(r.arns(), Kind::ServiceNetworkVpcAssociation, id)},
+              {"status", "ACTIVE"},
+              {"createdBy", accountId(r)},
+              {"createdAt", now},
+              {"lastUpdatedAt", now},
+              {"serviceNetworkId", network.id},
+              {"serviceNetworkName", network.value["name"]},
+              {"serviceNetworkArn", network.value["arn"]},
+              {"vpcId", *vpcId},
+              {"securityGroupIds", groups.value_or(std::vector<std::string>{})}};
+  if (privateDns) doc["privateDnsEnabled"] = *privateDns;
+  if (dnsOptions) doc["dnsOptions"] = *dnsOptions;
+  json response = pick(doc, {"id", "status", "arn", "createdBy", "securityGroupIds", "privateDnsEnabled", "dnsOptions"});
+
+  Tx tx;
+  touch(tx, "servicenetwork", network);
+  tx.requireAbsent(kVpcIndex, *vpcId);
+  tx.put(kVpcIndex, *vpcId, {{"id", id}});
+  tx.put(kVpcAssoc, id, doc);
+  r.putTags(tx, doc["arn"], tags);
+  r.remember(call, tx, response);
+  r.commit(tx, "SERVICE_NETWORK_VPC_ASSOCIATION", *vpcId);
+  return response;
+}
+
+json getVpcAssociation(Resources& r, Call& call) {
+  return r.load(Kind::ServiceNetworkVpcAssociation, call.labels[0], "serviceNetworkVpcAssociationIdentifier").value;
+}
+
+json updateVpcAssociation(Resources& r, Call& call) {
+  FieldErrors errors;
+  // Once set, security groups can be replaced but not removed (delete and recreate to drop them all).
+  auto groups = readSecurityGroupIds(errors, call.body, true, 1);
+  errors.throwIfAny();
+  auto doc = r.load(Kind::ServiceNetworkVpcAssociation, call.labels[0], "serviceNetworkVpcAssociationIdentifier");
+  checkSecurityGroupsInVpc(r, *groups, doc.value.value("vpcId", ""));
+  doc.value["securityGroupIds"] = *groups;
+  doc.value["lastUpdatedAt"] = r.now();
+  Tx tx;
+  tx.requireRevision(kVpcAssoc, doc.id, doc.modRevision);
+  tx.put(kVpcAssoc, doc.id, doc.value);
+  r.commit(tx, "SERVICE_NETWORK_VPC_ASSOCIATION", doc.id);
+  return pick(doc.value, {"id", "arn", "status", "createdBy", "securityGroupIds"});
+}
+
+json deleteVpcAssociation(Resources& r, Call& call) {
+  auto doc = r.load(Kind::ServiceNetworkVpcAssociation, call.labels[0], "serviceNetworkVpcAssociationIdentifier");
+  Tx tx;
+  tx.requireRevision(kVpcAssoc, doc.id, doc.modRevision);
+  tx.del(kVpcAssoc, doc.id);
+  tx.del(kVpcIndex, doc.value.value("vpcId", ""));
+  tx.del("tags", doc.value["arn"].get<std::string>());
+  r.commit(tx, "SERVICE_NETWORK_VPC_ASSOCIATION", doc.id);
+  return {{"id", doc.id}, {"status", "DELETE_IN_PROGRESS"}, {"arn", doc.value["arn"]}};
+}
+
+json listVpcAssociations(Resources& r, Call& call) {
+  json query = queryObject(call, {"serviceNetworkIdentifier", "vpcIdentifier"});
+  FieldErrors errors;
+  auto networkIdentifier = readString(errors, query, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
+                                      {.minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
+  auto vpcId = readString(errors, query, "vpcIdentifier", "vpcIdentifier",
+                          {.minLength = 5, .maxLength = 50, .check = checkVpcId});
+  errors.throwIfAny();
+  if (!networkIdentifier && !vpcId)
+    throw validationError("You must provide either serviceNetworkIdentifier or vpcIdentifier",
+                          {{"serviceNetworkIdentifier", "Member must not be null when vpcIdentifier is absent"}});
+  std::string networkId = networkIdentifier ? *model::idFromIdentifier(Kind::ServiceNetwork, *networkIdentifier) : "";
+  return r.page(
+      kVpcAssoc, call,
+      [&](const json& doc) {
+        return (networkId.empty() || doc.value("serviceNetworkId", "") == networkId) &&
+               (!vpcId || doc.value("vpcId", "") == *vpcId);
+      },
+      [](const json& doc) {
+        return pick(doc, {"id", "arn", "status", "createdBy", "createdAt", "serviceNetworkId", "serviceNetworkName",
+                          "serviceNetworkArn", "privateDnsEnabled", "dnsOptions", "vpcId", "lastUpdatedAt"});
+      });
+}
+
+// Trellis has no VPC endpoints, so there is never a service-network endpoint association to list.
+// Like the other top-level List operations (the model gives them no ResourceNotFound), an unknown
+// network lists nothing rather than failing.
+json listVpcEndpointAssociations(Resources& r, Call& call) {
+  json query = queryObject(call, {"serviceNetworkIdentifier"});
+  FieldErrors errors;
+  readString(errors, query, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
+             {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
+  errors.throwIfAny();
+  // Paging over a kind that is never written still validates maxResults and nextToken.
+  return r.page(
+      "servicenetworkvpcendpointassociation", call, [](const json&) { return false; },
+      [](const json& doc) { return doc; });
+}
+
+}  // namespace
+
+void registerAssociationOps(HandlerMap& handlers) {
+  handlers["CreateServiceNetworkServiceAssociation"] = createServiceAssociation;
+  handlers["GetServiceNetworkServiceAssociation"] = getServiceAssociation;
+  handlers["DeleteServiceNetworkServiceAssociation"] = deleteServiceAssociation;
+  handlers["ListServiceNetworkServiceAssociations"] = listServiceAssociations;
+  handlers["CreateServiceNetworkVpcAssociation"] = createVpcAssociation;
+  handlers["GetServiceNetworkVpcAssociation"] = getVpcAssociation;
+  handlers["UpdateServiceNetworkVpcAssociation"] = updateVpcAssociation;
+  handlers["DeleteServiceNetworkVpcAssociation"] = deleteVpcAssociation;
+  handlers["ListServiceNetworkVpcAssociations"] = listVpcAssociations;
+  handlers["ListServiceNetworkVpcEndpointAssociations"] = listVpcEndpointAssociations;
+}
+
+}  // namespace trellis::api

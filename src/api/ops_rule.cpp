@@ -1,0 +1,8 @@
+#include "api/api.h"
+#include "api/validation.h"
+
+namespace trellis::api {
+
+void registerRuleOps(HandlerMap&) {}
+
+}  // namespace trellis::api

@@ -1,0 +1,138 @@
+#include "exe/daemon.h"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "auth/sigv4.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "model/config.h"
+#include "store/store.h"
+
+namespace trellis {
+namespace {
+
+// Without a config, trellisd makes up one identity and keeps it in the data dir, so the
+// credentials it prints stay valid across restarts.
+model::Identity developmentIdentity(const std::string& dataDir, const std::string& accountId) {
+  auto path = std::filesystem::path(dataDir) / "dev-identity.json";
+  if (std::ifstream in(path); in) {
+    auto saved = nlohmann::json::parse(in, nullptr, false);
+    if (saved.is_object() && saved.contains("accessKeyId") && saved.contains("secretAccessKey")) {
+      model::Identity identity;
+      identity.arn = saved.value("arn", "arn:aws:iam::" + accountId + ":role/trellis-dev");
+      identity.accessKeyId = saved["accessKeyId"];
+      identity.secretAccessKey = saved["secretAccessKey"];
+      return identity;
+    }
+  }
+  auto identity = model::makeDevelopmentIdentity(accountId);
+  std::ofstream out(path);
+  out << nlohmann::json{{"arn", identity.arn},
+                        {"accessKeyId", identity.accessKeyId},
+                        {"secretAccessKey", identity.secretAccessKey}}
+             .dump(2)
+      << "\n";
+  out.close();
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return identity;
+}
+
+api::Authenticator makeAuthenticator(const model::Config& config) {
+  return [&config](const HttpRequest& request) -> std::variant<const model::Identity*, api::ApiError> {
+    auth::SigV4Request input{request.method, request.path, request.query, request.headers, request.body};
+    auto lookup = [&config](std::string_view key) { return config.identityByAccessKey(std::string(key)); };
+    auto result = auth::verifySigV4(input, "vpc-lattice", config.region, lookup, systemNow());
+    if (result.ok()) return result.identity;
+    return api::ApiError(result.status, result.errorCode, result.message);
+  };
+}
+
+void printWelcome(const DaemonOptions& options, const model::Config& config, bool devIdentity, uint16_t apiPort,
+                  uint16_t adminPort) {
+  std::string host = options.apiListen.substr(0, options.apiListen.rfind(':'));
+  std::string endpoint = "http://" + host + ":" + std::to_string(apiPort);
+  std::cout << "trellisd is serving the VPC Lattice API at " << endpoint << " (region " << config.region
+            << ", account " << config.accountId << ")\n"
+            << "admin endpoint (/ready, /metrics) at http://" << options.adminListen.substr(0, options.adminListen.rfind(':'))
+            << ":" << adminPort << "\n";
+  if (devIdentity) {
+    const auto& id = config.identities.front();
+    std::cout << "No --config given: use this development identity (" << id.arn << "):\n"
+              << "  export AWS_ACCESS_KEY_ID=" << id.accessKeyId << "\n"
+              << "  export AWS_SECRET_ACCESS_KEY=" << id.secretAccessKey << "\n"
+              << "  export AWS_DEFAULT_REGION=" << config.region << "\n"
+              << "  aws vpc-lattice list-services --endpoint-url " << endpoint << "\n";
+  }
+  std::cout << std::flush;
+}
+
+}  // namespace
+
+int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
+  LogLevel level;
+  parseLogLevel(options.logLevel, level);
+  setLogLevel(level);
+
+  model::Config config;
+  bool devIdentity = options.configFile.empty();
+  try {
+    if (!devIdentity) config = model::loadConfig(options.configFile);
+  } catch (const std::exception& e) {
+    std::cerr << "trellisd: " << e.what() << "\n";
+    return 2;
+  }
+
+  std::unique_ptr<store::Store> store;
+  try {
+    store = store::openSqliteStore(options.dataDir);
+  } catch (const std::exception& e) {
+    std::cerr << "trellisd: " << e.what() << "\n";
+    return 1;
+  }
+  if (devIdentity) config.identities.push_back(developmentIdentity(options.dataDir, config.accountId));
+
+  api::Api api(*store, config, makeAuthenticator(config));
+  HttpServer apiServer("api", [&api](const HttpRequest& r) { return api.handle(r); });
+  std::atomic<bool> ready{false};
+  HttpServer adminServer("admin", [&ready](const HttpRequest& r) {
+    if (r.path == "/ready")
+      return ready ? HttpResponse{200, {{"content-type", "text/plain"}}, "ready\n"}
+                   : HttpResponse{503, {{"content-type", "text/plain"}}, "starting\n"};
+    return HttpResponse{404, {{"content-type", "text/plain"}}, "not found\n"};
+  });
+  try {
+    apiServer.start(options.apiListen);
+    adminServer.start(options.adminListen);
+  } catch (const std::exception& e) {
+    std::cerr << "trellisd: " << e.what() << "\n";
+    return 1;
+  }
+  ready = true;
+  printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port());
+  logInfo("ready: api ", options.apiListen, " (port ", apiServer.port(), "), admin ", options.adminListen,
+          " (port ", adminServer.port(), "), data dir ", options.dataDir);
+
+  while (true) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (signal == SIGHUP) {
+      logInfo("SIGHUP: config reload is not supported yet; ignoring");
+      continue;
+    }
+    logInfo("signal ", signal, ": shutting down");
+    break;
+  }
+  ready = false;
+  apiServer.stop();
+  adminServer.stop();
+  logInfo("stopped");
+  return 0;
+}
+
+}  // namespace trellis

@@ -1,0 +1,22 @@
+// Wiring of trellisd's parts: config, store, API, admin endpoint, data plane.
+#pragma once
+#include <csignal>
+#include <string>
+
+namespace trellis {
+
+struct DaemonOptions {
+  std::string configFile;
+  std::string dataDir = "./trellis-data";
+  std::string apiListen = "127.0.0.1:8440";
+  std::string adminListen = "127.0.0.1:8441";
+  std::string proxyBind = "127.0.0.1";
+  std::string dnsListen;
+  int workers = 0;
+  std::string logLevel = "info";
+};
+
+// Runs until SIGTERM/SIGINT (blocked in `signals`); returns the process exit code.
+int runDaemon(const DaemonOptions& options, const sigset_t& signals);
+
+}  // namespace trellis

@@ -1,0 +1,521 @@
+#include "model/config.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "common/crypto.h"
+#include "common/strings.h"
+#include "model/ids.h"
+
+namespace trellis::model {
+
+const Identity* Config::identityByAccessKey(const std::string& accessKeyId) const {
+  for (const auto& identity : identities)
+    if (identity.accessKeyId == accessKeyId) return &identity;
+  return nullptr;
+}
+
+Identity makeDevelopmentIdentity(const std::string& accountId) {
+  // Uniform picks from an alphabet: reject bytes beyond the largest multiple of its size.
+  auto randomFrom = [](std::string_view alphabet, size_t count) {
+    std::string out;
+    const unsigned limit = 256 - 256 % alphabet.size();
+    while (out.size() < count) {
+      unsigned char bytes[64];
+      randomBytes(bytes, sizeof bytes);
+      for (unsigned char b : bytes)
+        if (b < limit && out.size() < count) out += alphabet[b % alphabet.size()];
+    }
+    return out;
+  };
+  Identity identity;
+  identity.arn = "arn:aws:iam::" + accountId + ":role/trellis-dev";
+  identity.accessKeyId = "AKIA" + randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 16);
+  identity.secretAccessKey =
+      randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
+  return identity;
+}
+
+namespace {
+
+bool allOf(std::string_view s, const std::function<bool(char)>& ok) {
+  for (char c : s)
+    if (!ok(c)) return false;
+  return true;
+}
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isLowerAlnum(char c) { return isDigit(c) || (c >= 'a' && c <= 'z'); }
+bool isLowerHex(char c) { return isDigit(c) || (c >= 'a' && c <= 'f'); }
+bool isWordChar(char c) { return isLowerAlnum(c) || (c >= 'A' && c <= 'Z') || c == '_'; }
+
+// "<prefix>" followed by 8 or 17 characters accepted by `ok`: the EC2 id shapes.
+bool isEc2Id(std::string_view id, std::string_view prefix, bool (*ok)(char)) {
+  if (!startsWith(id, prefix)) return false;
+  auto rest = id.substr(prefix.size());
+  return (rest.size() == 8 || rest.size() == 17) && allOf(rest, ok);
+}
+
+bool isAccountId(std::string_view s) { return s.size() == 12 && allOf(s, isDigit); }
+
+// us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4 ...
+bool isRegion(std::string_view s) {
+  auto parts = split(s, '-');
+  if (parts.size() < 3) return false;
+  if (parts[0].size() != 2 || !allOf(parts[0], [](char c) { return c >= 'a' && c <= 'z'; })) return false;
+  for (size_t i = 1; i + 1 < parts.size(); ++i)
+    if (parts[i].empty() || !allOf(parts[i], [](char c) { return c >= 'a' && c <= 'z'; })) return false;
+  return !parts.back().empty() && parts.back().size() <= 2 && allOf(parts.back(), isDigit);
+}
+
+bool isDnsLabel(std::string_view s) {
+  return !s.empty() && s.size() <= 63 && s.front() != '-' && s.back() != '-' &&
+         allOf(s, [](char c) { return isLowerAlnum(c) || c == '-'; });
+}
+
+bool isDnsName(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (auto label : split(s, '.'))
+    if (!isDnsLabel(label)) return false;
+  return true;
+}
+
+bool isIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// Empty when `cidr` is a valid network in CIDR notation, otherwise why not.
+std::string cidrProblem(const std::string& cidr) {
+  auto slash = cidr.find('/');
+  if (slash == std::string::npos) return "is not in CIDR notation (address/prefix)";
+  std::string address = cidr.substr(0, slash);
+  std::string_view prefixText = std::string_view(cidr).substr(slash + 1);
+  unsigned char bytes[16];
+  int bits = 0;
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1)
+    bits = 32;
+  else if (inet_pton(AF_INET6, address.c_str(), bytes) == 1)
+    bits = 128;
+  else
+    return "has an invalid address '" + address + "'";
+  int prefix = -1;
+  auto [end, ec] = std::from_chars(prefixText.data(), prefixText.data() + prefixText.size(), prefix);
+  if (ec != std::errc() || end != prefixText.data() + prefixText.size() || prefixText.empty() || prefix < 0 ||
+      prefix > bits)
+    return "has an invalid prefix length (0-" + std::to_string(bits) + ")";
+  for (int bit = prefix; bit < bits; ++bit)
+    if (bytes[bit / 8] & (0x80 >> (bit % 8))) return "has host bits set beyond the /" + std::to_string(prefix);
+  return {};
+}
+
+// arn:PARTITION:iam::ACCOUNT:role/NAME or user/NAME (names may carry a path: role/team/NAME).
+bool isIamPrincipalArn(std::string_view arn) {
+  auto parsed = parseArn(arn);
+  if (!parsed || parsed->service != "iam" || !parsed->region.empty() || !isAccountId(parsed->accountId)) return false;
+  std::string_view resource = parsed->resource;
+  std::string_view name;
+  if (startsWith(resource, "role/"))
+    name = resource.substr(5);
+  else if (startsWith(resource, "user/"))
+    name = resource.substr(5);
+  else
+    return false;
+  return !name.empty() && name.front() != '/' && name.back() != '/' && name.size() <= 512 &&
+         allOf(name, [](char c) { return isWordChar(c) || std::strchr("+=,.@/-", c) != nullptr; });
+}
+
+// aws:PrincipalOrgPaths entries: o-xxxxxxxxxx/r-xxxx/ou-xxxx-xxxxxxxx/.../
+bool isOrgPath(std::string_view path) {
+  if (path.size() < 2 || path.back() != '/') return false;
+  auto parts = split(path.substr(0, path.size() - 1), '/');
+  auto idWithPrefix = [](std::string_view s, std::string_view prefix, size_t minLen) {
+    return startsWith(s, prefix) && s.size() >= prefix.size() + minLen && s.size() <= prefix.size() + 64 &&
+           allOf(s.substr(prefix.size()), [](char c) { return isLowerAlnum(c) || c == '-'; });
+  };
+  if (parts.size() < 2 || !idWithPrefix(parts[0], "o-", 10) || !idWithPrefix(parts[1], "r-", 4)) return false;
+  for (size_t i = 2; i < parts.size(); ++i)
+    if (!idWithPrefix(parts[i], "ou-", 4)) return false;
+  return true;
+}
+
+bool isOrgId(std::string_view s) {
+  return startsWith(s, "o-") && s.size() >= 12 && s.size() <= 34 && allOf(s.substr(2), isLowerAlnum);
+}
+
+// One pass over the YAML tree. Every error names the file and the 1-based line of the offending node.
+class Parser {
+ public:
+  explicit Parser(std::string fileName) : file_(std::move(fileName)) {}
+
+  Config parse(const std::string& text);
+
+ private:
+  struct Field {
+    std::string_view key;
+    std::function<void(const YAML::Node&)> handle;
+    bool required = false;
+  };
+
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& reason) const {
+    throw ConfigError(file_ + ":" + std::to_string(mark.is_null() ? 1 : mark.line + 1) + ": " + reason);
+  }
+  // yaml-cpp marks an empty value ("region:") at the next token, often on the next line: blame its key.
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& reason) const {
+    fail(at.IsNull() && !keyMark_.is_null() ? keyMark_ : at.Mark(), reason);
+  }
+
+  void fields(const YAML::Node& node, const std::string& what, const std::vector<Field>& known) const;
+  void sequence(const YAML::Node& node, const std::string& what,
+                const std::function<void(const YAML::Node&)>& item) const;
+  std::string text(const YAML::Node& node, const std::string& what) const;
+  long integer(const YAML::Node& node, const std::string& what, long min, long max) const;
+  std::string policyJson(const YAML::Node& node) const;
+  nlohmann::json toJson(const YAML::Node& node, size_t& budget) const;
+
+  void identity(const YAML::Node& node, Config& config, std::map<std::string, int>& keyLines) const;
+  void vpc(const YAML::Node& node, Config& config) const;
+  void securityGroup(const YAML::Node& node, Config& config) const;
+  void instance(const YAML::Node& node, Config& config) const;
+  void quotas(const YAML::Node& node, Quotas& quotas) const;
+
+  std::string file_;
+  mutable YAML::Mark keyMark_ = YAML::Mark::null_mark();  // the key whose value is being read
+};
+
+void Parser::fields(const YAML::Node& node, const std::string& what, const std::vector<Field>& known) const {
+  if (!node.IsNull() && !node.IsMap()) fail(node, what + " must be a mapping");
+  std::set<std::string_view> seen;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) fail(it->first, "keys in " + what + " must be plain names");
+      const std::string& key = it->first.Scalar();
+      const Field* field = nullptr;
+      for (const auto& f : known)
+        if (f.key == key) field = &f;
+      if (!field) {
+        std::string names;
+        for (const auto& f : known) names += (names.empty() ? "" : ", ") + std::string(f.key);
+        fail(it->first, "unknown key '" + key + "' in " + what + " (expected one of: " + names + ")");
+      }
+      if (!seen.insert(field->key).second) fail(it->first, "duplicate key '" + key + "' in " + what);
+      keyMark_ = it->first.Mark();
+      field->handle(it->second);
+    }
+  }
+  for (const auto& f : known)
+    if (f.required && !seen.count(f.key)) fail(node, what + " needs '" + std::string(f.key) + "'");
+}
+
+void Parser::sequence(const YAML::Node& node, const std::string& what,
+                      const std::function<void(const YAML::Node&)>& item) const {
+  if (node.IsNull()) return;
+  if (!node.IsSequence()) fail(node, what + " must be a list");
+  for (const auto& element : node) item(element);
+}
+
+std::string Parser::text(const YAML::Node& node, const std::string& what) const {
+  if (!node.IsScalar()) fail(node, what + " must be a string");
+  return node.Scalar();
+}
+
+long Parser::integer(const YAML::Node& node, const std::string& what, long min, long max) const {
+  std::string value = text(node, what);
+  long out = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || out < min || out > max)
+    fail(node, what + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", not '" +
+                   value + "'");
+  return out;
+}
+
+// A policy written as YAML becomes JSON; scalars stay strings, as IAM policy values are.
+nlohmann::json Parser::toJson(const YAML::Node& node, size_t& budget) const {
+  // Aliases can make a small file expand exponentially; cap the work.
+  if (budget-- == 0) fail(node, "policy is too large");
+  if (node.IsMap()) {
+    auto out = nlohmann::json::object();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) fail(it->first, "policy keys must be strings");
+      out[it->first.Scalar()] = toJson(it->second, budget);
+    }
+    return out;
+  }
+  if (node.IsSequence()) {
+    auto out = nlohmann::json::array();
+    for (const auto& element : node) out.push_back(toJson(element, budget));
+    return out;
+  }
+  if (node.IsScalar()) return node.Scalar();
+  return nullptr;
+}
+
+std::string Parser::policyJson(const YAML::Node& node) const {
+  if (node.IsMap()) {
+    size_t budget = 100000;
+    return toJson(node, budget).dump();
+  }
+  std::string value = text(node, "policy");
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(value);
+  } catch (const nlohmann::json::exception& e) {
+    fail(node, std::string("policy is not valid JSON: ") + e.what());
+  }
+  if (!parsed.is_object()) fail(node, "policy must be a JSON object");
+  return value;
+}
+
+void Parser::identity(const YAML::Node& node, Config& config, std::map<std::string, int>& keyLines) const {
+  Identity id;
+  fields(node, "identity",
+         {{"arn",
+           [&](const YAML::Node& v) {
+             id.arn = text(v, "arn");
+             if (!isIamPrincipalArn(id.arn))
+               fail(v, "arn '" + id.arn + "' is not an IAM role or user ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)");
+             if (parseArn(id.arn)->partition != config.partition)
+               fail(v, "arn '" + id.arn + "' is not in partition '" + config.partition + "'");
+           },
+           true},
+          {"accessKeyId",
+           [&](const YAML::Node& v) {
+             id.accessKeyId = text(v, "accessKeyId");
+             if (id.accessKeyId.size() < 16 || id.accessKeyId.size() > 128 || !allOf(id.accessKeyId, isWordChar))
+               fail(v, "accessKeyId must be 16-128 letters, digits or '_'");
+             auto [it, inserted] = keyLines.emplace(id.accessKeyId, v.Mark().line + 1);
+             if (!inserted)
+               fail(v, "accessKeyId '" + id.accessKeyId + "' is already used by the identity at line " +
+                           std::to_string(it->second));
+           },
+           true},
+          {"secretAccessKey",
+           [&](const YAML::Node& v) {
+             id.secretAccessKey = text(v, "secretAccessKey");
+             if (id.secretAccessKey.empty()) fail(v, "secretAccessKey must not be empty");
+           },
+           true},
+          {"sessionToken", [&](const YAML::Node& v) { id.sessionToken = text(v, "sessionToken"); }},
+          {"tags",
+           [&](const YAML::Node& v) {
+             if (!v.IsNull() && !v.IsMap()) fail(v, "tags must be a mapping of key: value");
+             for (auto it = v.begin(); v.IsMap() && it != v.end(); ++it) {
+               std::string key = text(it->first, "tag key");
+               if (key.empty() || key.size() > 128) fail(it->first, "tag keys must be 1-128 characters");
+               std::string value = text(it->second, "tag value");
+               if (value.size() > 256) fail(it->second, "tag values must be at most 256 characters");
+               if (!id.tags.emplace(key, value).second) fail(it->first, "duplicate tag '" + key + "'");
+             }
+           }},
+          {"orgId",
+           [&](const YAML::Node& v) {
+             id.orgId = text(v, "orgId");
+             if (!isOrgId(id.orgId)) fail(v, "orgId '" + id.orgId + "' is not an organization id (o-xxxxxxxxxx)");
+           }},
+          {"orgPaths",
+           [&](const YAML::Node& v) {
+             sequence(v, "orgPaths", [&](const YAML::Node& p) {
+               std::string path = text(p, "orgPaths entry");
+               if (!isOrgPath(path)) fail(p, "orgPaths entry '" + path + "' is not of the form o-xxxxxxxxxx/r-xxxx/ou-…/");
+               id.orgPaths.push_back(path);
+             });
+           }},
+          {"policy", [&](const YAML::Node& v) { id.policy = policyJson(v); }}});
+  config.identities.push_back(std::move(id));
+}
+
+void Parser::vpc(const YAML::Node& node, Config& config) const {
+  Vpc vpc;
+  fields(node, "vpc",
+         {{"id",
+           [&](const YAML::Node& v) {
+             vpc.id = text(v, "vpc id");
+             if (!isEc2Id(vpc.id, "vpc-", isLowerAlnum))
+               fail(v, "'" + vpc.id + "' is not a VPC id (vpc- and 8 or 17 characters of 0-9a-z)");
+             for (const auto& other : config.vpcs)
+               if (other.id == vpc.id) fail(v, "duplicate VPC '" + vpc.id + "'");
+           },
+           true},
+          {"cidrs", [&](const YAML::Node& v) {
+             sequence(v, "cidrs", [&](const YAML::Node& c) {
+               std::string cidr = text(c, "cidr");
+               if (auto problem = cidrProblem(cidr); !problem.empty()) fail(c, "cidr '" + cidr + "' " + problem);
+               vpc.cidrs.push_back(cidr);
+             });
+           }}});
+  config.vpcs.push_back(std::move(vpc));
+}
+
+void Parser::securityGroup(const YAML::Node& node, Config& config) const {
+  SecurityGroup sg;
+  fields(node, "security group",
+         {{"id",
+           [&](const YAML::Node& v) {
+             sg.id = text(v, "security group id");
+             if (!isEc2Id(sg.id, "sg-", isLowerAlnum))
+               fail(v, "'" + sg.id + "' is not a security group id (sg- and 8 or 17 characters of 0-9a-z)");
+             for (const auto& other : config.securityGroups)
+               if (other.id == sg.id) fail(v, "duplicate security group '" + sg.id + "'");
+           },
+           true},
+          {"vpcId",
+           [&](const YAML::Node& v) {
+             sg.vpcId = text(v, "vpcId");
+             bool known = false;
+             for (const auto& vpc : config.vpcs) known = known || vpc.id == sg.vpcId;
+             if (!known) fail(v, "vpcId '" + sg.vpcId + "' is not one of the configured vpcs");
+           },
+           true},
+          {"ingress", [&](const YAML::Node& v) {
+             sequence(v, "ingress", [&](const YAML::Node& r) {
+               IngressRule rule;
+               fields(r, "ingress rule",
+                      {{"cidr",
+                        [&](const YAML::Node& c) {
+                          rule.cidr = text(c, "cidr");
+                          if (auto problem = cidrProblem(rule.cidr); !problem.empty())
+                            fail(c, "cidr '" + rule.cidr + "' " + problem);
+                        },
+                        true},
+                       {"fromPort",
+                        [&](const YAML::Node& p) { rule.fromPort = uint16_t(integer(p, "fromPort", 0, 65535)); }},
+                       {"toPort",
+                        [&](const YAML::Node& p) { rule.toPort = uint16_t(integer(p, "toPort", 0, 65535)); }}});
+               if (rule.fromPort > rule.toPort)
+                 fail(r, "fromPort " + std::to_string(rule.fromPort) + " is above toPort " +
+                             std::to_string(rule.toPort));
+               sg.ingress.push_back(rule);
+             });
+           }}});
+  config.securityGroups.push_back(std::move(sg));
+}
+
+void Parser::instance(const YAML::Node& node, Config& config) const {
+  Instance instance;
+  fields(node, "instance",
+         {{"id",
+           [&](const YAML::Node& v) {
+             instance.id = text(v, "instance id");
+             if (!isEc2Id(instance.id, "i-", isLowerHex))
+               fail(v, "'" + instance.id + "' is not an instance id (i- and 8 or 17 hex digits)");
+             for (const auto& other : config.instances)
+               if (other.id == instance.id) fail(v, "duplicate instance '" + instance.id + "'");
+           },
+           true},
+          {"vpcId",
+           [&](const YAML::Node& v) {
+             instance.vpcId = text(v, "vpcId");
+             bool known = false;
+             for (const auto& vpc : config.vpcs) known = known || vpc.id == instance.vpcId;
+             if (!known) fail(v, "vpcId '" + instance.vpcId + "' is not one of the configured vpcs");
+           },
+           true},
+          {"address",
+           [&](const YAML::Node& v) {
+             instance.address = text(v, "address");
+             if (!isIpAddress(instance.address)) fail(v, "address '" + instance.address + "' is not an IP address");
+           },
+           true}});
+  config.instances.push_back(std::move(instance));
+}
+
+void Parser::quotas(const YAML::Node& node, Quotas& q) const {
+  auto quota = [&](std::string_view key, int& field) {
+    return Field{key, [this, key, &field](const YAML::Node& v) {
+                   field = int(integer(v, "quota " + std::string(key), 1, 1000000000));
+                 }};
+  };
+  fields(node, "quotas",
+         {quota("serviceNetworks", q.serviceNetworks), quota("services", q.services),
+          quota("targetGroups", q.targetGroups), quota("listenersPerService", q.listenersPerService),
+          quota("rulesPerListener", q.rulesPerListener), quota("targetGroupsPerService", q.targetGroupsPerService),
+          quota("targetsPerTargetGroup", q.targetsPerTargetGroup),
+          quota("serviceAssociationsPerServiceNetwork", q.serviceAssociationsPerServiceNetwork),
+          quota("vpcAssociationsPerServiceNetwork", q.vpcAssociationsPerServiceNetwork)});
+}
+
+Config Parser::parse(const std::string& yamlText) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(yamlText);
+  } catch (const YAML::Exception& e) {
+    fail(e.mark, "invalid YAML: " + e.msg);
+  }
+  Config config;
+  if (documents.empty()) return config;
+  if (documents.size() > 1) fail(documents[1], "expected one YAML document, found " + std::to_string(documents.size()));
+  const YAML::Node& root = documents[0];
+
+  // Scalars first, in file order; the lists after, in dependency order (identities need the
+  // partition, security groups and instances need the VPCs), wherever they appear in the file.
+  YAML::Node identities, vpcs, securityGroups, instances;  // null until seen
+  auto keep = [](YAML::Node& slot) { return [&slot](const YAML::Node& v) { slot.reset(v); }; };
+  fields(root, "the configuration",
+         {{"region",
+           [&](const YAML::Node& v) {
+             config.region = text(v, "region");
+             if (!isRegion(config.region)) fail(v, "region '" + config.region + "' is not a region like us-east-1");
+           }},
+          {"accountId",
+           [&](const YAML::Node& v) {
+             config.accountId = text(v, "accountId");
+             if (!isAccountId(config.accountId)) fail(v, "accountId must be 12 digits, not '" + config.accountId + "'");
+           }},
+          {"partition",
+           [&](const YAML::Node& v) {
+             config.partition = text(v, "partition");
+             if (!isDnsLabel(config.partition) || !startsWith(config.partition, "aws"))
+               fail(v, "partition '" + config.partition + "' is not a partition like aws or aws-cn");
+           }},
+          {"serviceDomain",
+           [&](const YAML::Node& v) {
+             config.serviceDomain = text(v, "serviceDomain");
+             if (!isDnsName(config.serviceDomain))
+               fail(v, "serviceDomain '" + config.serviceDomain + "' is not a lower-case DNS name");
+           }},
+          {"partitionId",
+           [&](const YAML::Node& v) {
+             config.partitionId = text(v, "partitionId");
+             if (!isDnsLabel(config.partitionId))
+               fail(v, "partitionId '" + config.partitionId + "' is not a lower-case DNS label");
+           }},
+          {"identities", keep(identities)},
+          {"vpcs", keep(vpcs)},
+          {"securityGroups", keep(securityGroups)},
+          {"instances", keep(instances)},
+          {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
+          {"drainSeconds",
+           [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }}});
+
+  std::map<std::string, int> keyLines;
+  sequence(identities, "identities", [&](const YAML::Node& n) { identity(n, config, keyLines); });
+  sequence(vpcs, "vpcs", [&](const YAML::Node& n) { vpc(n, config); });
+  sequence(securityGroups, "securityGroups", [&](const YAML::Node& n) { securityGroup(n, config); });
+  sequence(instances, "instances", [&](const YAML::Node& n) { instance(n, config); });
+  return config;
+}
+
+}  // namespace
+
+Config parseConfig(const std::string& yamlText, const std::string& fileName) {
+  return Parser(fileName).parse(yamlText);
+}
+
+Config loadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  return parseConfig(text.str(), path);
+}
+
+}  // namespace trellis::model

@@ -1,0 +1,92 @@
+// trellisd's configuration: what a cloud provider knows and Lattice's API does not create
+// (account, region, identities, VPCs, security groups, instances), plus Trellis's own settings.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace trellis::model {
+
+struct Identity {
+  std::string arn;  // arn:aws:iam::111122223333:role/admin
+  std::string accessKeyId;
+  std::string secretAccessKey;
+  std::string sessionToken;  // empty: none required
+  std::map<std::string, std::string> tags;
+  std::string orgId;
+  std::vector<std::string> orgPaths;
+  std::string policy;  // identity-based policy JSON; empty means allow
+};
+
+struct Vpc {
+  std::string id;
+  std::vector<std::string> cidrs;
+};
+
+struct IngressRule {
+  std::string cidr;
+  uint16_t fromPort = 0;
+  uint16_t toPort = 65535;
+};
+
+struct SecurityGroup {
+  std::string id;
+  std::string vpcId;
+  std::vector<IngressRule> ingress;
+};
+
+struct Instance {
+  std::string id;
+  std::string vpcId;
+  std::string address;
+};
+
+// Adjustable quotas (spec section 7), overridable under `quotas:` in the config.
+struct Quotas {
+  int serviceNetworks = 50;
+  int services = 2000;
+  int targetGroups = 500;
+  int listenersPerService = 2;
+  int rulesPerListener = 10;
+  int targetGroupsPerService = 10;
+  int targetsPerTargetGroup = 1000;
+  int serviceAssociationsPerServiceNetwork = 500;
+  int vpcAssociationsPerServiceNetwork = 500;
+};
+
+struct Config {
+  std::string region = "us-east-1";
+  std::string accountId = "111122223333";
+  std::string partition = "aws";
+  // Parent domain of generated service names: {name}-{id}.{partitionId}.{serviceDomain}
+  std::string serviceDomain;  // default: vpc-lattice-svcs.{region}.on.aws
+  std::string partitionId = "7d67968";
+  std::vector<Identity> identities;
+  std::vector<Vpc> vpcs;
+  std::vector<SecurityGroup> securityGroups;
+  std::vector<Instance> instances;
+  Quotas quotas;
+  int drainSeconds = 60;  // deregistration delay for targets
+
+  std::string effectiveServiceDomain() const {
+    return serviceDomain.empty() ? "vpc-lattice-svcs." + region + ".on.aws" : serviceDomain;
+  }
+  const Identity* identityByAccessKey(const std::string& accessKeyId) const;
+};
+
+// Loads and validates a YAML config. Unknown keys and bad values throw ConfigError naming
+// the file, line and reason.
+Config loadConfig(const std::string& path);
+Config parseConfig(const std::string& yamlText, const std::string& fileName);
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The identity trellisd makes up when started without a config (printed at start).
+Identity makeDevelopmentIdentity(const std::string& accountId);
+
+}  // namespace trellis::model

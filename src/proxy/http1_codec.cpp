@@ -1,0 +1,271 @@
+#include "proxy/http1_codec.h"
+
+#include <cstring>
+
+#include "common/strings.h"
+
+namespace trellis::proxy {
+
+std::string_view RequestHead::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+const std::string* RequestHead::header(std::string_view lowerName) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowerName) return &value;
+  }
+  return nullptr;
+}
+
+Http1Parser::Http1Parser(llhttp_type_t type) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = [](llhttp_t* p) {
+    auto* s = self(p);
+    s->inMessage_ = true;
+    s->headers_.clear();
+    s->field_.clear();
+    s->value_.clear();
+    s->inValue_ = false;
+    s->inTrailers_ = false;
+    s->headerBytes_ = 0;
+    return 0;
+  };
+  settings_.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+    auto* s = self(p);
+    if (s->inValue_) s->flushHeader();
+    s->headerBytes_ += n;
+    if (s->headerBytes_ > kMaxHeaderBytes) return s->fail("header block too large");
+    s->field_.append(at, n);
+    return 0;
+  };
+  settings_.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+    auto* s = self(p);
+    s->inValue_ = true;
+    s->headerBytes_ += n;
+    if (s->headerBytes_ > kMaxHeaderBytes) return s->fail("header block too large");
+    s->value_.append(at, n);
+    return 0;
+  };
+  settings_.on_header_value_complete = [](llhttp_t* p) {
+    auto* s = self(p);
+    s->flushHeader();
+    if (s->headers_.size() > kMaxHeaders) return s->fail("too many headers");
+    for (char c : s->headers_.back().first) {
+      if (c == ' ' || c == '\t') return s->fail("whitespace in header name");
+    }
+    return 0;
+  };
+  settings_.on_headers_complete = [](llhttp_t* p) {
+    auto* s = self(p);
+    s->inTrailers_ = true;
+    return s->headersComplete();
+  };
+  settings_.on_body = [](llhttp_t* p, const char* at, size_t n) {
+    self(p)->handler().onBody(std::string_view(at, n));
+    return 0;
+  };
+  settings_.on_message_complete = [](llhttp_t* p) {
+    auto* s = self(p);
+    if (!s->headers_.empty()) s->handler().onTrailers(s->headers_);
+    s->inMessage_ = false;
+    s->handler().onComplete();
+    return static_cast<int>(HPE_PAUSED);  // one message at a time: the next waits for resume()
+  };
+  llhttp_init(&parser_, type, &settings_);
+  parser_.data = this;
+}
+
+int Http1Parser::fail(const char* reason) {
+  error_ = reason;
+  return -1;
+}
+
+void Http1Parser::flushHeader() {
+  if (field_.empty() && value_.empty()) return;
+  for (auto& c : field_) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  headers_.emplace_back(std::move(field_), std::move(value_));
+  field_.clear();
+  value_.clear();
+  inValue_ = false;
+}
+
+void Http1Parser::readFraming(bool& chunked, bool& hasContentLength, uint64_t& contentLength, bool& keepAlive) {
+  chunked = (parser_.flags & F_CHUNKED) != 0;
+  hasContentLength = (parser_.flags & F_CONTENT_LENGTH) != 0;
+  contentLength = hasContentLength ? parser_.content_length : 0;
+  keepAlive = llhttp_should_keep_alive(&parser_) != 0;
+}
+
+ParseStatus Http1Parser::parse(const char* data, size_t length, size_t& consumed) {
+  consumed = 0;
+  if (!error_.empty()) return ParseStatus::Error;
+  // llhttp accepts a bare LF ending the head and obs-fold lines; we do not (smuggling vectors).
+  // Scan the head bytes (up to its blank line) before handing them over.
+  if (!inTrailers_) {
+    for (size_t i = 0; i < length && !inTrailers_; ++i) {
+      char c = data[i];
+      if (c == '\n' && lastByte_ != '\r') {
+        error_ = "bare LF in message head";
+        return ParseStatus::Error;
+      }
+      if ((c == ' ' || c == '\t') && lastByte_ == '\n' && headScanLines_ > 0) {
+        error_ = "obsolete line folding";
+        return ParseStatus::Error;
+      }
+      if (c == '\n') {
+        ++headScanLines_;
+        // The head ends at an empty line (CRLF right after CRLF); the body is not ours to scan.
+        if (lastLineEmpty_ && headScanLines_ > 1) {
+          lastByte_ = c;
+          break;
+        }
+        lastLineEmpty_ = true;
+      } else if (c != '\r') {
+        lastLineEmpty_ = false;
+      }
+      lastByte_ = c;
+    }
+  }
+  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  if (err == HPE_OK) {
+    consumed = length;
+    return ParseStatus::Ok;
+  }
+  if (err == HPE_PAUSED) {
+    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    return ParseStatus::Paused;
+  }
+  if (error_.empty()) error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : "malformed";
+  return ParseStatus::Error;
+}
+
+void Http1Parser::resume() {
+  llhttp_resume(&parser_);
+  inTrailers_ = false;
+  lastByte_ = '\n';  // a message's first line starts fresh
+  headScanLines_ = 0;
+  lastLineEmpty_ = true;
+}
+
+ParseStatus Http1Parser::finish() {
+  if (!error_.empty()) return ParseStatus::Error;
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  if (err == HPE_OK || err == HPE_PAUSED) return inMessage_ ? ParseStatus::Error : ParseStatus::Ok;
+  if (error_.empty()) error_ = "message cut short";
+  return ParseStatus::Error;
+}
+
+Http1RequestParser::Http1RequestParser(Http1RequestHandler& handler) : Http1Parser(HTTP_REQUEST), handler_(handler) {
+  settings_.on_url = [](llhttp_t* p, const char* at, size_t n) {
+    auto* s = static_cast<Http1RequestParser*>(self(p));
+    if (!s->inMessage_) return 0;
+    s->headerBytes_ += n;
+    if (s->headerBytes_ > kMaxHeaderBytes) return s->fail("request line too long");
+    s->url_.append(at, n);
+    return 0;
+  };
+}
+
+int Http1RequestParser::headersComplete() {
+  RequestHead head;
+  head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  head.target = std::move(url_);
+  url_.clear();
+  head.versionMinor = parser_.http_major == 1 ? parser_.http_minor : 0;
+  readFraming(head.chunked, head.hasContentLength, head.contentLength, head.keepAlive);
+  head.headers = std::move(headers_);
+  headers_.clear();
+  head.headerBytes = headerBytes_;
+  int hosts = 0;
+  for (const auto& [name, value] : head.headers) {
+    if (name != "host") continue;
+    ++hosts;
+    std::string_view host = trim(value);
+    if (!host.empty() && host.front() == '[') {
+      host = host.substr(0, host.find(']') + 1);
+    } else {
+      host = host.substr(0, host.find(':'));
+    }
+    head.host = toLower(host);
+  }
+  if (hosts > 1) return fail("duplicate Host header");
+  if (head.versionMinor >= 1 && parser_.http_major == 1 && hosts == 0) return fail("missing Host header");
+  if (parser_.upgrade) return fail("protocol upgrade not supported");
+  handler_.onRequestHead(head);
+  return 0;
+}
+
+Http1ResponseParser::Http1ResponseParser(Http1ResponseHandler& handler)
+    : Http1Parser(HTTP_RESPONSE), handler_(handler) {
+  settings_.on_status = [](llhttp_t* p, const char* at, size_t n) {
+    auto* s = static_cast<Http1ResponseParser*>(self(p));
+    s->headerBytes_ += n;
+    if (s->headerBytes_ > kMaxHeaderBytes) return s->fail("status line too long");
+    s->reason_.append(at, n);
+    return 0;
+  };
+}
+
+int Http1ResponseParser::headersComplete() {
+  ResponseHead head;
+  head.status = parser_.status_code;
+  head.reason = std::move(reason_);
+  reason_.clear();
+  head.versionMinor = parser_.http_major == 1 ? parser_.http_minor : 0;
+  readFraming(head.chunked, head.hasContentLength, head.contentLength, head.keepAlive);
+  head.headers = std::move(headers_);
+  headers_.clear();
+  head.bodyless = headRequest_ || head.status < 200 || head.status == 204 || head.status == 304;
+  handler_.onResponseHead(head);
+  // 1: llhttp expects no body (HEAD responses); it handles 1xx/204/304 itself.
+  return headRequest_ ? 1 : 0;
+}
+
+bool isHopByHop(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" || name == "te" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "proxy-authenticate" ||
+         name == "proxy-authorization" || name == "trailer";
+}
+
+void appendChunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out.append(size, static_cast<size_t>(n));
+  out.append(data);
+  out.append("\r\n");
+}
+
+void appendLastChunk(std::string& out, const Headers& trailers) {
+  out.append("0\r\n");
+  for (const auto& [name, value] : trailers) {
+    if (isHopByHop(name) || name == "content-length") continue;
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+std::string_view reasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace trellis::proxy

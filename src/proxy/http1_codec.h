@@ -1,0 +1,150 @@
+// HTTP/1.1 codec on llhttp, strict: no lenient flags, plus the checks llhttp leaves to us (bare LF,
+// header count and size limits of spec 5.10). One parser per connection direction:
+//   Http1RequestParser  — downstream (client → proxy) requests.
+//   Http1ResponseParser — upstream (target → proxy) responses.
+// Both push events into a handler and never buffer bodies: each body piece is handed on as it is
+// parsed. An HTTP/2 codec later produces the same RequestHead/body/trailer events per stream.
+#pragma once
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trellis::proxy {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case, arrival order
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // request-target as received (path + query)
+  std::string host;    // lower-case, port stripped (Host header)
+  int versionMinor = 1;
+  Headers headers;
+  bool chunked = false;
+  bool hasContentLength = false;
+  uint64_t contentLength = 0;
+  bool keepAlive = true;
+  size_t headerBytes = 0;
+
+  std::string_view path() const;  // target without the query
+  const std::string* header(std::string_view lowerName) const;
+  bool hasBody() const { return chunked || (hasContentLength && contentLength > 0); }
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  int versionMinor = 1;
+  Headers headers;
+  bool chunked = false;
+  bool hasContentLength = false;
+  uint64_t contentLength = 0;
+  bool keepAlive = true;
+  bool bodyless = false;  // HEAD, 1xx, 204, 304: no body follows whatever the headers say
+};
+
+class Http1Handler {
+ public:
+  virtual ~Http1Handler() = default;
+  virtual void onBody(std::string_view data) = 0;
+  virtual void onTrailers(Headers& trailers) = 0;  // only when the message had a non-empty trailer section
+  virtual void onComplete() = 0;
+};
+
+class Http1RequestHandler : public Http1Handler {
+ public:
+  virtual void onRequestHead(RequestHead& head) = 0;
+};
+
+class Http1ResponseHandler : public Http1Handler {
+ public:
+  virtual void onResponseHead(ResponseHead& head) = 0;
+};
+
+inline constexpr size_t kMaxHeaderBytes = 60 * 1024;  // spec 5.10
+inline constexpr size_t kMaxHeaders = 100;
+
+enum class ParseStatus {
+  Ok,      // everything given was consumed
+  Paused,  // a message completed; call resume() before parsing the next (pipelining)
+  Error,   // malformed: answer 400 (requests) / 502 (responses) and close
+};
+
+class Http1Parser {
+ public:
+  Http1Parser(const Http1Parser&) = delete;
+  Http1Parser& operator=(const Http1Parser&) = delete;
+  virtual ~Http1Parser() = default;
+
+  // Parses from `data`; `consumed` tells how many bytes were used (all of them unless Paused/Error).
+  ParseStatus parse(const char* data, size_t length, size_t& consumed);
+  // After Paused: continue with the next message.
+  void resume();
+  // The peer closed: completes a message delimited by EOF; Error when a message was cut short.
+  ParseStatus finish();
+  const std::string& error() const { return error_; }
+  // True between the first byte of a message and its completion.
+  bool inMessage() const { return inMessage_; }
+
+ protected:
+  Http1Parser(llhttp_type_t type);
+  static Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
+  int fail(const char* reason);
+  void flushHeader();
+  void readFraming(bool& chunked, bool& hasContentLength, uint64_t& contentLength, bool& keepAlive);
+  virtual Http1Handler& handler() = 0;
+  virtual int headersComplete() = 0;
+
+  llhttp_t parser_;
+  llhttp_settings_t settings_;
+  std::string error_;
+  Headers headers_;  // the head's headers, then the trailers
+  std::string field_, value_;
+  bool inValue_ = false;
+  bool inTrailers_ = false;
+  bool inMessage_ = false;
+  size_t headerBytes_ = 0;
+  char lastByte_ = '\n';  // for detecting a bare LF split across reads
+  int headScanLines_ = 0;     // lines seen in the current head
+  bool lastLineEmpty_ = true;  // nothing but CR since the last LF
+};
+
+class Http1RequestParser : public Http1Parser {
+ public:
+  explicit Http1RequestParser(Http1RequestHandler& handler);
+
+ private:
+  Http1Handler& handler() override { return handler_; }
+  int headersComplete() override;
+  Http1RequestHandler& handler_;
+  std::string url_;
+  friend class Http1Parser;
+};
+
+class Http1ResponseParser : public Http1Parser {
+ public:
+  explicit Http1ResponseParser(Http1ResponseHandler& handler);
+  // Set before each response: whether it answers a HEAD (then it has no body).
+  void expectBodyless(bool headRequest) { headRequest_ = headRequest; }
+
+ private:
+  Http1Handler& handler() override { return handler_; }
+  int headersComplete() override;
+  Http1ResponseHandler& handler_;
+  std::string reason_;
+  bool headRequest_ = false;
+  friend class Http1Parser;
+};
+
+// Header names that never cross the proxy (RFC 9110 7.6.1), plus any named in `connection`.
+bool isHopByHop(std::string_view lowerName);
+// Appends one chunk in chunked framing.
+void appendChunk(std::string& out, std::string_view data);
+// Appends the last chunk with trailers.
+void appendLastChunk(std::string& out, const Headers& trailers);
+std::string_view reasonPhrase(int status);
+
+}  // namespace trellis::proxy

@@ -1,0 +1,108 @@
+#include "proxy/router.h"
+
+#include "common/strings.h"
+
+namespace trellis::proxy {
+namespace {
+
+bool containsIgnoringCase(std::string_view haystack, std::string_view lowerNeedle) {
+  if (lowerNeedle.size() > haystack.size()) return false;
+  for (size_t i = 0; i + lowerNeedle.size() <= haystack.size(); ++i) {
+    if (iequals(haystack.substr(i, lowerNeedle.size()), lowerNeedle)) return true;
+  }
+  return false;
+}
+
+bool headerMatches(const snapshot::HeaderMatch& m, std::string_view value) {
+  using Kind = snapshot::HeaderMatch::Kind;
+  if (m.caseSensitive) {
+    switch (m.kind) {
+      case Kind::Exact: return value == m.value;
+      case Kind::Prefix: return startsWith(value, m.value);
+      case Kind::Contains: return value.find(m.value) != std::string_view::npos;
+    }
+  }
+  switch (m.kind) {
+    case Kind::Exact: return iequals(value, m.value);
+    case Kind::Prefix: return value.size() >= m.value.size() && iequals(value.substr(0, m.value.size()), m.value);
+    case Kind::Contains: return containsIgnoringCase(value, m.value);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::string_view lowerPath) {
+  using PathKind = snapshot::HttpMatch::PathKind;
+  if (!match.method.empty() && match.method != request.method) return false;
+  if (match.pathKind != PathKind::Any) {
+    std::string_view path = match.pathCaseSensitive ? request.path() : lowerPath;
+    if (match.pathKind == PathKind::Exact ? path != match.path : !startsWith(path, match.path)) return false;
+  }
+  for (const auto& h : match.headers) {
+    const std::string* value = request.header(h.name);
+    if (!value || !headerMatches(h, *value)) return false;
+  }
+  return true;
+}
+
+RouteResult route(const snapshot::Snapshot& snap, uint16_t port, const RequestHead& request) {
+  RouteResult result;
+  result.service = snap.serviceByHost(request.host);
+  if (!result.service) return result;
+  result.listener = result.service->listenerOnPort(port);
+  if (!result.listener) {
+    result.service = nullptr;
+    return result;
+  }
+  result.kind = RouteResult::Kind::Action;
+  std::string lowerPath;
+  if (!result.listener->rules.empty()) lowerPath = toLower(request.path());
+  for (const auto& rule : result.listener->rules) {
+    if (matches(rule.match, request, lowerPath)) {
+      result.rule = &rule;
+      result.action = &rule.action;
+      return result;
+    }
+  }
+  result.action = &result.listener->defaultAction;
+  return result;
+}
+
+const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot::Action& action) {
+  const auto& groups = action.targetGroups;
+  if (groups.empty()) return nullptr;
+  if (groups.size() == 1) return &groups[0];
+  auto& current = weights_[&action];
+  if (current.size() != groups.size()) current.assign(groups.size(), 0);
+  size_t best = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    current[i] += groups[i].weight;
+    if (current[i] > current[best]) best = i;
+  }
+  current[best] -= action.totalWeight;
+  return &groups[best];
+}
+
+const snapshot::Target* RouterState::pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid) {
+  const auto& targets = group.targets;
+  if (targets.empty()) return nullptr;
+  size_t& cursor = cursors_[&group];
+  const snapshot::Target* fallback = nullptr;
+  size_t fallbackAt = 0;
+  for (size_t n = 0; n < targets.size(); ++n) {
+    size_t i = (cursor + n) % targets.size();
+    const auto& t = targets[i];
+    if (t.draining || !t.resolvable() || &t == avoid) continue;
+    if (t.health->healthy.load(std::memory_order_relaxed) || !group.healthCheck.enabled) {
+      cursor = i + 1;
+      return &t;
+    }
+    if (!fallback) fallback = &t, fallbackAt = i;
+  }
+  // No healthy target: fail open over the rest (spec 5.3).
+  if (fallback) cursor = fallbackAt + 1;
+  return fallback;
+}
+
+}  // namespace trellis::proxy

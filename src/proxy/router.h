@@ -1,0 +1,47 @@
+// Request routing per spec 5.3: pure functions over a pinned snapshot. The per-worker selection state
+// (smooth weighted round robin, round robin within a target group) lives in RouterState, which a
+// worker resets whenever it installs a new snapshot (the state is keyed by snapshot pointers).
+#pragma once
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/http1_codec.h"
+#include "snapshot/snapshot.h"
+
+namespace trellis::proxy {
+
+struct RouteResult {
+  enum class Kind { NoService, Action };
+  Kind kind = Kind::NoService;
+  const snapshot::Service* service = nullptr;
+  const snapshot::Listener* listener = nullptr;
+  const snapshot::Rule* rule = nullptr;  // null: the default action
+  const snapshot::Action* action = nullptr;
+};
+
+// Host → service → listener on `port` → first matching rule by priority → default action.
+RouteResult route(const snapshot::Snapshot& snap, uint16_t port, const RequestHead& request);
+
+bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::string_view lowerPath);
+
+class RouterState {
+ public:
+  void reset() {
+    weights_.clear();
+    cursors_.clear();
+  }
+  // Smooth weighted round robin (nginx's algorithm): every TG's share is exact over each cycle of
+  // totalWeight picks and spread evenly within it. Null when the action has no target groups.
+  const snapshot::WeightedTargetGroup* pickTargetGroup(const snapshot::Action& action);
+  // Round robin over targets that are healthy, not draining and resolvable; when none is healthy,
+  // over all non-draining resolvable ones (fail open, spec 5.3). Null when no target can be used.
+  const snapshot::Target* pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid = nullptr);
+
+ private:
+  std::unordered_map<const snapshot::Action*, std::vector<int>> weights_;
+  std::unordered_map<const snapshot::TargetGroup*, size_t> cursors_;
+};
+
+}  // namespace trellis::proxy

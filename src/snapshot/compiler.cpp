@@ -1,0 +1,471 @@
+#include "snapshot/compiler.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace trellis::snapshot {
+namespace {
+
+using nlohmann::json;
+
+std::string str(const json& j, const char* key, std::string fallback = {}) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+int integer(const json& j, const char* key, int fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
+}
+
+bool boolean(const json& j, const char* key, bool fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+// Statuses whose resources carry no traffic.
+bool inactive(const json& doc) {
+  std::string status = str(doc, "status");
+  return status == "DELETE_IN_PROGRESS" || status == "CREATE_FAILED" || status == "DELETE_FAILED" ||
+         status == "FAILED";
+}
+
+Action compileAction(const json& j, const std::unordered_map<std::string, TargetGroup>& groups) {
+  Action action;
+  if (auto fixed = j.find("fixedResponse"); fixed != j.end() && fixed->is_object()) {
+    action.kind = Action::Kind::FixedResponse;
+    action.statusCode = integer(*fixed, "statusCode", 404);
+    return action;
+  }
+  action.kind = Action::Kind::Forward;
+  auto forward = j.find("forward");
+  if (forward == j.end() || !forward->is_object() || !forward->contains("targetGroups") ||
+      !(*forward)["targetGroups"].is_array()) {
+    throw std::runtime_error("action is neither forward nor fixedResponse");
+  }
+  for (const auto& entry : (*forward)["targetGroups"]) {
+    WeightedTargetGroup weighted;
+    weighted.id = str(entry, "targetGroupIdentifier");
+    weighted.weight = integer(entry, "weight", 100);
+    if (weighted.weight <= 0) continue;  // weight 0 receives nothing
+    auto group = groups.find(weighted.id);
+    weighted.group = group == groups.end() ? nullptr : &group->second;
+    action.totalWeight += weighted.weight;
+    action.targetGroups.push_back(std::move(weighted));
+  }
+  return action;
+}
+
+HttpMatch compileMatch(const json& j) {
+  HttpMatch match;
+  auto http = j.find("httpMatch");
+  if (http == j.end() || !http->is_object()) return match;
+  match.method = str(*http, "method");
+  if (auto path = http->find("pathMatch"); path != http->end() && path->is_object()) {
+    match.pathCaseSensitive = boolean(*path, "caseSensitive", false);
+    const json& m = (*path)["match"];
+    if (m.contains("exact")) {
+      match.pathKind = HttpMatch::PathKind::Exact;
+      match.path = str(m, "exact");
+    } else if (m.contains("prefix")) {
+      match.pathKind = HttpMatch::PathKind::Prefix;
+      match.path = str(m, "prefix");
+    }
+    if (!match.pathCaseSensitive) match.path = toLower(match.path);
+  }
+  if (auto headers = http->find("headerMatches"); headers != http->end() && headers->is_array()) {
+    for (const auto& h : *headers) {
+      HeaderMatch header;
+      header.name = toLower(str(h, "name"));
+      header.caseSensitive = boolean(h, "caseSensitive", false);
+      const json& m = h.value("match", json::object());
+      if (m.contains("exact")) {
+        header.kind = HeaderMatch::Kind::Exact, header.value = str(m, "exact");
+      } else if (m.contains("prefix")) {
+        header.kind = HeaderMatch::Kind::Prefix, header.value = str(m, "prefix");
+      } else if (m.contains("contains")) {
+        header.kind = HeaderMatch::Kind::Contains, header.value = str(m, "contains");
+      } else {
+        throw std::runtime_error("header match without exact/prefix/contains");
+      }
+      if (!header.caseSensitive) header.value = toLower(header.value);
+      match.headers.push_back(std::move(header));
+    }
+  }
+  return match;
+}
+
+HealthCheck compileHealthCheck(const json& config) {
+  HealthCheck check;
+  std::string protocolVersion = str(config, "protocolVersion", "HTTP1");
+  std::string protocol = str(config, "protocol", "HTTP");
+  // Spec 5.5: on by default for HTTP1, off for HTTP2 and TCP target groups.
+  check.enabled = protocolVersion == "HTTP1" && protocol != "TCP";
+  auto hc = config.find("healthCheck");
+  if (hc == config.end() || !hc->is_object()) return check;
+  check.enabled = boolean(*hc, "enabled", check.enabled);
+  check.protocol = str(*hc, "protocol", "HTTP");
+  check.port = static_cast<uint16_t>(integer(*hc, "port", 0));
+  check.path = str(*hc, "path", "/");
+  if (check.path.empty()) check.path = "/";
+  // 0 means "reset to default" (spec 5.5).
+  auto orDefault = [&](const char* key, int fallback) {
+    int v = integer(*hc, key, 0);
+    return v > 0 ? v : fallback;
+  };
+  check.intervalSeconds = orDefault("healthCheckIntervalSeconds", 30);
+  check.timeoutSeconds = orDefault("healthCheckTimeoutSeconds", 5);
+  check.healthyThreshold = orDefault("healthyThresholdCount", 5);
+  check.unhealthyThreshold = orDefault("unhealthyThresholdCount", 2);
+  if (auto matcher = hc->find("matcher"); matcher != hc->end() && matcher->is_object()) {
+    auto ranges = parseHttpCodeMatcher(str(*matcher, "httpCode", "200"));
+    if (!ranges.empty()) check.matcher = std::move(ranges);
+  }
+  return check;
+}
+
+bool parseCidr(const std::string& cidr, const std::string& vpcId, VpcRange& out) {
+  auto slash = cidr.find('/');
+  std::string ip = cidr.substr(0, slash);
+  out.vpcId = vpcId;
+  if (inet_pton(AF_INET, ip.c_str(), out.bytes) == 1) {
+    out.family = AF_INET;
+    out.prefixLength = 32;
+  } else if (inet_pton(AF_INET6, ip.c_str(), out.bytes) == 1) {
+    out.family = AF_INET6;
+    out.prefixLength = 128;
+  } else {
+    return false;
+  }
+  if (slash != std::string::npos) {
+    try {
+      out.prefixLength = std::min(out.prefixLength, std::stoi(cidr.substr(slash + 1)));
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool prefixMatches(const uint8_t* a, const uint8_t* b, int bits) {
+  int full = bits / 8;
+  if (std::memcmp(a, b, full) != 0) return false;
+  int rest = bits % 8;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (a[full] & mask) == (b[full] & mask);
+}
+
+}  // namespace
+
+bool HealthCheck::matches(int status) const {
+  for (auto [low, high] : matcher) {
+    if (status >= low && status <= high) return true;
+  }
+  return false;
+}
+
+const Listener* Service::listenerOnPort(uint16_t port) const {
+  for (const auto& listener : listeners) {
+    if (listener.port == port) return &listener;
+  }
+  return nullptr;
+}
+
+const Service* Snapshot::serviceByHost(std::string_view host) const {
+  auto it = servicesByHost.find(std::string(host));
+  return it == servicesByHost.end() ? nullptr : it->second;
+}
+
+std::string Snapshot::vpcOf(const sockaddr* address) const {
+  const uint8_t* bytes = nullptr;
+  int family = address->sa_family;
+  uint8_t mapped[4];
+  if (family == AF_INET) {
+    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr);
+  } else if (family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      std::memcpy(mapped, v6->sin6_addr.s6_addr + 12, 4);
+      bytes = mapped;
+      family = AF_INET;
+    } else {
+      bytes = v6->sin6_addr.s6_addr;
+    }
+  } else {
+    return {};
+  }
+  const VpcRange* best = nullptr;
+  for (const auto& range : vpcRanges) {
+    if (range.family == family && prefixMatches(range.bytes, bytes, range.prefixLength) &&
+        (!best || range.prefixLength > best->prefixLength)) {
+      best = &range;
+    }
+  }
+  return best ? best->vpcId : std::string();
+}
+
+const ServiceNetwork* Snapshot::networkFor(const Service& service, std::string_view vpcId) const {
+  if (service.networks.empty()) return nullptr;
+  auto it = networksByVpc.find(std::string(vpcId));
+  if (it != networksByVpc.end()) {
+    for (const auto* network : service.networks) {
+      if (std::find(it->second.begin(), it->second.end(), network->id) != it->second.end()) return network;
+    }
+  }
+  return nullptr;
+}
+
+std::shared_ptr<HealthCell> HealthCells::cell(const std::string& targetGroupId, const std::string& targetId,
+                                              uint16_t port) {
+  std::string key = targetGroupId + '|' + targetId + '|' + std::to_string(port);
+  std::lock_guard lock(mutex_);
+  if (cells_.size() >= sweepAt_) {
+    std::erase_if(cells_, [](const auto& entry) { return entry.second.expired(); });
+    sweepAt_ = std::max<size_t>(1024, cells_.size() * 2);
+  }
+  auto& weak = cells_[key];
+  auto cell = weak.lock();
+  if (!cell) {
+    cell = std::make_shared<HealthCell>();
+    weak = cell;
+  }
+  return cell;
+}
+
+std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text) {
+  std::vector<std::pair<int, int>> ranges;
+  for (auto part : split(text, ',')) {
+    part = trim(part);
+    auto dash = part.find('-');
+    auto number = [](std::string_view s, int& out) {
+      if (s.empty() || s.size() > 3) return false;
+      out = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        out = out * 10 + (c - '0');
+      }
+      return out >= 100 && out <= 599;
+    };
+    int low = 0, high = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(part, low)) return {};
+      high = low;
+    } else if (!number(part.substr(0, dash), low) || !number(part.substr(dash + 1), high) || high < low) {
+      return {};
+    }
+    ranges.emplace_back(low, high);
+  }
+  return ranges;
+}
+
+bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out) {
+  out = {};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out.length = sizeof(sockaddr_in);
+    return true;
+  }
+  out = {};
+  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out.length = sizeof(sockaddr_in6);
+    return true;
+  }
+  out = {};
+  return false;
+}
+
+std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& contents, const model::Config& config,
+                                                HealthCells* cells) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->revision = contents.revision;
+  snap->region = config.region;
+  snap->accountId = config.accountId;
+  snap->partition = config.partition;
+
+  // Parse every record once, grouped by kind.
+  std::unordered_map<std::string, std::vector<json>> byKind;
+  for (const auto& record : contents.records) {
+    if (record.kind.rfind("index.", 0) == 0 || record.kind == "clienttoken" || record.kind == "tags") continue;
+    json doc = json::parse(record.value, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      logWarn("snapshot: skipping unparsable ", record.kind, " record ", record.id);
+      continue;
+    }
+    if (!doc.contains("id")) doc["id"] = record.id;
+    byKind[record.kind].push_back(std::move(doc));
+  }
+  auto each = [&](const char* kind, auto&& fn) {
+    for (const auto& doc : byKind[kind]) {
+      try {
+        fn(doc);
+      } catch (const std::exception& e) {
+        logWarn("snapshot: skipping ", kind, " ", str(doc, "id"), ": ", e.what());
+      }
+    }
+  };
+
+  std::unordered_map<std::string, std::string> instances;
+  for (const auto& instance : config.instances) instances[instance.id] = instance.address;
+  for (const auto& vpc : config.vpcs) {
+    for (const auto& cidr : vpc.cidrs) {
+      VpcRange range;
+      if (parseCidr(cidr, vpc.id, range)) snap->vpcRanges.push_back(range);
+    }
+  }
+
+  each("targetgroup", [&](const json& doc) {
+    TargetGroup group;
+    group.id = str(doc, "id");
+    group.arn = str(doc, "arn");
+    group.name = str(doc, "name");
+    group.type = str(doc, "type", "IP");
+    const json& cfg = doc.value("config", json::object());
+    group.port = static_cast<uint16_t>(integer(cfg, "port", 0));
+    group.protocol = str(cfg, "protocol", "HTTP");
+    group.protocolVersion = str(cfg, "protocolVersion", "HTTP1");
+    group.vpcId = str(cfg, "vpcIdentifier");
+    group.healthCheck = compileHealthCheck(cfg);
+    if (group.type == "LAMBDA" || group.type == "ALB") group.healthCheck.enabled = false;
+    for (const auto& t : doc.value("targets", json::array())) {
+      Target target;
+      target.id = str(t, "id");
+      target.port = static_cast<uint16_t>(integer(t, "port", group.port));
+      target.draining = t.contains("drainingSince") && !t["drainingSince"].is_null();
+      target.address = group.type == "INSTANCE" ? (instances.count(target.id) ? instances[target.id] : "") : target.id;
+      if (!target.address.empty() && makeSocketAddress(target.address, target.port, target.socketAddress)) {
+        bool v6 = target.socketAddress.storage.ss_family == AF_INET6;
+        target.ipPort = (v6 ? "[" + target.address + "]" : target.address) + ":" + std::to_string(target.port);
+      }
+      target.health = cells ? cells->cell(group.id, target.id, target.port) : std::make_shared<HealthCell>();
+      group.targets.push_back(std::move(target));
+    }
+    std::string id = group.id;
+    snap->targetGroups.emplace(id, std::move(group));
+  });
+
+  each("servicenetwork", [&](const json& doc) {
+    ServiceNetwork network;
+    network.id = str(doc, "id");
+    network.arn = str(doc, "arn");
+    network.name = str(doc, "name");
+    network.authType = str(doc, "authType", "NONE");
+    std::string id = network.id;
+    snap->serviceNetworks.emplace(id, std::move(network));
+  });
+
+  each("service", [&](const json& doc) {
+    if (inactive(doc)) return;
+    Service service;
+    service.id = str(doc, "id");
+    service.arn = str(doc, "arn");
+    service.name = str(doc, "name");
+    service.authType = str(doc, "authType", "NONE");
+    int idle = integer(doc, "idleTimeoutSeconds", 0);
+    service.idleTimeoutSeconds = idle > 0 ? idle : 60;
+    if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
+      std::string name = toLower(str(*dns, "domainName"));
+      if (!name.empty()) service.hostNames.push_back(name);
+    }
+    std::string custom = toLower(str(doc, "customDomainName"));
+    if (!custom.empty()) service.hostNames.push_back(custom);
+    std::string id = service.id;
+    snap->services.emplace(id, std::move(service));
+  });
+
+  auto markUsed = [&](const Action& action) {
+    for (const auto& weighted : action.targetGroups) {
+      if (weighted.group) const_cast<TargetGroup*>(weighted.group)->used = true;
+    }
+  };
+
+  // Listeners, keyed by id so rules can find them.
+  std::unordered_map<std::string, std::pair<Service*, size_t>> listenerIndex;
+  each("listener", [&](const json& doc) {
+    auto service = snap->services.find(str(doc, "serviceId"));
+    if (service == snap->services.end()) return;
+    Listener listener;
+    listener.id = str(doc, "id");
+    listener.arn = str(doc, "arn");
+    listener.name = str(doc, "name");
+    listener.protocol = str(doc, "protocol", "HTTP");
+    listener.port = static_cast<uint16_t>(integer(doc, "port", 80));
+    listener.defaultAction = compileAction(doc.value("defaultAction", json::object()), snap->targetGroups);
+    markUsed(listener.defaultAction);
+    service->second.listeners.push_back(std::move(listener));
+  });
+  for (auto& [id, service] : snap->services) {
+    for (size_t i = 0; i < service.listeners.size(); ++i) listenerIndex[service.listeners[i].id] = {&service, i};
+  }
+
+  each("rule", [&](const json& doc) {
+    auto where = listenerIndex.find(str(doc, "listenerId"));
+    if (where == listenerIndex.end() || boolean(doc, "isDefault", false)) return;
+    Rule rule;
+    rule.id = str(doc, "id");
+    rule.arn = str(doc, "arn");
+    rule.name = str(doc, "name");
+    rule.priority = integer(doc, "priority", 0);
+    rule.match = compileMatch(doc.value("match", json::object()));
+    rule.action = compileAction(doc.value("action", json::object()), snap->targetGroups);
+    markUsed(rule.action);
+    where->second.first->listeners[where->second.second].rules.push_back(std::move(rule));
+  });
+
+  each("servicenetworkserviceassociation", [&](const json& doc) {
+    if (inactive(doc)) return;
+    auto service = snap->services.find(str(doc, "serviceId"));
+    auto network = snap->serviceNetworks.find(str(doc, "serviceNetworkId"));
+    if (service == snap->services.end() || network == snap->serviceNetworks.end()) return;
+    service->second.networks.push_back(&network->second);
+  });
+
+  each("servicenetworkvpcassociation", [&](const json& doc) {
+    if (inactive(doc)) return;
+    snap->networksByVpc[str(doc, "vpcId")].push_back(str(doc, "serviceNetworkId"));
+  });
+
+  each("accesslogsubscription", [&](const json& doc) {
+    AccessLogDestination destination{str(doc, "id"), str(doc, "destinationArn"), str(doc, "resourceId")};
+    if (auto service = snap->services.find(destination.resourceId); service != snap->services.end()) {
+      service->second.accessLogs.push_back(destination);
+    } else if (auto network = snap->serviceNetworks.find(destination.resourceId);
+               network != snap->serviceNetworks.end()) {
+      if (str(doc, "serviceNetworkLogType", "SERVICE") == "SERVICE") network->second.accessLogs.push_back(destination);
+    }
+  });
+
+  std::vector<uint16_t> ports;
+  for (auto& [id, service] : snap->services) {
+    for (auto& listener : service.listeners) {
+      std::stable_sort(listener.rules.begin(), listener.rules.end(),
+                       [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
+      if (listener.protocol == "HTTP") ports.push_back(listener.port);
+    }
+    for (const auto* network : service.networks) {
+      service.accessLogs.insert(service.accessLogs.end(), network->accessLogs.begin(), network->accessLogs.end());
+    }
+    for (const auto& host : service.hostNames) {
+      auto [it, inserted] = snap->servicesByHost.emplace(host, &service);
+      if (!inserted) logWarn("snapshot: host name ", host, " claimed by ", it->second->id, " and ", service.id);
+    }
+  }
+  std::sort(ports.begin(), ports.end());
+  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+  snap->httpListenerPorts = std::move(ports);
+  return snap;
+}
+
+}  // namespace trellis::snapshot

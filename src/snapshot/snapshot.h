@@ -1,0 +1,169 @@
+// The routing snapshot: an immutable, pre-compiled view of everything the data plane needs at one
+// store revision. Built off the request path by compileSnapshot (compiler.h) and published through a
+// SnapshotSource (source.h). Workers pin one snapshot per request; nothing here changes after
+// publication except the HealthCell bits, which the health prober flips.
+#pragma once
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace trellis::snapshot {
+
+// The one mutable thing a snapshot points at: whether the prober currently lets a target take
+// traffic. Shared by every snapshot that holds the same (target group, target, port), so a rebuild
+// never resets health.
+struct HealthCell {
+  std::atomic<bool> healthy{false};  // false until the first successful check (INITIAL)
+};
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+};
+
+struct Target {
+  std::string id;       // as registered: an IP literal or an instance id
+  uint16_t port = 0;    // traffic port (the target group's port when the target has none)
+  std::string address;  // resolved IP literal; empty when an INSTANCE id is unknown to the config
+  std::string ipPort;   // "10.0.0.1:80" / "[fd00::1]:80", for logs and headers
+  SocketAddress socketAddress;
+  bool draining = false;  // deregistered: no new requests
+  std::shared_ptr<HealthCell> health;
+
+  bool resolvable() const { return socketAddress.length != 0; }
+};
+
+struct HealthCheck {
+  bool enabled = true;
+  std::string protocol = "HTTP";
+  uint16_t port = 0;  // 0: the target's traffic port
+  std::string path = "/";
+  int intervalSeconds = 30;
+  int timeoutSeconds = 5;
+  int healthyThreshold = 5;
+  int unhealthyThreshold = 2;
+  std::vector<std::pair<int, int>> matcher{{200, 200}};  // inclusive status ranges
+
+  bool matches(int status) const;
+};
+
+struct TargetGroup {
+  std::string id, arn, name;
+  std::string type;                      // IP | INSTANCE | LAMBDA | ALB
+  std::string protocol = "HTTP";         // HTTP | HTTPS | TCP
+  std::string protocolVersion = "HTTP1";
+  std::string vpcId;
+  uint16_t port = 0;
+  HealthCheck healthCheck;
+  std::vector<Target> targets;
+  bool used = false;  // referenced by some listener or rule
+};
+
+struct WeightedTargetGroup {
+  std::string id;
+  const TargetGroup* group = nullptr;  // null when the id names no target group (answered with 503)
+  int weight = 100;
+};
+
+struct Action {
+  enum class Kind { Forward, FixedResponse };
+  Kind kind = Kind::FixedResponse;
+  std::vector<WeightedTargetGroup> targetGroups;  // Forward: entries with weight 0 are dropped here
+  int totalWeight = 0;
+  int statusCode = 404;  // FixedResponse
+};
+
+struct HeaderMatch {
+  enum class Kind { Exact, Prefix, Contains };
+  std::string name;  // lower-case
+  Kind kind = Kind::Exact;
+  std::string value;  // lower-cased when !caseSensitive
+  bool caseSensitive = false;
+};
+
+struct HttpMatch {
+  enum class PathKind { Any, Exact, Prefix };
+  std::string method;  // empty: any
+  PathKind pathKind = PathKind::Any;
+  std::string path;  // lower-cased when !pathCaseSensitive
+  bool pathCaseSensitive = false;
+  std::vector<HeaderMatch> headers;
+};
+
+struct Rule {
+  std::string id, arn, name;
+  int priority = 0;
+  HttpMatch match;
+  Action action;
+};
+
+struct Listener {
+  std::string id, arn, name;
+  std::string protocol;  // HTTP | HTTPS | TLS_PASSTHROUGH
+  uint16_t port = 0;
+  std::vector<Rule> rules;  // ascending priority
+  Action defaultAction;
+};
+
+struct AccessLogDestination {
+  std::string subscriptionId;
+  std::string destinationArn;
+  std::string resourceId;  // the service or service network the subscription is on
+};
+
+struct ServiceNetwork {
+  std::string id, arn, name, authType;
+  std::vector<AccessLogDestination> accessLogs;  // subscriptions with log type SERVICE
+};
+
+struct Service {
+  std::string id, arn, name, authType;
+  std::vector<std::string> hostNames;  // lower-case: generated DNS name, customDomainName
+  int idleTimeoutSeconds = 60;
+  std::vector<Listener> listeners;
+  std::vector<const ServiceNetwork*> networks;   // associated (ACTIVE) service networks
+  std::vector<AccessLogDestination> accessLogs;  // the service's own and its networks'
+
+  const Listener* listenerOnPort(uint16_t port) const;
+};
+
+// A VPC of the config, for telling which VPC a client address is in.
+struct VpcRange {
+  std::string vpcId;
+  int family = AF_INET;
+  uint8_t bytes[16] = {};
+  int prefixLength = 0;
+};
+
+struct Snapshot {
+  Snapshot() = default;
+  Snapshot(const Snapshot&) = delete;  // holds pointers into itself
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  int64_t revision = 0;
+  std::string region, accountId, partition;
+  std::unordered_map<std::string, Service> services;  // by id (node-based: pointers stay valid)
+  std::unordered_map<std::string, const Service*> servicesByHost;
+  std::unordered_map<std::string, TargetGroup> targetGroups;
+  std::unordered_map<std::string, ServiceNetwork> serviceNetworks;
+  std::unordered_map<std::string, std::vector<std::string>> networksByVpc;  // vpc id → sn ids (SNVAs)
+  std::vector<VpcRange> vpcRanges;
+  std::vector<uint16_t> httpListenerPorts;  // sorted, unique: the ports the HTTP proxy serves
+
+  // `host` lower-case, without port.
+  const Service* serviceByHost(std::string_view host) const;
+  // The VPC whose CIDRs contain the address (sockaddr_in/in6), or empty.
+  std::string vpcOf(const sockaddr* address) const;
+  // The service network through which a client in `vpcId` reaches `service`, or null.
+  const ServiceNetwork* networkFor(const Service& service, std::string_view vpcId) const;
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+}  // namespace trellis::snapshot

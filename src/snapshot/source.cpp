@@ -1,0 +1,127 @@
+#include "snapshot/source.h"
+
+#include <sstream>
+
+#include "common/log.h"
+
+namespace trellis::snapshot {
+
+SnapshotHolder::SnapshotHolder() : current_(std::make_shared<const Snapshot>()) {}
+
+void SnapshotHolder::publish(SnapshotPtr snapshot) {
+  current_.store(std::move(snapshot), std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<std::function<void()>> subscribers;
+  {
+    std::lock_guard lock(subscribersMutex_);
+    subscribers = subscribers_;
+  }
+  for (auto& fn : subscribers) fn();
+}
+
+void SnapshotHolder::subscribe(std::function<void()> fn) {
+  std::lock_guard lock(subscribersMutex_);
+  subscribers_.push_back(std::move(fn));
+}
+
+SnapshotBuilder::SnapshotBuilder(Reader reader, model::Config config)
+    : reader_(std::move(reader)), config_(std::move(config)) {}
+
+SnapshotBuilder::~SnapshotBuilder() { stop(); }
+
+void SnapshotBuilder::start() {
+  buildOnce();
+  thread_ = std::thread([this] { run(); });
+}
+
+void SnapshotBuilder::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SnapshotBuilder::notifyCommitted(int64_t revision) {
+  {
+    std::lock_guard lock(mutex_);
+    if (revision <= wantedRevision_ && revision <= publishedRevision_) return;
+    wantedRevision_ = std::max(wantedRevision_, revision);
+    if (!pending_) {
+      pending_ = true;
+      oldestPending_ = std::chrono::steady_clock::now();
+    }
+  }
+  wake_.notify_one();
+}
+
+bool SnapshotBuilder::waitForRevision(int64_t revision, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return published_.wait_for(lock, timeout, [&] { return publishedRevision_ >= revision; });
+}
+
+void SnapshotBuilder::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || pending_; });
+    if (stopping_) return;
+    lock.unlock();
+    buildOnce();
+    lock.lock();
+  }
+}
+
+void SnapshotBuilder::buildOnce() {
+  std::chrono::steady_clock::time_point since;
+  {
+    std::lock_guard lock(mutex_);
+    since = oldestPending_;
+    pending_ = false;  // commits arriving from here on trigger another build
+  }
+  SnapshotPtr snapshot;
+  try {
+    snapshot = compileSnapshot(reader_(), config_, &cells_);
+  } catch (const std::exception& e) {
+    logError("snapshot: build failed, keeping revision ", current()->revision, ": ", e.what());
+    std::lock_guard lock(mutex_);
+    ++buildFailures_;
+    return;
+  }
+  int64_t revision = snapshot->revision;
+  holder_.publish(std::move(snapshot));
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    publishedRevision_ = std::max(publishedRevision_, revision);
+    if (since != std::chrono::steady_clock::time_point{}) {
+      double seconds = std::chrono::duration<double>(now - since).count();
+      for (size_t i = 0; i < std::size(kBuckets); ++i) {
+        if (seconds <= kBuckets[i]) ++bucketCounts_[i];
+      }
+      ++propagationCount_;
+      propagationSum_ += seconds;
+    }
+    oldestPending_ = pending_ ? now : std::chrono::steady_clock::time_point{};
+  }
+  published_.notify_all();
+}
+
+std::string SnapshotBuilder::renderMetrics() const {
+  std::lock_guard lock(mutex_);
+  std::ostringstream out;
+  out << "# HELP trellis_snapshot_propagation_seconds Store commit notification to routing snapshot published.\n"
+      << "# TYPE trellis_snapshot_propagation_seconds histogram\n";
+  for (size_t i = 0; i < std::size(kBuckets); ++i) {
+    out << "trellis_snapshot_propagation_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << bucketCounts_[i] << "\n";
+  }
+  out << "trellis_snapshot_propagation_seconds_bucket{le=\"+Inf\"} " << propagationCount_ << "\n"
+      << "trellis_snapshot_propagation_seconds_sum " << propagationSum_ << "\n"
+      << "trellis_snapshot_propagation_seconds_count " << propagationCount_ << "\n"
+      << "# TYPE trellis_snapshot_revision gauge\ntrellis_snapshot_revision " << publishedRevision_ << "\n"
+      << "# TYPE trellis_snapshot_build_failures_total counter\ntrellis_snapshot_build_failures_total "
+      << buildFailures_ << "\n";
+  return out.str();
+}
+
+}  // namespace trellis::snapshot

@@ -1,0 +1,63 @@
+// The embedded Store: one SQLite database in the data directory, WAL journal, fsync on every commit.
+#pragma once
+#include <sqlite3.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace trellis::store {
+
+// The schema version this binary writes; databases with a newer one are refused.
+int sqliteSchemaVersion();
+// The file names inside the data directory.
+inline constexpr const char* kSqliteDatabaseFile = "trellis.db";
+inline constexpr const char* kLockFile = "trellisd.lock";
+
+class SqliteStore final : public Store {
+ public:
+  // Takes the directory lock, opens and migrates the database. Throws std::runtime_error.
+  explicit SqliteStore(const std::string& dataDir);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  std::optional<Record> get(std::string_view kind, std::string_view id) override;
+  std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) override;
+  StoreContents readAll() override;
+  std::optional<int64_t> commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) override;
+  int64_t revision() override;
+  void watch(std::function<void(int64_t revision)> fn) override;
+
+ private:
+  enum Statement {
+    kBegin, kBeginImmediate, kCommit, kRollback,
+    kGet, kList, kListAll, kModRevision, kUpsert, kDelete, kGetRevision, kSetRevision,
+    kStatementCount
+  };
+
+  void lockDirectory();
+  void openDatabase();
+  void migrate();
+  void exec(const char* sql);
+  sqlite3_stmt* statement(Statement which);
+  int64_t readRevision();
+  [[noreturn]] void fail(const std::string& what);
+
+  std::string dataDir_;
+  std::string dbPath_;
+  int lockFd_ = -1;
+  sqlite3* db_ = nullptr;
+  std::vector<sqlite3_stmt*> statements_;  // prepared once, on first use
+
+  std::mutex mutex_;  // one connection: every database call holds it
+  std::atomic<int64_t> revision_{0};
+
+  std::mutex watchMutex_;
+  std::vector<std::function<void(int64_t)>> watchers_;
+};
+
+}  // namespace trellis::store

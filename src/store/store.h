@@ -1,0 +1,76 @@
+// The Store: durable, revisioned resource records. Backends: SQLite (embedded default) and etcd.
+// The interface speaks of resources and revisions, not SQL, so both backends fit it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trellis::store {
+
+// One resource: a JSON document under (kind, id). Revisions come from one store-wide counter
+// that every commit advances, as in etcd.
+struct Record {
+  std::string kind;  // "servicenetwork", "service", "listener", ...
+  std::string id;
+  std::string value;  // JSON text
+  int64_t createRevision = 0;
+  int64_t modRevision = 0;
+};
+
+struct Op {
+  enum class Type { Put, Delete };
+  Type type = Type::Put;
+  std::string kind;
+  std::string id;
+  std::string value;  // Put only
+
+  static Op put(std::string kind, std::string id, std::string value) {
+    return {Type::Put, std::move(kind), std::move(id), std::move(value)};
+  }
+  static Op del(std::string kind, std::string id) { return {Type::Delete, std::move(kind), std::move(id), {}}; }
+};
+
+// A guard on a commit: the record's modRevision must equal `modRevision`
+// (kMustNotExist: absent; kMustExist: present at any revision).
+struct Condition {
+  static constexpr int64_t kMustNotExist = 0;
+  static constexpr int64_t kMustExist = -1;
+  std::string kind;
+  std::string id;
+  int64_t modRevision = kMustNotExist;
+};
+
+struct StoreContents {
+  int64_t revision = 0;
+  std::vector<Record> records;  // every record of every kind, at `revision`
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual std::optional<Record> get(std::string_view kind, std::string_view id) = 0;
+  // Records of one kind with id > `after`, ascending by id; at most `limit` (0: no limit).
+  virtual std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) = 0;
+  // A consistent view of everything, for compiling the routing snapshot.
+  virtual StoreContents readAll() = 0;
+  // Applies every op atomically and durably if all conditions hold. Returns the new revision,
+  // or nullopt (nothing applied) when a condition failed. With no ops, only checks the conditions
+  // and returns the current revision (as in etcd, nothing is written and the revision stays).
+  virtual std::optional<int64_t> commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) = 0;
+  virtual int64_t revision() = 0;
+  // `fn(revision)` runs after every commit that is durable, on the committing thread, outside the
+  // store's locks (it may call the store). Commits from several threads may report out of order:
+  // read the store rather than assume each revision arrives once and in sequence. Keep it short.
+  virtual void watch(std::function<void(int64_t revision)> fn) = 0;
+};
+
+// Opens (creating and migrating as needed) the SQLite store in `dataDir`. Throws std::runtime_error
+// with a readable message, e.g. when another trellisd holds the directory.
+std::unique_ptr<Store> openSqliteStore(const std::string& dataDir);
+
+}  // namespace trellis::store

@@ -1,0 +1,189 @@
+#include "snapshot/compiler.h"
+
+#include <gtest/gtest.h>
+
+#include "snapshot/source.h"
+#include "snapshot/store_fixture.h"
+
+namespace trellis::snapshot {
+namespace {
+
+using testing::StoreFixture;
+
+const std::string kSvc = "svc-0123456789abcdef0";
+const std::string kTgA = "tg-0000000000000000a";
+const std::string kTgB = "tg-0000000000000000b";
+
+StoreFixture basicStore() {
+  StoreFixture s;
+  s.service(kSvc, "billing", "Billing.Example.COM", 120);
+  s.targetGroup(kTgA, 8080, {{"10.0.0.1"}, {"10.0.0.2", 9090, true}, {"fd00::5"}});
+  s.targetGroup(kTgB, 80, {{"i-0123456789abcdef0"}, {"i-unknown"}}, {}, "INSTANCE");
+  s.listener("listener-1", kSvc, 8081, StoreFixture::forward({{kTgA, 25}, {kTgB, 75}}));
+  s.rule("rule-2", kSvc, "listener-1", 20, {{"method", "POST"}}, StoreFixture::fixed(500));
+  s.rule("rule-1", kSvc, "listener-1", 10,
+         {{"pathMatch", {{"match", {{"prefix", "/API"}}}}},
+          {"headerMatches", {{{"name", "X-Env"}, {"match", {{"contains", "Prod"}}}}}}},
+         StoreFixture::forward({{kTgB, 100}, {kTgA, 0}}));
+  return s;
+}
+
+model::Config config() {
+  model::Config c;
+  c.instances.push_back({"i-0123456789abcdef0", "vpc-1", "10.1.0.7"});
+  c.vpcs.push_back({"vpc-1", {"10.1.0.0/16", "fd00:1::/64"}});
+  c.vpcs.push_back({"vpc-2", {"10.1.2.0/24"}});
+  return c;
+}
+
+TEST(SnapshotCompiler, IndexesServicesByLowerCasedHostNames) {
+  auto snap = compileSnapshot(basicStore().contents(), config());
+  const Service* byGenerated = snap->serviceByHost(StoreFixture::generatedName(kSvc, "billing"));
+  ASSERT_NE(byGenerated, nullptr);
+  EXPECT_EQ(byGenerated->id, kSvc);
+  EXPECT_EQ(snap->serviceByHost("billing.example.com"), byGenerated);
+  EXPECT_EQ(snap->serviceByHost("Billing.Example.COM"), nullptr);  // callers lower-case first
+  EXPECT_EQ(byGenerated->idleTimeoutSeconds, 120);
+  EXPECT_EQ(snap->httpListenerPorts, std::vector<uint16_t>{8081});
+}
+
+TEST(SnapshotCompiler, SortsRulesAndCompilesMatchers) {
+  auto snap = compileSnapshot(basicStore().contents(), config());
+  const Listener* listener = snap->services.at(kSvc).listenerOnPort(8081);
+  ASSERT_NE(listener, nullptr);
+  ASSERT_EQ(listener->rules.size(), 2u);
+  EXPECT_EQ(listener->rules[0].id, "rule-1");
+  EXPECT_EQ(listener->rules[1].id, "rule-2");
+  const HttpMatch& m = listener->rules[0].match;
+  EXPECT_EQ(m.pathKind, HttpMatch::PathKind::Prefix);
+  EXPECT_EQ(m.path, "/api");  // case-insensitive by default: stored lower-cased
+  ASSERT_EQ(m.headers.size(), 1u);
+  EXPECT_EQ(m.headers[0].name, "x-env");
+  EXPECT_EQ(m.headers[0].value, "prod");
+  EXPECT_EQ(m.headers[0].kind, HeaderMatch::Kind::Contains);
+  // Weight 0 entries are dropped; the other keeps its weight.
+  ASSERT_EQ(listener->rules[0].action.targetGroups.size(), 1u);
+  EXPECT_EQ(listener->rules[0].action.targetGroups[0].id, kTgB);
+  EXPECT_EQ(listener->rules[1].action.kind, Action::Kind::FixedResponse);
+  EXPECT_EQ(listener->rules[1].action.statusCode, 500);
+  EXPECT_EQ(listener->defaultAction.totalWeight, 100);
+  EXPECT_EQ(listener->defaultAction.targetGroups[0].group, &snap->targetGroups.at(kTgA));
+}
+
+TEST(SnapshotCompiler, ResolvesTargets) {
+  auto snap = compileSnapshot(basicStore().contents(), config());
+  const TargetGroup& a = snap->targetGroups.at(kTgA);
+  ASSERT_EQ(a.targets.size(), 3u);
+  EXPECT_EQ(a.targets[0].ipPort, "10.0.0.1:8080");
+  EXPECT_FALSE(a.targets[0].draining);
+  EXPECT_EQ(a.targets[1].ipPort, "10.0.0.2:9090");
+  EXPECT_TRUE(a.targets[1].draining);
+  EXPECT_EQ(a.targets[2].ipPort, "[fd00::5]:8080");
+  EXPECT_TRUE(a.used);
+  const TargetGroup& b = snap->targetGroups.at(kTgB);
+  EXPECT_EQ(b.targets[0].ipPort, "10.1.0.7:80");
+  EXPECT_FALSE(b.targets[1].resolvable());
+  // Health defaults of spec 5.5.
+  EXPECT_TRUE(a.healthCheck.enabled);
+  EXPECT_EQ(a.healthCheck.intervalSeconds, 30);
+  EXPECT_EQ(a.healthCheck.healthyThreshold, 5);
+  EXPECT_EQ(a.healthCheck.unhealthyThreshold, 2);
+  EXPECT_EQ(a.healthCheck.path, "/");
+  EXPECT_TRUE(a.healthCheck.matches(200));
+  EXPECT_FALSE(a.healthCheck.matches(204));
+}
+
+TEST(SnapshotCompiler, HealthCheckConfigAndMatchers) {
+  StoreFixture s;
+  s.targetGroup(kTgA, 80, {{"10.0.0.1"}},
+                {{"enabled", true}, {"path", "/health"}, {"healthCheckIntervalSeconds", 5},
+                 {"healthCheckTimeoutSeconds", 0}, {"healthyThresholdCount", 2},
+                 {"matcher", {{"httpCode", "200-204,302"}}}});
+  auto snap = compileSnapshot(s.contents(), config());
+  const HealthCheck& hc = snap->targetGroups.at(kTgA).healthCheck;
+  EXPECT_EQ(hc.path, "/health");
+  EXPECT_EQ(hc.intervalSeconds, 5);
+  EXPECT_EQ(hc.timeoutSeconds, 5);  // 0 resets to default
+  EXPECT_EQ(hc.healthyThreshold, 2);
+  EXPECT_TRUE(hc.matches(204));
+  EXPECT_TRUE(hc.matches(302));
+  EXPECT_FALSE(hc.matches(301));
+  EXPECT_FALSE(snap->targetGroups.at(kTgA).used);
+  EXPECT_TRUE(parseHttpCodeMatcher("2x0").empty());
+  EXPECT_TRUE(parseHttpCodeMatcher("300-200").empty());
+  EXPECT_EQ(parseHttpCodeMatcher("200,202").size(), 2u);
+}
+
+TEST(SnapshotCompiler, NetworksVpcsAndAccessLogs) {
+  StoreFixture s = basicStore();
+  s.serviceNetwork("sn-0000000000000000a", "net");
+  s.serviceAssociation("snsa-1", "sn-0000000000000000a", kSvc);
+  s.vpcAssociation("snva-1", "sn-0000000000000000a", "vpc-1");
+  s.accessLogSubscription("als-1", kSvc, "arn:aws:logs:us-east-1:111122223333:log-group:svc-logs");
+  s.accessLogSubscription("als-2", "sn-0000000000000000a", "arn:aws:s3:::bucket/prefix");
+  auto snap = compileSnapshot(s.contents(), config());
+  const Service& svc = snap->services.at(kSvc);
+  ASSERT_EQ(svc.networks.size(), 1u);
+  ASSERT_EQ(svc.accessLogs.size(), 2u);
+  sockaddr_in client{};
+  client.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.1.2.3", &client.sin_addr);
+  EXPECT_EQ(snap->vpcOf(reinterpret_cast<sockaddr*>(&client)), "vpc-1");
+  inet_pton(AF_INET, "10.2.0.1", &client.sin_addr);
+  EXPECT_EQ(snap->vpcOf(reinterpret_cast<sockaddr*>(&client)), "");
+  ASSERT_NE(snap->networkFor(svc, "vpc-1"), nullptr);
+  EXPECT_EQ(snap->networkFor(svc, "vpc-1")->id, "sn-0000000000000000a");
+  EXPECT_EQ(snap->networkFor(svc, "vpc-2"), nullptr);
+}
+
+TEST(SnapshotCompiler, SkipsBrokenRecordsAndKeepsTheRest) {
+  StoreFixture s = basicStore();
+  s.put("rule", "rule-bad", nlohmann::json{{"id", "rule-bad"}, {"listenerId", "listener-1"}, {"action", {}}});
+  store::StoreContents contents = s.contents();
+  contents.records.push_back({"service", "svc-broken", "{not json", 1, 1});
+  auto snap = compileSnapshot(contents, config());
+  EXPECT_EQ(snap->services.size(), 1u);
+  EXPECT_EQ(snap->services.at(kSvc).listeners[0].rules.size(), 2u);
+}
+
+TEST(HealthCells, SurviveRebuilds) {
+  HealthCells cells;
+  auto first = compileSnapshot(basicStore().contents(), config(), &cells);
+  first->targetGroups.at(kTgA).targets[0].health->healthy = true;
+  auto second = compileSnapshot(basicStore().contents(), config(), &cells);
+  EXPECT_TRUE(second->targetGroups.at(kTgA).targets[0].health->healthy);
+  EXPECT_FALSE(second->targetGroups.at(kTgA).targets[2].health->healthy);
+}
+
+TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
+  std::mutex mutex;
+  StoreFixture s = basicStore();
+  SnapshotBuilder builder(
+      [&] {
+        std::lock_guard lock(mutex);
+        return s.contents();
+      },
+      config());
+  int published = 0;
+  builder.subscribe([&] { ++published; });
+  builder.start();
+  int64_t first = builder.current()->revision;
+  EXPECT_EQ(first, s.contents().revision);
+  for (int i = 0; i < 50; ++i) {
+    int64_t revision;
+    {
+      std::lock_guard lock(mutex);
+      s.service("svc-0000000000000000" + std::to_string(i % 10), "s" + std::to_string(i));
+      revision = s.contents().revision;
+    }
+    builder.notifyCommitted(revision);
+  }
+  ASSERT_TRUE(builder.waitForRevision(first + 50, std::chrono::seconds(10)));
+  EXPECT_EQ(builder.current()->services.size(), 11u);
+  EXPECT_LE(published, 51);
+  EXPECT_NE(builder.renderMetrics().find("trellis_snapshot_propagation_seconds_count"), std::string::npos);
+  builder.stop();
+}
+
+}  // namespace
+}  // namespace trellis::snapshot
