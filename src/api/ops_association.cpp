@@ -189,43 +189,34 @@ void checkSecurityGroupsInVpc(Resources& r, const std::vector<std::string>& grou
 }
 
 // dnsOptions: a preference, and the domains it names only for the *_SPECIFIED_DOMAINS preferences.
+// Problems are recorded in `errors` (the caller throws before using the result).
 std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::optional<bool> privateDnsEnabled) {
   const json* options = readObject(errors, body, "dnsOptions", "dnsOptions");
   if (!options) return std::nullopt;
-  size_t before = errors.empty() ? 0 : 1;
-  bool bad = false;
   auto preference = readString(errors, *options, "privateDnsPreference", "dnsOptions.privateDnsPreference",
                                {.oneOf = {"VERIFIED_DOMAINS_ONLY", "ALL_DOMAINS",
                                           "VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS", "SPECIFIED_DOMAINS_ONLY"}});
   json out = json::object();
   if (preference) out["privateDnsPreference"] = *preference;
-  if (const json* domains = readArray(errors, *options, "privateDnsSpecifiedDomains",
-                                      "dnsOptions.privateDnsSpecifiedDomains", false, 1, 10)) {
+  const json* domains =
+      readArray(errors, *options, "privateDnsSpecifiedDomains", "dnsOptions.privateDnsSpecifiedDomains", false, 1, 10);
+  if (domains) {
     for (size_t i = 0; i < domains->size(); ++i) {
       json holder = {{"v", (*domains)[i]}};
-      if (!readString(errors, holder, "v", "dnsOptions.privateDnsSpecifiedDomains[" + std::to_string(i) + "]",
-                      {.required = true, .minLength = 1, .maxLength = 255, .check = checkDomainName}))
-        bad = true;
+      readString(errors, holder, "v", "dnsOptions.privateDnsSpecifiedDomains[" + std::to_string(i) + "]",
+                 {.required = true, .minLength = 1, .maxLength = 255, .check = checkDomainName});
     }
     out["privateDnsSpecifiedDomains"] = *domains;
   }
   bool specifies = preference && preference->find("SPECIFIED_DOMAINS") != std::string::npos;
-  if (specifies && !out.contains("privateDnsSpecifiedDomains")) {
+  if (specifies && !domains)
     errors.add("dnsOptions.privateDnsSpecifiedDomains", "Member is required when privateDnsPreference is " + *preference);
-    bad = true;
-  }
-  if (!specifies && out.contains("privateDnsSpecifiedDomains")) {
+  if (!specifies && domains)
     errors.add("dnsOptions.privateDnsSpecifiedDomains",
                "Member is only supported with privateDnsPreference VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS or "
                "SPECIFIED_DOMAINS_ONLY");
-    bad = true;
-  }
-  if (privateDnsEnabled == false && !out.empty()) {
+  if (privateDnsEnabled == false && !out.empty())
     errors.add("dnsOptions", "DNS options are only supported when privateDnsEnabled is true");
-    bad = true;
-  }
-  (void)before;
-  if (bad || (!errors.empty() && !preference && out.empty())) return std::nullopt;
   return out;
 }
 

@@ -125,12 +125,23 @@ bool isLowerHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// system_clock counts nanoseconds in 64 bits: years past 2262 overflow it, so dates outside this range are garbage.
+bool plausibleYear(int year) { return year >= 1970 && year <= 2200; }
+
+std::optional<SystemTime> parseSigningDate(std::string_view amzDate) {
+  if (amzDate.size() < 4) return std::nullopt;
+  int year = 0;
+  for (char c : amzDate.substr(0, 4)) year = c >= '0' && c <= '9' ? year * 10 + (c - '0') : -1000000;
+  if (!plausibleYear(year)) return std::nullopt;
+  return parseAmzDate(amzDate);
+}
+
 // RFC 7231 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the Date header AWS accepts instead of x-amz-date.
 std::optional<SystemTime> parseHttpDate(std::string_view text) {
   std::string s(text);
   std::tm tm{};
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
+  if (end == nullptr || *end != '\0' || !plausibleYear(tm.tm_year + 1900)) return std::nullopt;
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
@@ -172,17 +183,22 @@ bool parseAuthorizationHeader(std::string_view value, SigV4Params& out, std::str
   bool haveCredential = false, haveSignedHeaders = false, haveSignature = false;
   if (startsWith(rest, kAlgorithm) && (rest.size() == kAlgorithm.size() || isSpace(rest[kAlgorithm.size()]))) {
     rest.remove_prefix(kAlgorithm.size());
-    for (auto piece : split(rest, ',')) {
-      piece = trimAll(piece);
-      if (piece.empty()) continue;
+    // Components are separated by commas and/or whitespace, as AWS tokenizes them.
+    while (true) {
+      while (!rest.empty() && (rest.front() == ',' || isSpace(rest.front()))) rest.remove_prefix(1);
+      if (rest.empty()) break;
+      size_t end = 0;
+      while (end < rest.size() && rest[end] != ',' && !isSpace(rest[end])) ++end;
+      std::string_view piece = rest.substr(0, end);
+      rest.remove_prefix(end);
       size_t eq = piece.find('=');
       if (eq == std::string_view::npos) {
         reason = "'" + std::string(piece) + "' not a valid key=value pair (missing equal-sign) in Authorization header: '" +
                  std::string(value) + "'.";
         return false;
       }
-      std::string_view key = trimAll(piece.substr(0, eq));
-      std::string_view val = trimAll(piece.substr(eq + 1));
+      std::string_view key = piece.substr(0, eq);
+      std::string_view val = piece.substr(eq + 1);
       std::string_view* slot = nullptr;
       bool* seen = nullptr;
       if (key == "Credential") {
@@ -374,7 +390,7 @@ VerifyResult verifySigV4(const SigV4Request& req, std::string_view expectedServi
                         "Authorization=" + *authorization);
     }
   }
-  if (!when) when = parseAmzDate(amzDate);
+  if (!when) when = parseSigningDate(amzDate);
   if (!when)
     return incomplete("Date must be in ISO-8601 'basic format'. Got '" + std::string(amzDate) +
                       "'. See http://en.wikipedia.org/wiki/ISO_8601");
@@ -392,7 +408,8 @@ VerifyResult verifySigV4(const SigV4Request& req, std::string_view expectedServi
     return invalid("Credential should be scoped to a valid region, not '" + std::string(params.region) + "'. ");
 
   std::string nowText = formatAmzDate(now);
-  if (*when < now - kMaxSkew)
+  // A presigned URL stays valid for X-Amz-Expires instead (checked below).
+  if (!presigned && *when < now - kMaxSkew)
     return invalid("Signature expired: " + std::string(amzDate) + " is now earlier than " +
                    formatAmzDate(now - kMaxSkew) + " (" + nowText + " - 5 min.)");
   if (*when > now + kMaxSkew)

@@ -1,0 +1,404 @@
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+
+#include "common/strings.h"
+#include "common/time.h"
+#include "model/config.h"
+#include "model/ids.h"
+
+namespace trellis::cli {
+
+using nlohmann::json;
+
+int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& stdOut, std::ostream& stdErr) {
+  CLI::App app{"trellis: inspect a Trellis (VPC Lattice) control plane"};
+  app.name(argv.empty() ? "trellis" : argv[0]);
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand too
+  app.add_option("--endpoint", out.endpoint, "API endpoint (default $TRELLIS_ENDPOINT or http://127.0.0.1:8440)");
+  app.add_option("--config", out.configPath, "trellisd's YAML config; its first identity signs requests")
+      ->check(CLI::ExistingFile);
+  app.add_option("--region", out.region, "signing region");
+  app.add_option("-o,--output", out.output, "output format")->check(CLI::IsMember({"table", "json"}));
+
+  auto* get = app.add_subcommand("get", "list resources (follows pagination)");
+  get->add_option("resource", out.resource,
+                  "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG")
+      ->required();
+  get->add_option("parents", out.args, "parent identifiers");
+  auto* describe = app.add_subcommand("describe", "show one resource by id or ARN");
+  std::string identifier;
+  describe->add_option("identifier", identifier, "sn-…, svc-…, tg-…, snsa-…, snva-…, als-…, or any Lattice ARN")
+      ->required();
+
+  std::vector<const char*> raw;
+  for (const auto& a : argv) raw.push_back(a.c_str());
+  if (raw.empty()) raw.push_back("trellis");
+  try {
+    app.parse(static_cast<int>(raw.size()), raw.data());
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e, stdOut, stdErr);
+    return code == 0 ? 0 : 2;
+  }
+  if (get->parsed()) out.command = "get";
+  if (describe->parsed()) {
+    out.command = "describe";
+    out.args = {identifier};
+  }
+  return -1;
+}
+
+namespace {
+
+const std::vector<Column> kServiceNetworkColumns = {{"ID", "id"},
+                                                    {"NAME", "name"},
+                                                    {"SERVICES", "numberOfAssociatedServices"},
+                                                    {"VPCS", "numberOfAssociatedVPCs"},
+                                                    {"CREATED", "createdAt"}};
+const std::vector<Column> kServiceColumns = {
+    {"ID", "id"}, {"NAME", "name"}, {"STATUS", "status"}, {"DNS", "dnsEntry.domainName"}, {"CREATED", "createdAt"}};
+const std::vector<Column> kTargetGroupColumns = {{"ID", "id"},         {"NAME", "name"},     {"TYPE", "type"},
+                                                 {"PROTOCOL", "protocol"}, {"PORT", "port"}, {"STATUS", "status"},
+                                                 {"VPC", "vpcIdentifier"}};
+const std::vector<Column> kListenerColumns = {
+    {"ID", "id"}, {"NAME", "name"}, {"PROTOCOL", "protocol"}, {"PORT", "port"}, {"CREATED", "createdAt"}};
+const std::vector<Column> kRuleColumns = {
+    {"ID", "id"}, {"NAME", "name"}, {"PRIORITY", "priority"}, {"DEFAULT", "isDefault"}};
+const std::vector<Column> kTargetColumns = {
+    {"ID", "id"}, {"PORT", "port"}, {"STATUS", "status"}, {"REASON", "reasonCode"}};
+
+std::string segment(const std::string& identifier) { return percentEncode(identifier); }
+
+// Collection path of each top-level kind, keyed by the ARN resource-type word (model::kindName).
+const std::map<std::string, std::string, std::less<>> kCollections = {
+    {"servicenetwork", "/servicenetworks"},
+    {"service", "/services"},
+    {"targetgroup", "/targetgroups"},
+    {"servicenetworkserviceassociation", "/servicenetworkserviceassociations"},
+    {"servicenetworkvpcassociation", "/servicenetworkvpcassociations"},
+    {"accesslogsubscription", "/accesslogsubscriptions"},
+    {"servicenetworkresourceassociation", "/servicenetworkresourceassociations"},
+    {"resourcegateway", "/resourcegateways"},
+    {"resourceconfiguration", "/resourceconfigurations"},
+    {"resourceendpointassociation", "/resourceendpointassociations"},
+    {"domainverification", "/domainverifications"},
+};
+
+constexpr model::Kind kAllKinds[] = {
+    model::Kind::ServiceNetwork,
+    model::Kind::Service,
+    model::Kind::Listener,
+    model::Kind::Rule,
+    model::Kind::TargetGroup,
+    model::Kind::ServiceNetworkServiceAssociation,
+    model::Kind::ServiceNetworkVpcAssociation,
+    model::Kind::AccessLogSubscription,
+    model::Kind::ServiceNetworkResourceAssociation,
+    model::Kind::ResourceGateway,
+    model::Kind::ResourceConfiguration,
+    model::Kind::ResourceEndpointAssociation,
+    model::Kind::DomainVerification,
+};
+
+// A field by dotted path, or nullptr.
+const json* lookupField(const json& item, const std::string& path) {
+  const json* cur = &item;
+  for (auto part : split(path, '.')) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(std::string(part));
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string cellText(const json* value) {
+  if (value == nullptr || value->is_null()) return "-";
+  if (value->is_string()) return value->get<std::string>();
+  return value->dump();
+}
+
+void flatten(const json& value, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
+  if (value.is_object() && !value.empty()) {
+    for (auto it = value.begin(); it != value.end(); ++it)
+      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+  } else {
+    out.emplace_back(prefix, cellText(&value));
+  }
+}
+
+std::string renderRows(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(widths[i] - row[i].size() + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+bool planList(const std::string& resource, const std::vector<std::string>& args, ListPlan& out, std::string& error) {
+  struct Spec {
+    const char* name;
+    size_t parents;
+    const char* usage;
+  };
+  static const Spec specs[] = {
+      {"servicenetworks", 0, "get servicenetworks"},       {"services", 0, "get services"},
+      {"targetgroups", 0, "get targetgroups"},             {"listeners", 1, "get listeners SERVICE"},
+      {"rules", 2, "get rules SERVICE LISTENER"},          {"targets", 1, "get targets TARGETGROUP"},
+  };
+  const Spec* spec = nullptr;
+  for (const auto& s : specs)
+    if (resource == s.name) spec = &s;
+  if (spec == nullptr) {
+    error = "unknown resource '" + resource +
+            "': expected servicenetworks, services, targetgroups, listeners, rules or targets";
+    return false;
+  }
+  if (args.size() != spec->parents) {
+    error = std::string("usage: trellis ") + spec->usage;
+    return false;
+  }
+  out = ListPlan{};
+  out.request.method = "GET";
+  if (resource == "servicenetworks") {
+    out.request.path = "/servicenetworks";
+    out.columns = kServiceNetworkColumns;
+  } else if (resource == "services") {
+    out.request.path = "/services";
+    out.columns = kServiceColumns;
+  } else if (resource == "targetgroups") {
+    out.request.path = "/targetgroups";
+    out.columns = kTargetGroupColumns;
+  } else if (resource == "listeners") {
+    out.request.path = "/services/" + segment(args[0]) + "/listeners";
+    out.columns = kListenerColumns;
+  } else if (resource == "rules") {
+    out.request.path = "/services/" + segment(args[0]) + "/listeners/" + segment(args[1]) + "/rules";
+    out.columns = kRuleColumns;
+  } else {
+    out.request.method = "POST";  // ListTargets takes an optional target filter in its body
+    out.request.path = "/targetgroups/" + segment(args[0]) + "/listtargets";
+    out.request.body = "{}";
+    out.columns = kTargetColumns;
+  }
+  return true;
+}
+
+bool planDescribe(const std::string& identifier, ApiRequest& out, std::string& error) {
+  out = ApiRequest{"GET", "", ""};
+  if (startsWith(identifier, "arn:")) {
+    auto arn = model::parseArn(identifier);
+    if (!arn || arn->service != "vpc-lattice") {
+      error = "'" + identifier + "' is not a VPC Lattice ARN";
+      return false;
+    }
+    auto parts = split(arn->resource, '/');
+    auto collection = kCollections.find(parts[0]);
+    bool ok = collection != kCollections.end() && parts.size() >= 2 && !parts[1].empty();
+    if (ok && parts.size() == 2) {
+      out.path = collection->second + "/" + segment(std::string(parts[1]));
+      return true;
+    }
+    // service/svc-…/listener/listener-…[/rule/rule-…]
+    if (ok && parts[0] == "service" && parts.size() >= 4 && parts[2] == "listener" && !parts[3].empty()) {
+      out.path = "/services/" + segment(std::string(parts[1])) + "/listeners/" + segment(std::string(parts[3]));
+      if (parts.size() == 4) return true;
+      if (parts.size() == 6 && parts[4] == "rule" && !parts[5].empty()) {
+        out.path += "/rules/" + segment(std::string(parts[5]));
+        return true;
+      }
+    }
+    error = "cannot describe ARN '" + identifier + "': unknown resource '" + arn->resource + "'";
+    return false;
+  }
+  size_t dash = identifier.find('-');
+  std::string prefix = identifier.substr(0, dash);
+  for (model::Kind kind : kAllKinds) {
+    if (dash == std::string::npos || prefix != model::idPrefix(kind)) continue;
+    if (kind == model::Kind::Listener || kind == model::Kind::Rule) {
+      error = "a " + prefix + " id alone does not say which service it belongs to: describe it by ARN, or use "
+              "'trellis get " + (kind == model::Kind::Listener ? "listeners SERVICE" : "rules SERVICE LISTENER") + "'";
+      return false;
+    }
+    out.path = kCollections.at(std::string(model::kindName(kind))) + "/" + segment(identifier);
+    return true;
+  }
+  error = "cannot tell what '" + identifier + "' is: expected an ARN or an id starting with sn-, svc-, tg-, snsa-, "
+          "snva-, als-, snra-, rgw-, rcfg-, rea- or dv-";
+  return false;
+}
+
+std::string formatTable(const json& items, const std::vector<Column>& columns) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header;
+  for (const auto& c : columns) header.push_back(c.header);
+  rows.push_back(std::move(header));
+  if (items.is_array())
+    for (const auto& item : items) {
+      std::vector<std::string> row;
+      for (const auto& c : columns) row.push_back(cellText(lookupField(item, c.field)));
+      rows.push_back(std::move(row));
+    }
+  return renderRows(rows);
+}
+
+std::string formatObject(const json& object) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  flatten(object, "", fields);
+  std::vector<std::vector<std::string>> rows{{"FIELD", "VALUE"}};
+  for (auto& [k, v] : fields) rows.push_back({k, v});
+  return renderRows(rows);
+}
+
+bool resolveSettings(const Options& options, const EnvLookup& env, Settings& out, std::string& error) {
+  auto var = [&](const char* name) -> std::string {
+    const char* v = env(name);
+    return v ? std::string(v) : std::string();
+  };
+  std::string url = !options.endpoint.empty() ? options.endpoint : var("TRELLIS_ENDPOINT");
+  if (url.empty()) url = kDefaultEndpoint;
+  auto endpoint = parseEndpoint(url, error);
+  if (!endpoint) return false;
+  out.endpoint = *endpoint;
+
+  std::string configRegion;
+  if (!options.configPath.empty()) {
+    try {
+      model::Config config = model::loadConfig(options.configPath);
+      if (config.identities.empty()) {
+        error = options.configPath +
+                " defines no identities: use the development keys trellisd printed at start "
+                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) instead of --config";
+        return false;
+      }
+      const auto& id = config.identities.front();
+      out.credentials = {id.accessKeyId, id.secretAccessKey, id.sessionToken};
+      configRegion = config.region;
+    } catch (const std::exception& e) {
+      error = e.what();
+      return false;
+    }
+  } else {
+    out.credentials = {var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"), var("AWS_SESSION_TOKEN")};
+    if (out.credentials.accessKeyId.empty() || out.credentials.secretAccessKey.empty()) {
+      error = "no credentials: pass --config FILE (trellisd's config) or set AWS_ACCESS_KEY_ID and "
+              "AWS_SECRET_ACCESS_KEY";
+      return false;
+    }
+  }
+  for (const std::string& candidate : {options.region, configRegion, var("AWS_REGION"), var("AWS_DEFAULT_REGION")})
+    if (!candidate.empty()) {
+      out.region = candidate;
+      return true;
+    }
+  out.region = "us-east-1";
+  return true;
+}
+
+ApiError apiErrorOf(const HttpResult& response) {
+  ApiError e;
+  e.status = response.status;
+  json body = json::parse(response.body, nullptr, false);
+  if (const std::string* type = response.header("x-amzn-errortype")) e.type = type->substr(0, type->find(':'));
+  if (body.is_object()) {
+    if (e.type.empty() && body.contains("__type") && body["__type"].is_string()) {
+      std::string t = body["__type"];
+      e.type = t.substr(t.find('#') == std::string::npos ? 0 : t.find('#') + 1);
+    }
+    if (e.type.empty() && body.contains("code") && body["code"].is_string()) e.type = body["code"];
+    for (const char* key : {"message", "Message"})
+      if (e.message.empty() && body.contains(key) && body[key].is_string()) e.message = body[key];
+  } else {
+    e.message = response.body.substr(0, 200);
+  }
+  if (e.type.empty()) e.type = "HTTP " + std::to_string(response.status);
+  return e;
+}
+
+namespace {
+
+struct ApiFailure {
+  ApiError error;
+};
+
+// One signed API call; throws ApiFailure on a non-2xx answer, std::runtime_error on transport trouble.
+json call(const Settings& settings, const ApiRequest& request, const std::string& query) {
+  std::string path = settings.endpoint.basePath + request.path;
+  HeaderList headers{{"user-agent", "trellis-cli/0.1"}};
+  if (!request.body.empty()) headers.emplace_back("content-type", "application/json");
+  auth::signRequest(request.method, settings.endpoint.hostHeader, path, query, headers, request.body,
+                    settings.credentials, settings.region, "vpc-lattice", systemNow());
+  HttpResult response = httpExchange(settings.endpoint, request.method, query.empty() ? path : path + "?" + query,
+                                     headers, request.body);
+  if (response.status < 200 || response.status >= 300) throw ApiFailure{apiErrorOf(response)};
+  if (response.body.empty()) return json::object();
+  json body = json::parse(response.body, nullptr, false);
+  if (body.is_discarded())
+    throw std::runtime_error("the API answered " + std::to_string(response.status) + " with a body that is not JSON");
+  return body;
+}
+
+}  // namespace
+
+int run(const Options& options, const Settings& settings, std::ostream& stdOut, std::ostream& stdErr) {
+  try {
+    if (options.command == "describe") {
+      ApiRequest request;
+      std::string error;
+      if (!planDescribe(options.args.at(0), request, error)) {
+        stdErr << "trellis: " << error << "\n";
+        return 2;
+      }
+      json object = call(settings, request, "");
+      stdOut << (options.output == "json" ? object.dump(2) + "\n" : formatObject(object));
+      return 0;
+    }
+    ListPlan plan;
+    std::string error;
+    if (!planList(options.resource, options.args, plan, error)) {
+      stdErr << "trellis: " << error << "\n";
+      return 2;
+    }
+    json items = json::array();
+    std::set<std::string> seenTokens;
+    std::string token;
+    do {
+      json page = call(settings, plan.request, token.empty() ? "" : "nextToken=" + percentEncode(token));
+      if (page.contains("items") && page["items"].is_array())
+        for (auto& item : page["items"]) items.push_back(std::move(item));
+      token = page.contains("nextToken") && page["nextToken"].is_string() ? page["nextToken"].get<std::string>() : "";
+      if (!token.empty() && !seenTokens.insert(token).second)
+        throw std::runtime_error("the API returned the same nextToken twice; stopping");
+    } while (!token.empty());
+    stdOut << (options.output == "json" ? json{{"items", items}}.dump(2) + "\n" : formatTable(items, plan.columns));
+    return 0;
+  } catch (const ApiFailure& f) {
+    stdErr << "trellis: " << f.error.type << " (HTTP " << f.error.status << "): " << f.error.message << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    stdErr << "trellis: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace trellis::cli

@@ -1,0 +1,152 @@
+#include "cli/http_client.h"
+
+#include <llhttp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <asio.hpp>
+#include <charconv>
+#include <stdexcept>
+
+#include "common/strings.h"
+
+namespace trellis::cli {
+
+std::optional<Endpoint> parseEndpoint(std::string_view url, std::string& error) {
+  constexpr std::string_view scheme = "http://";
+  if (!startsWith(url, scheme)) {
+    error = "endpoint must start with http:// (got '" + std::string(url) + "')";
+    return std::nullopt;
+  }
+  std::string_view rest = url.substr(scheme.size());
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  Endpoint ep;
+  if (slash != std::string_view::npos) {
+    ep.basePath = std::string(rest.substr(slash));
+    while (!ep.basePath.empty() && ep.basePath.back() == '/') ep.basePath.pop_back();
+  }
+  bool hasPort = !authority.empty() && authority.back() != ']' && authority.find(':') != std::string_view::npos &&
+                 (authority.front() != '[' || authority.find("]:") != std::string_view::npos);
+  if (hasPort) {
+    if (!splitHostPort(authority, ep.host, ep.port) || ep.port == 0) {
+      error = "endpoint has a bad host or port: '" + std::string(url) + "'";
+      return std::nullopt;
+    }
+  } else {
+    ep.host = std::string(authority);
+    if (ep.host.size() >= 2 && ep.host.front() == '[' && ep.host.back() == ']') ep.host = ep.host.substr(1, ep.host.size() - 2);
+  }
+  if (ep.host.empty()) {
+    error = "endpoint has no host: '" + std::string(url) + "'";
+    return std::nullopt;
+  }
+  ep.hostHeader = std::string(authority);
+  return ep;
+}
+
+const std::string* HttpResult::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (iequals(k, name)) return &v;
+  return nullptr;
+}
+
+namespace {
+
+struct ResponseParser {
+  llhttp_t parser{};
+  llhttp_settings_t settings{};
+  HttpResult result;
+  bool inField = false;
+  bool complete = false;
+
+  ResponseParser() {
+    llhttp_settings_init(&settings);
+    settings.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+      auto* self = static_cast<ResponseParser*>(p->data);
+      if (!self->inField) self->result.headers.emplace_back();
+      self->inField = true;
+      self->result.headers.back().first.append(at, n);
+      return 0;
+    };
+    settings.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+      auto* self = static_cast<ResponseParser*>(p->data);
+      self->inField = false;
+      self->result.headers.back().second.append(at, n);
+      return 0;
+    };
+    settings.on_body = [](llhttp_t* p, const char* at, size_t n) {
+      static_cast<ResponseParser*>(p->data)->result.body.append(at, n);
+      return 0;
+    };
+    settings.on_message_complete = [](llhttp_t* p) {
+      auto* self = static_cast<ResponseParser*>(p->data);
+      self->complete = true;
+      self->result.status = p->status_code;
+      return HPE_PAUSED;
+    };
+    llhttp_init(&parser, HTTP_RESPONSE, &settings);
+    parser.data = this;
+  }
+};
+
+void setTimeouts(asio::ip::tcp::socket& socket, std::chrono::seconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count());
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+}  // namespace
+
+HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
+                        const HeaderList& headers, std::string_view body, std::chrono::seconds timeout) {
+  const std::string where = "http://" + endpoint.hostHeader;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  asio::error_code ec;
+  asio::ip::tcp::resolver resolver(io);
+  auto addresses = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
+  if (ec) throw std::runtime_error("cannot resolve " + where + ": " + ec.message());
+  asio::connect(socket, addresses, ec);
+  if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
+  setTimeouts(socket, timeout);
+
+  std::string request;
+  request.reserve(256 + body.size());
+  request.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  bool hasHost = false;
+  for (const auto& [k, v] : headers) {
+    hasHost = hasHost || iequals(k, "host");
+    request.append(k).append(": ").append(v).append("\r\n");
+  }
+  if (!hasHost) request.append("host: ").append(endpoint.hostHeader).append("\r\n");
+  request.append("content-length: ").append(std::to_string(body.size())).append("\r\n");
+  request.append("connection: close\r\n\r\n").append(body);
+  asio::write(socket, asio::buffer(request), ec);
+  if (ec) throw std::runtime_error("cannot send to " + where + ": " + ec.message());
+
+  ResponseParser parser;
+  char buffer[16384];
+  while (!parser.complete) {
+    size_t n = socket.read_some(asio::buffer(buffer), ec);
+    llhttp_errno_t err;
+    if (ec == asio::error::eof) {
+      err = llhttp_finish(&parser.parser);  // a body delimited by the connection's end
+      if (!parser.complete)
+        throw std::runtime_error("connection to " + where + " closed before a complete response");
+    } else if (ec) {
+      throw std::runtime_error("reading from " + where + ": " +
+                               (ec == asio::error::would_block || ec == asio::error::try_again ? "timed out"
+                                                                                               : ec.message()));
+    } else {
+      err = llhttp_execute(&parser.parser, buffer, n);
+    }
+    if (err != HPE_OK && err != HPE_PAUSED)
+      throw std::runtime_error("malformed HTTP response from " + where + ": " + llhttp_errno_name(err));
+  }
+  for (auto& [k, v] : parser.result.headers) k = toLower(k);
+  return std::move(parser.result);
+}
+
+}  // namespace trellis::cli

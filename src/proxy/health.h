@@ -1,0 +1,52 @@
+// Active health checks (spec 5.5): one prober thread for the whole process, not per worker. It keeps
+// a state per (target group, target, port), runs due probes concurrently with non-blocking sockets
+// and flips the snapshot's HealthCell bits the workers read. The detailed status is for ListTargets.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <tuple>
+
+#include "proxy/data_plane.h"
+#include "snapshot/snapshot.h"
+
+namespace trellis::proxy {
+
+class HealthChecker : public TargetHealthView {
+ public:
+  HealthChecker() = default;
+  ~HealthChecker() override;
+  void start();
+  void stop();
+  // A new snapshot: targets appear, disappear, change config.
+  void update(snapshot::SnapshotPtr snap);
+  TargetHealth status(const std::string& targetGroupId, const std::string& targetId, uint16_t port) const override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using Key = std::tuple<std::string, std::string, uint16_t>;
+  enum class State { Initial, Healthy, Unhealthy };
+  struct Entry {
+    State state = State::Initial;
+    std::string reason = "Elb.RegistrationInProgress";
+    int successes = 0, failures = 0;
+    Clock::time_point nextProbe{};
+    const snapshot::TargetGroup* group = nullptr;  // valid while snapshot_ is held
+    const snapshot::Target* target = nullptr;
+  };
+  struct Probe;
+
+  void run();
+  void record(Entry& entry, bool ok, const std::string& failureReason);
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  snapshot::SnapshotPtr snapshot_;
+  std::map<Key, Entry> entries_;
+  std::thread thread_;
+};
+
+}  // namespace trellis::proxy

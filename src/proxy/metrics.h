@@ -1,0 +1,54 @@
+// Lattice's CloudWatch metrics (spec 6.3) as Prometheus series. Each worker owns a WorkerMetrics and
+// bumps it without atomics or locks; a scrape asks every worker for a copy (on its own thread) and
+// merges them, so the request path never synchronises for stats.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace trellis::proxy {
+
+// RequestTime histogram bounds, milliseconds.
+inline constexpr std::array<double, 12> kRequestTimeBucketsMs = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
+
+struct RequestCounters {
+  uint64_t total = 0;
+  uint64_t byClass[4] = {};  // 2xx, 3xx, 4xx, 5xx
+  uint64_t timeouts = 0;     // RequestTimeoutCount
+  uint64_t timeBuckets[kRequestTimeBucketsMs.size()] = {};
+  double timeSumMs = 0;
+  uint64_t active = 0;  // ActiveRequestCount (gauge)
+
+  void record(int status, double ms);
+  void add(const RequestCounters& other);
+};
+
+struct TargetGroupCounters {
+  RequestCounters requests;
+  uint64_t totalConnections = 0;
+  int64_t activeConnections = 0;
+  uint64_t connectionErrors = 0;
+  uint64_t connectionTimeouts = 0;
+  uint64_t receivedBytes = 0;  // from targets
+  uint64_t sentBytes = 0;      // to targets
+
+  void add(const TargetGroupCounters& other);
+};
+
+struct WorkerMetrics {
+  std::unordered_map<std::string, RequestCounters> services;  // by service id
+  std::unordered_map<std::string, TargetGroupCounters> targetGroups;  // by target group id
+  uint64_t downstreamConnections = 0;
+  int64_t activeDownstreamConnections = 0;
+  uint64_t badRequests = 0;  // 400s for malformed or over-limit requests
+  uint64_t unknownHost = 0;
+
+  void add(const WorkerMetrics& other);
+};
+
+// Prometheus text exposition of merged counters. Series carry `service` or `target_group` labels.
+std::string renderPrometheus(const WorkerMetrics& merged);
+
+}  // namespace trellis::proxy

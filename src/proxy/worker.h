@@ -1,0 +1,105 @@
+// One event-loop thread of the data plane. Raw epoll rather than asio: the hot path is a handful of
+// syscalls per request (read, write, epoll_wait) with no handler allocation, type erasure or strand
+// bookkeeping, and the proxy needs nothing else asio offers here (no timers per operation: idle and
+// lifetime limits are swept once a second). Connections never leave the worker that accepted them;
+// other threads talk to a worker only through post() (an eventfd-woken task queue).
+//
+// Layers, so HTTP/2 and TLS slot in later:
+//   DownstreamConnection — socket + downstream codec (Http1RequestParser) → one Exchange per request
+//   Exchange             — the stream: routing (router.h), headers (5.7/5.8), retries, logging, metrics
+//   UpstreamConnection   — socket + upstream codec (Http1ResponseParser), pooled per target
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "proxy/access_log.h"
+#include "proxy/metrics.h"
+#include "proxy/router.h"
+#include "snapshot/source.h"
+
+namespace trellis::proxy {
+
+class Pollable;
+class DownstreamConnection;
+class UpstreamConnection;
+struct Exchange;
+
+class Worker {
+ public:
+  Worker(int index, snapshot::SnapshotSource& source, AccessLogWriter& accessLogs);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  // Stops accepting, waits for in-flight exchanges up to `graceMillis`, then closes everything.
+  void stop(int graceMillis);
+  // Runs `task` on the worker thread.
+  void post(std::function<void()> task);
+
+  // Worker-thread only: takes ownership of a listening socket for `port`; closes the old one.
+  void addListener(uint16_t port, int fd);
+  void removeListener(uint16_t port);
+  const WorkerMetrics& metrics() const { return metrics_; }
+
+  // For the connection classes (worker thread only).
+  int epollFd() const { return epollFd_; }
+  void setInterest(Pollable* p, uint32_t events);
+  void retire(Pollable* p);  // closes the socket now, frees at the end of the loop turn
+  void defer(std::function<void()> task) { deferred_.push_back(std::move(task)); }
+  const snapshot::SnapshotPtr& snapshot() const { return snapshot_; }
+  RouterState& router() { return router_; }
+  WorkerMetrics& stats() { return metrics_; }
+  void log(AccessLogEntry&& entry) { accessLogBatch_.push_back(std::move(entry)); }
+  std::string newRequestId();
+  UpstreamConnection* takeIdleUpstream(const snapshot::Target& target);
+  void releaseUpstream(UpstreamConnection* upstream);  // back to the pool (or closed when full)
+  UpstreamConnection* connectUpstream(const snapshot::Target& target, const std::string& targetGroupId);
+  void accepted(int fd, uint16_t port);
+  bool stopping() const { return stopping_; }
+  int64_t nowMillis() const { return nowMillis_; }
+
+ private:
+  friend class DownstreamConnection;
+  friend class UpstreamConnection;
+  void run();
+  void refreshSnapshot();
+  void sweep();
+  void runTasks();
+
+  int index_;
+  snapshot::SnapshotSource& source_;
+  AccessLogWriter& accessLogs_;
+  int epollFd_ = -1;
+  int wakeFd_ = -1;
+  std::thread thread_;
+  std::mutex tasksMutex_;
+  std::vector<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  bool exiting_ = false;
+  int64_t stopDeadline_ = 0;
+  int64_t nowMillis_ = 0;
+  int64_t lastSweep_ = 0;
+
+  uint64_t generation_ = ~0ull;
+  snapshot::SnapshotPtr snapshot_;
+  RouterState router_;
+  WorkerMetrics metrics_;
+  std::vector<AccessLogEntry> accessLogBatch_;
+  uint64_t requestIdState_[2];
+
+  std::unordered_map<uint16_t, Pollable*> listeners_;
+  std::unordered_set<DownstreamConnection*> downstreams_;
+  std::unordered_set<UpstreamConnection*> upstreams_;
+  std::unordered_map<std::string, std::vector<UpstreamConnection*>> idle_;  // by target ip:port
+  std::vector<Pollable*> graveyard_;
+  std::vector<std::function<void()>> deferred_;
+};
+
+}  // namespace trellis::proxy

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Smoke test with the AWS CLI and boto3 already on the machine: the README's walkthrough, as written,
+# against a trellisd started with no config (its development identity), then boto3.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+trellisd=${TRELLISD:-$here/../../build/debug/src/exe/trellisd}
+work=$(mktemp -d)
+pid=
+cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$trellisd" --data-dir "$work/data" --api-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 100); do grep -q "export AWS_DEFAULT_REGION" "$work/out" 2>/dev/null && break; sleep 0.1; done
+endpoint=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
+eval "$(grep '^  export' "$work/out")"
+export HOME=$work  # keep any CLI state out of the real home
+fail() { echo "FAIL: $*"; echo "--- trellisd stderr"; cat "$work/err"; exit 1; }
+lattice() { aws --endpoint-url "$endpoint" --output json vpc-lattice "$@"; }
+
+# --- the README walkthrough ---
+sn=$(lattice create-service-network --name demo-net | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+svc=$(lattice create-service --name demo-svc | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+tg=$(lattice create-target-group --name demo-tg --type IP \
+  --config '{"port": 8080, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+lattice register-targets --target-group-identifier "$tg" --targets id=127.0.0.1,port=8080 >/dev/null
+lattice create-listener --service-identifier "$svc" --name http-8080 --protocol HTTP --port 8080 \
+  --default-action "{\"forward\": {\"targetGroups\": [{\"targetGroupIdentifier\": \"$tg\"}]}}" >/dev/null
+lattice create-service-network-service-association --service-identifier "$svc" --service-network-identifier "$sn" >/dev/null
+lattice get-service --service-identifier "$svc" | grep -q '"dnsEntry"' || fail "get-service has no dnsEntry"
+lattice list-listeners --service-identifier "$svc" | grep -q '"http-8080"' || fail "listener not listed"
+lattice list-targets --target-group-identifier "$tg" | grep -q '"127.0.0.1"' || fail "target not listed"
+lattice get-service-network --service-network-identifier "$sn" | grep -q '"numberOfAssociatedServices": 1' \
+  || fail "association not counted"
+echo "ok - AWS CLI walkthrough"
+
+# An error surfaces as the CLI's usual message and exit code.
+if out=$(lattice create-service-network --name demo-net 2>&1); then fail "duplicate name accepted"; fi
+echo "$out" | grep -q "ConflictException" || fail "unexpected CLI error: $out"
+echo "ok - AWS CLI error path"
+
+# --- boto3 ---
+ENDPOINT=$endpoint SVC=$svc python3 - <<'PY'
+import os, boto3, botocore.config
+from botocore.exceptions import ClientError
+c = boto3.client("vpc-lattice", endpoint_url=os.environ["ENDPOINT"])
+assert c.get_service(serviceIdentifier=os.environ["SVC"])["name"] == "demo-svc"
+ids = [s["id"] for p in c.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 1}) for s in p["items"]]
+assert os.environ["SVC"] in ids, ids
+loose = boto3.client("vpc-lattice", endpoint_url=os.environ["ENDPOINT"],
+                     config=botocore.config.Config(parameter_validation=False))
+try:
+    loose.create_service(name="BAD NAME!!")
+    raise SystemExit("invalid name accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "ValidationException", e.response
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.response["fieldList"][0]["name"] == "name", e.response
+try:
+    c.get_service(serviceIdentifier="svc-0123456789abcdef0")
+    raise SystemExit("unknown service found")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
+print("ok - boto3")
+PY
+echo "3 passed, 0 failed"
