@@ -49,7 +49,8 @@ std::optional<json> readForward(FieldErrors& errors, const json& forward, const 
 
 // An {exact|prefix|contains: string} union of `members`, each 1..200 characters.
 std::optional<json> readStringMatch(FieldErrors& errors, const json& obj, const std::string& path,
-                                    std::initializer_list<const char*> members, std::string (*check)(std::string_view)) {
+                                    std::initializer_list<const char*> members,
+                                    std::string (*check)(std::string_view)) {
   auto which = readUnionMember(errors, obj, path, members);
   if (!which) return std::nullopt;
   auto value = readString(errors, obj, which->c_str(), path + "." + *which,
@@ -96,7 +97,8 @@ std::optional<json> readRuleMatch(FieldErrors& errors, const json& obj, const ch
   if (const json* pathMatch = readObject(errors, *http, "pathMatch", base + ".pathMatch")) {
     std::string p = base + ".pathMatch";
     const json* kind = readObject(errors, *pathMatch, "match", p + ".match", true);
-    auto value = kind ? readStringMatch(errors, *kind, p + ".match", {"exact", "prefix"}, checkMatchPath) : std::nullopt;
+    auto value =
+        kind ? readStringMatch(errors, *kind, p + ".match", {"exact", "prefix"}, checkMatchPath) : std::nullopt;
     auto caseSensitive = readBool(errors, *pathMatch, "caseSensitive", p + ".caseSensitive");
     if (value) {
       out["pathMatch"] = {{"match", *value}};
@@ -120,8 +122,8 @@ std::optional<json> readRuleMatch(FieldErrors& errors, const json& obj, const ch
       }
       auto name = readString(errors, entry, "name", h + ".name", {.required = true, .minLength = 1, .maxLength = 100});
       const json* kind = readObject(errors, entry, "match", h + ".match", true);
-      auto value = kind ? readStringMatch(errors, *kind, h + ".match", {"exact", "prefix", "contains"}, nullptr)
-                        : std::nullopt;
+      auto value =
+          kind ? readStringMatch(errors, *kind, h + ".match", {"exact", "prefix", "contains"}, nullptr) : std::nullopt;
       auto caseSensitive = readBool(errors, entry, "caseSensitive", h + ".caseSensitive");
       if (!name || !value) {
         ok = false;

@@ -41,7 +41,7 @@ std::vector<std::string> forwardedTargetGroups(const json& action);
 // Target group id → ids of the services whose listeners or rules forward to it. Skips the document
 // `excludeDocId` (a listener or rule about to be replaced).
 std::map<std::string, std::set<std::string>> serviceIdsByTargetGroup(Resources& r,
-                                                                      const std::string& excludeDocId = "");
+                                                                     const std::string& excludeDocId = "");
 
 // Re-writes `doc` unchanged, guarded by its revision. Writes that depend on a parent or a
 // referenced document touch it so that concurrent writes depending on the same document (a

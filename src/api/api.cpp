@@ -23,7 +23,7 @@ std::vector<std::string> Call::queryValues(const std::string& name) const {
 }
 
 void Tx::put(std::string_view kind, std::string_view id, const json& value) {
-  ops.push_back(store::Op::put(std::string(kind), std::string(id), value.dump()));
+  ops.push_back(store::Op::put(std::string(kind), std::string(id), dumpJson(value)));
 }
 void Tx::del(std::string_view kind, std::string_view id) {
   ops.push_back(store::Op::del(std::string(kind), std::string(id)));
@@ -168,6 +168,8 @@ void Resources::putTags(Tx& tx, const std::string& arn, const std::optional<json
   if (tags && !tags->empty()) tx.put("tags", arn, *tags);
 }
 
+std::string dumpJson(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json pick(const json& doc, std::initializer_list<const char*> keys) {
   json out = json::object();
   for (const char* key : keys) {
@@ -209,7 +211,7 @@ HttpResponse errorResponse(const ApiError& error, const std::string& requestId) 
                         {{"content-type", "application/json"},
                          {"x-amzn-requestid", requestId},
                          {"x-amzn-errortype", error.type}},
-                        body.dump()};
+                        dumpJson(body)};
   if (!error.retryAfter.empty()) response.headers.emplace_back("retry-after", error.retryAfter);
   return response;
 }
@@ -249,7 +251,7 @@ HttpResponse Api::handle(const HttpRequest& request) {
     HttpResponse response{match.route->successStatus, {{"x-amzn-requestid", requestId}}, {}};
     if (response.status != 204) {
       response.headers.emplace_back("content-type", "application/json");
-      response.body = result.is_null() ? "{}" : result.dump();
+      response.body = result.is_null() ? "{}" : dumpJson(result);
     }
     return response;
   } catch (const ApiError& error) {

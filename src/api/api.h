@@ -97,6 +97,8 @@ class Resources {
   model::ArnContext arns_;
 };
 
+// JSON text; invalid UTF-8 (from percent-decoded labels echoed in messages) becomes U+FFFD.
+std::string dumpJson(const json& value);
 // The members of `doc` named in `keys` that are present (response and summary shapes).
 json pick(const json& doc, std::initializer_list<const char*> keys);
 // The authType member shared by networks and services: NONE (default) or AWS_IAM.

@@ -215,7 +215,7 @@ std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::o
     errors.add("dnsOptions.privateDnsSpecifiedDomains",
                "Member is only supported with privateDnsPreference VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS or "
                "SPECIFIED_DOMAINS_ONLY");
-  if (privateDnsEnabled == false && !out.empty())
+  if (privateDnsEnabled == false)
     errors.add("dnsOptions", "DNS options are only supported when privateDnsEnabled is true");
   return out;
 }

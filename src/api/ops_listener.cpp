@@ -14,13 +14,16 @@ using model::Kind;
 constexpr std::string_view kKind = "listener";
 constexpr std::string_view kNameIndex = "index.name.listener";
 
-std::string defaultRuleId(const std::string& listenerId) { return "rule-" + listenerId.substr(listenerId.find('-') + 1); }
+std::string defaultRuleId(const std::string& listenerId) {
+  return "rule-" + listenerId.substr(listenerId.find('-') + 1);
+}
 
 json defaultRule(Resources& r, const json& listener) {
   std::string id = defaultRuleId(listener["id"]);
   return {{"id", id},
           {"name", "default"},
-          {"arn", model::ruleArn(r.arns(), listener["serviceId"].get<std::string>(), listener["id"].get<std::string>(), id)},
+          {"arn",
+           model::ruleArn(r.arns(), listener["serviceId"].get<std::string>(), listener["id"].get<std::string>(), id)},
           {"isDefault", true},
           {"action", listener["defaultAction"]},
           {"createdAt", listener["createdAt"]},
@@ -40,7 +43,8 @@ json create(Resources& r, Call& call) {
                              {.required = true, .oneOf = {"HTTP", "HTTPS", "TLS_PASSTHROUGH"}});
   auto port = readInt(errors, call.body, "port", "port", false, 1, 65535);
   auto action = readRuleAction(errors, call.body, "defaultAction", "defaultAction", true);
-  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  readString(errors, call.body, "clientToken", "clientToken",
+             {.minLength = 1, .maxLength = 64, .check = checkClientToken});
   auto tags = readTags(errors, call.body);
   errors.throwIfAny();
   if (auto previous = r.replay(call)) return *previous;
@@ -48,9 +52,9 @@ json create(Resources& r, Call& call) {
   auto service = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
   // Spec 5.2: TLS_PASSTHROUGH routes by SNI, which must be the service's custom domain name.
   if (*protocol == "TLS_PASSTHROUGH" && !service.value.contains("customDomainName"))
-    throw validationError("A TLS_PASSTHROUGH listener needs a service with a customDomainName; service " + service.id +
-                              " has none",
-                          {{"protocol", "TLS_PASSTHROUGH requires the service to have a customDomainName"}});
+    throw validationError(
+        "A TLS_PASSTHROUGH listener needs a service with a customDomainName; service " + service.id + " has none",
+        {{"protocol", "TLS_PASSTHROUGH requires the service to have a customDomainName"}});
   std::string indexKey = service.id + "/" + *name;
   if (r.find(kNameIndex, indexKey))
     throw conflict("LISTENER", *name,
@@ -150,7 +154,9 @@ json list(Resources& r, Call& call) {
   auto service = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
   return r.page(
       kKind, call, [&](const json& doc) { return doc.value("serviceId", "") == service.id; },
-      [](const json& doc) { return pick(doc, {"arn", "id", "name", "protocol", "port", "createdAt", "lastUpdatedAt"}); });
+      [](const json& doc) {
+        return pick(doc, {"arn", "id", "name", "protocol", "port", "createdAt", "lastUpdatedAt"});
+      });
 }
 
 }  // namespace

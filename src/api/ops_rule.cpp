@@ -50,7 +50,8 @@ json create(Resources& r, Call& call) {
   FieldErrors errors;
   auto name = readString(errors, call.body, "name", "name", {.required = true, .check = checkRuleName});
   auto fields = readRuleFields(errors, call.body, "", true);
-  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  readString(errors, call.body, "clientToken", "clientToken",
+             {.minLength = 1, .maxLength = 64, .check = checkClientToken});
   auto tags = readTags(errors, call.body);
   errors.throwIfAny();
   if (auto previous = r.replay(call)) return *previous;
@@ -117,7 +118,8 @@ json applyUpdate(Resources& r, const Doc& service, const Doc& listener, const st
   if (fields.match) rule.value["match"] = *fields.match;
   if (fields.priority) rule.value["priority"] = *fields.priority;
   if (fields.action)
-    rule.value["action"] = resolveAction(r, tx, *fields.action, {service, listener.value["protocol"], "action", rule.id});
+    rule.value["action"] =
+        resolveAction(r, tx, *fields.action, {service, listener.value["protocol"], "action", rule.id});
   rule.value["lastUpdatedAt"] = r.now();
   tx.requireRevision(kKind, rule.id, rule.modRevision);
   tx.put(kKind, rule.id, rule.value);
@@ -165,7 +167,8 @@ json batchUpdate(Resources& r, Call& call) {
       successful.push_back(applyUpdate(r, freshService, freshListener, identifier, fields));
     } catch (const ApiError& error) {
       // failureCode: the error the same change would get from UpdateRule, e.g. ResourceNotFoundException.
-      unsuccessful.push_back({{"ruleIdentifier", identifier}, {"failureCode", error.type}, {"failureMessage", error.what()}});
+      unsuccessful.push_back(
+          {{"ruleIdentifier", identifier}, {"failureCode", error.type}, {"failureMessage", error.what()}});
     }
   }
   return {{"successful", successful}, {"unsuccessful", unsuccessful}};

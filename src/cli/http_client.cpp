@@ -83,7 +83,7 @@ struct ResponseParser {
       auto* self = static_cast<ResponseParser*>(p->data);
       self->complete = true;
       self->result.status = p->status_code;
-      return HPE_PAUSED;
+      return 0;
     };
     llhttp_init(&parser, HTTP_RESPONSE, &settings);
     parser.data = this;
@@ -142,7 +142,7 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
     } else {
       err = llhttp_execute(&parser.parser, buffer, n);
     }
-    if (err != HPE_OK && err != HPE_PAUSED)
+    if (err != HPE_OK)
       throw std::runtime_error("malformed HTTP response from " + where + ": " + llhttp_errno_name(err));
   }
   for (auto& [k, v] : parser.result.headers) k = toLower(k);

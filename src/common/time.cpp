@@ -22,7 +22,8 @@ bool digits(std::string_view s, size_t pos, size_t n, int& out) {
   return true;
 }
 std::optional<SystemTime> fromFields(int y, int mo, int d, int h, int mi, int s) {
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits: years past 2262 would overflow.
+  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

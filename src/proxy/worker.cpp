@@ -1027,6 +1027,7 @@ void Worker::sweep() {
 }
 
 void Worker::run() {
+  logDebug("proxy: worker ", index_, " running");
   epoll_event events[256];
   while (true) {
     nowMillis_ = monotonicMillis();

@@ -73,7 +73,7 @@ class Worker {
   void sweep();
   void runTasks();
 
-  int index_;
+  int index_;  // for log lines
   snapshot::SnapshotSource& source_;
   AccessLogWriter& accessLogs_;
   int epollFd_ = -1;
@@ -82,7 +82,6 @@ class Worker {
   std::mutex tasksMutex_;
   std::vector<std::function<void()>> tasks_;
   bool stopping_ = false;
-  bool exiting_ = false;
   int64_t stopDeadline_ = 0;
   int64_t nowMillis_ = 0;
   int64_t lastSweep_ = 0;

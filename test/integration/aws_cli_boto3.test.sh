@@ -15,6 +15,13 @@ for _ in $(seq 100); do grep -q "export AWS_DEFAULT_REGION" "$work/out" 2>/dev/n
 endpoint=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
 eval "$(grep '^  export' "$work/out")"
 export HOME=$work  # keep any CLI state out of the real home
+# The machine image's pyenv Python carries awscli 1.45 and boto3 1.43, which know vpc-lattice; Debian's
+# packaged ones predate the service. Without them this test cannot run: say so (CTest shows it as skipped).
+if ! python3 -c 'import boto3; boto3.session.Session().get_available_services().index("vpc-lattice")' 2>/dev/null \
+   || ! aws vpc-lattice help >/dev/null 2>&1; then
+  echo "SKIP: no AWS CLI/boto3 with vpc-lattice on this machine"
+  exit 77
+fi
 fail() { echo "FAIL: $*"; echo "--- trellisd stderr"; cat "$work/err"; exit 1; }
 lattice() { aws --endpoint-url "$endpoint" --output json vpc-lattice "$@"; }
 
@@ -64,4 +71,3 @@ except ClientError as e:
     assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
 print("ok - boto3")
 PY
-echo "3 passed, 0 failed"

@@ -1,6 +1,8 @@
 #include "snapshot/compiler.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include "snapshot/source.h"
 #include "snapshot/store_fixture.h"
@@ -127,8 +129,10 @@ TEST(SnapshotCompiler, NetworksVpcsAndAccessLogs) {
   ASSERT_EQ(svc.accessLogs.size(), 2u);
   sockaddr_in client{};
   client.sin_family = AF_INET;
-  inet_pton(AF_INET, "10.1.2.3", &client.sin_addr);
+  inet_pton(AF_INET, "10.1.3.3", &client.sin_addr);
   EXPECT_EQ(snap->vpcOf(reinterpret_cast<sockaddr*>(&client)), "vpc-1");
+  inet_pton(AF_INET, "10.1.2.3", &client.sin_addr);  // longest prefix wins
+  EXPECT_EQ(snap->vpcOf(reinterpret_cast<sockaddr*>(&client)), "vpc-2");
   inet_pton(AF_INET, "10.2.0.1", &client.sin_addr);
   EXPECT_EQ(snap->vpcOf(reinterpret_cast<sockaddr*>(&client)), "");
   ASSERT_NE(snap->networkFor(svc, "vpc-1"), nullptr);

@@ -1,0 +1,338 @@
+// Real sockets on loopback: backends started by the test, a blocking HTTP/1.1 client, and a
+// DataPlane fed snapshots compiled from store documents (docs/store-schema.md).
+#pragma once
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "common/http_server.h"
+#include "common/strings.h"
+#include "proxy/data_plane.h"
+#include "snapshot/compiler.h"
+#include "snapshot/source.h"
+#include "snapshot/store_fixture.h"
+
+namespace trellis::testing {
+
+// A port nobody listens on right now.
+inline uint16_t freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+inline int connectTo(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+struct Response {
+  int status = 0;  // 0: connection closed / no response
+  HeaderList headers;
+  std::string body;
+  std::string trailers;
+  const std::string* header(const std::string& lowerName) const {
+    for (const auto& [n, v] : headers) {
+      if (n == lowerName) return &v;
+    }
+    return nullptr;
+  }
+};
+
+// A deliberately simple, independent HTTP/1.1 response reader (not the proxy's codec).
+class Client {
+ public:
+  explicit Client(uint16_t port) : fd_(connectTo(port)) {}
+  ~Client() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool connected() const { return fd_ >= 0; }
+  bool send(const std::string& data) { return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == (ssize_t)data.size(); }
+
+  Response read(bool headRequest = false) {
+    Response r;
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return r;
+    }
+    std::string head = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    auto lines = split(head, '\n');
+    r.status = std::atoi(std::string(lines[0].substr(9, 3)).c_str());
+    bool chunked = false;
+    long length = -1;
+    for (size_t i = 1; i < lines.size(); ++i) {
+      auto line = lines[i];
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      auto colon = line.find(':');
+      std::string name = toLower(line.substr(0, colon));
+      std::string value(trim(line.substr(colon + 1)));
+      if (name == "content-length") length = std::stol(value);
+      if (name == "transfer-encoding" && iequals(value, "chunked")) chunked = true;
+      r.headers.emplace_back(name, value);
+    }
+    if (headRequest || r.status == 204 || r.status == 304 || r.status < 200) return r;
+    if (chunked) {
+      while (true) {
+        size_t eol;
+        while ((eol = buf_.find("\r\n")) == std::string::npos) {
+          if (!fill()) return {};
+        }
+        size_t size = std::stoul(buf_.substr(0, eol), nullptr, 16);
+        buf_.erase(0, eol + 2);
+        if (size == 0) {
+          while ((eol = buf_.find("\r\n")) != 0) {
+            if (eol == std::string::npos) {
+              if (!fill()) return {};
+              continue;
+            }
+            r.trailers += buf_.substr(0, eol + 2);
+            buf_.erase(0, eol + 2);
+          }
+          buf_.erase(0, 2);
+          return r;
+        }
+        while (buf_.size() < size + 2) {
+          if (!fill()) return {};
+        }
+        r.body += buf_.substr(0, size);
+        buf_.erase(0, size + 2);
+      }
+    }
+    if (length >= 0) {
+      while (buf_.size() < static_cast<size_t>(length)) {
+        if (!fill()) return {};
+      }
+      r.body = buf_.substr(0, length);
+      buf_.erase(0, length);
+      return r;
+    }
+    while (fill()) {
+    }
+    r.body = std::move(buf_);
+    buf_.clear();
+    return r;
+  }
+
+  Response get(const std::string& host, const std::string& path = "/", const std::string& extra = {}) {
+    send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n");
+    return read();
+  }
+
+  // True when the peer closed the connection (after any pending bytes).
+  bool closedByPeer() {
+    char c;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) return false;
+    return recv(fd_, &c, 1, 0) == 0;
+  }
+  int fd() const { return fd_; }
+
+ private:
+  bool fill() {
+    char tmp[65536];
+    ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, n);
+    return true;
+  }
+  int fd_;
+  std::string buf_;
+};
+
+// A backend that answers every request with its name and the request headers as JSON.
+class EchoBackend {
+ public:
+  explicit EchoBackend(std::string name, int status = 200) : name_(std::move(name)), status_(status) {
+    server_ = std::make_unique<HttpServer>(name_, [this](const HttpRequest& req) { return handle(req); },
+                                           64 << 20);
+    server_->start("127.0.0.1:0");
+    port_ = server_->port();
+  }
+  ~EchoBackend() { stop(); }
+  void stop() {
+    if (server_) server_->stop(0);
+    server_.reset();
+  }
+  // Starts again on the same port.
+  void restart() {
+    server_ = std::make_unique<HttpServer>(name_, [this](const HttpRequest& req) { return handle(req); },
+                                           64 << 20);
+    server_->start("127.0.0.1:" + std::to_string(port_));
+  }
+  uint16_t port() const { return port_; }
+  int requests() const { return requests_.load(); }
+  int healthChecks() const { return healthChecks_.load(); }
+  void setStatus(int s) { status_ = s; }
+
+ private:
+  HttpResponse handle(const HttpRequest& req) {
+    const std::string* ua = req.header("user-agent");
+    if (ua && *ua == "Amazon-VPC-Lattice-HealthChecks") {
+      ++healthChecks_;
+      return {status_.load(), {}, "ok"};
+    }
+    ++requests_;
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& [n, v] : req.headers) headers[n] = v;
+    nlohmann::json body = {{"backend", name_}, {"method", req.method}, {"target", req.target},
+                           {"headers", headers}, {"bodySize", req.body.size()}};
+    return {status_.load(), {{"content-type", "application/json"}, {"x-amzn-requestid", "backend-made-up"}},
+            body.dump()};
+  }
+
+  std::string name_;
+  std::atomic<int> status_;
+  std::unique_ptr<HttpServer> server_;
+  uint16_t port_ = 0;
+  std::atomic<int> requests_{0}, healthChecks_{0};
+};
+
+// A backend that reads one request per connection raw and answers with a scripted response.
+class RawBackend {
+ public:
+  explicit RawBackend(std::string response) : response_(std::move(response)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd_, 16);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RawBackend() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  std::string received() {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+  uint64_t receivedBytes() const { return receivedBytes_.load(); }
+  // Reads until `terminator` appears (or `countOnly` bytes counted) before answering.
+  std::string terminator = "\r\n\r\n";
+  uint64_t expectBodyBytes = 0;  // when set: count that many bytes after the head, keep none
+
+ private:
+  void run() {
+    while (true) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string got;
+      char buf[65536];
+      uint64_t bodySeen = 0;
+      bool headDone = false;
+      while (true) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        receivedBytes_ += n;
+        if (expectBodyBytes && headDone) {
+          bodySeen += n;
+        } else {
+          got.append(buf, n);
+          if (expectBodyBytes) {
+            auto end = got.find("\r\n\r\n");
+            if (end != std::string::npos) {
+              headDone = true;
+              bodySeen = got.size() - end - 4;
+              got.resize(end + 4);
+            }
+          }
+        }
+        if (expectBodyBytes ? (headDone && bodySeen >= expectBodyBytes) : got.find(terminator) != std::string::npos) {
+          break;
+        }
+      }
+      {
+        std::lock_guard lock(mutex_);
+        received_ = got;
+      }
+      ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+  std::string response_;
+  int fd_;
+  uint16_t port_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::string received_;
+  std::atomic<uint64_t> receivedBytes_{0};
+};
+
+// Store documents → snapshot → a running DataPlane.
+class ProxyHarness {
+ public:
+  explicit ProxyHarness(model::Config config = {}, int workers = 2, std::string dataDir = "/tmp")
+      : config_(std::move(config)) {
+    proxy::DataPlaneOptions options;
+    options.workers = workers;
+    options.dataDir = std::move(dataDir);
+    options.gracefulStopMillis = 2000;
+    dataPlane_ = std::make_unique<proxy::DataPlane>(options, holder_);
+  }
+  ~ProxyHarness() { dataPlane_->stop(); }
+
+  StoreFixture store;
+  void publish() { holder_.publish(snapshot::compileSnapshot(store.contents(), config_, &cells_)); }
+  void start() {
+    publish();
+    dataPlane_->start();
+  }
+  // Waits until `port` accepts connections (listeners open asynchronously).
+  bool waitListening(uint16_t port) {
+    for (int i = 0; i < 200; ++i) {
+      int fd = connectTo(port);
+      if (fd >= 0) {
+        close(fd);
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  proxy::DataPlane& dataPlane() { return *dataPlane_; }
+  snapshot::SnapshotHolder& holder() { return holder_; }
+
+ private:
+  model::Config config_;
+  snapshot::HealthCells cells_;
+  snapshot::SnapshotHolder holder_;
+  std::unique_ptr<proxy::DataPlane> dataPlane_;
+};
+
+}  // namespace trellis::testing
