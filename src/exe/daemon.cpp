@@ -12,6 +12,8 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "model/config.h"
+#include "proxy/data_plane.h"
+#include "snapshot/source.h"
 #include "store/store.h"
 
 namespace trellis {
@@ -72,6 +74,24 @@ void printWelcome(const DaemonOptions& options, const model::Config& config, boo
   std::cout << std::flush;
 }
 
+// The admin port: readiness, Prometheus metrics, and the data plane's listener ports.
+HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready,
+                           const snapshot::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane) {
+  const HeaderList text = {{"content-type", "text/plain; charset=utf-8"}};
+  if (request.path == "/ready")
+    return ready ? HttpResponse{200, text, "ready\n"} : HttpResponse{503, text, "starting\n"};
+  if (request.path == "/metrics")
+    return HttpResponse{200, {{"content-type", "text/plain; version=0.0.4"}},
+                        snapshots.renderMetrics() + dataPlane.renderMetrics()};
+  if (request.path == "/listeners") {
+    auto ports = nlohmann::json::array();
+    for (const auto& status : dataPlane.listenerStatus())
+      ports.push_back({{"port", status.port}, {"bound", status.bound}, {"error", status.error}});
+    return HttpResponse{200, {{"content-type", "application/json"}}, ports.dump() + "\n"};
+  }
+  return HttpResponse{404, text, "not found\n"};
+}
+
 }  // namespace
 
 int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
@@ -97,16 +117,23 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
   if (devIdentity) config.identities.push_back(developmentIdentity(options.dataDir, config.accountId));
 
+  // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
+  snapshot::SnapshotBuilder snapshots([&store] { return store->readAll(); }, config);
+  store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
+  proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
+                             snapshots);
+
   api::Api api(*store, config, makeAuthenticator(config));
+  api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
+    auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));
+    return std::make_pair(health.status, health.reasonCode);
+  };
   HttpServer apiServer("api", [&api](const HttpRequest& r) { return api.handle(r); });
   std::atomic<bool> ready{false};
-  HttpServer adminServer("admin", [&ready](const HttpRequest& r) {
-    if (r.path == "/ready")
-      return ready ? HttpResponse{200, {{"content-type", "text/plain"}}, "ready\n"}
-                   : HttpResponse{503, {{"content-type", "text/plain"}}, "starting\n"};
-    return HttpResponse{404, {{"content-type", "text/plain"}}, "not found\n"};
-  });
+  HttpServer adminServer("admin", [&](const HttpRequest& r) { return adminResponse(r, ready, snapshots, dataPlane); });
   try {
+    snapshots.start();
+    dataPlane.start();
     apiServer.start(options.apiListen);
     adminServer.start(options.adminListen);
   } catch (const std::exception& e) {
@@ -130,6 +157,8 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
   ready = false;
   apiServer.stop();
+  dataPlane.stop();
+  snapshots.stop();
   adminServer.stop();
   logInfo("stopped");
   return 0;
