@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(cmake ninja-build clang libclang-rt-14-dev pkg-config libssl-dev libsqlite3-dev
-  libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 test_pkgs=(nodejs npm curl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3)
 

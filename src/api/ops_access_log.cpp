@@ -45,7 +45,8 @@ std::string checkDestinationArn(std::string_view arn) {
          "(arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME)";
 }
 
-constexpr StringRule kDestinationRule = {.required = true, .minLength = 20, .maxLength = 2048, .check = checkDestinationArn};
+constexpr StringRule kDestinationRule = {
+    .required = true, .minLength = 20, .maxLength = 2048, .check = checkDestinationArn};
 constexpr StringRule kResourceIdentifierRule = {
     .required = true, .minLength = 17, .maxLength = 200, .check = checkResourceIdentifier};
 
@@ -69,7 +70,8 @@ std::optional<Doc> sameTypeSibling(Resources& r, const json& subscription, const
 [[noreturn]] void throwDuplicate(const json& subscription, const Doc& other, const std::string& type) {
   throw conflict("ACCESS_LOG_SUBSCRIPTION", other.id,
                  "The resource " + subscription.value("resourceId", "") + " already has the access log subscription " +
-                     other.id + " to a " + describe(type) + "; a resource can have one subscription per destination type.");
+                     other.id + " to a " + describe(type) +
+                     "; a resource can have one subscription per destination type.");
 }
 
 // Rewrites the subscribed resource unchanged, guarded by its revision: serialises creates against each
@@ -81,7 +83,8 @@ void touch(Tx& tx, Kind kind, const Doc& resource) {
 
 json create(Resources& r, Call& call) {
   FieldErrors errors;
-  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  readString(errors, call.body, "clientToken", "clientToken",
+             {.minLength = 1, .maxLength = 64, .check = checkClientToken});
   auto identifier = readString(errors, call.body, "resourceIdentifier", "resourceIdentifier", kResourceIdentifierRule);
   auto destination = readString(errors, call.body, "destinationArn", "destinationArn", kDestinationRule);
   auto logType = readString(errors, call.body, "serviceNetworkLogType", "serviceNetworkLogType",

@@ -41,9 +41,11 @@ std::string accountId(Resources& r) { return r.arns().accountId; }
 
 json createServiceAssociation(Resources& r, Call& call) {
   FieldErrors errors;
-  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
-  auto serviceIdentifier = readString(errors, call.body, "serviceIdentifier", "serviceIdentifier",
-                                      {.required = true, .minLength = 17, .maxLength = 2048, .check = checkServiceIdentifier});
+  readString(errors, call.body, "clientToken", "clientToken",
+             {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  auto serviceIdentifier =
+      readString(errors, call.body, "serviceIdentifier", "serviceIdentifier",
+                 {.required = true, .minLength = 17, .maxLength = 2048, .check = checkServiceIdentifier});
   auto networkIdentifier =
       readString(errors, call.body, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
                  {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
@@ -138,17 +140,16 @@ json listServiceAssociations(Resources& r, Call& call) {
                (serviceId.empty() || doc.value("serviceId", "") == serviceId);
       },
       [](const json& doc) {
-        return pick(doc, {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
-                          "serviceNetworkId", "serviceNetworkName", "serviceNetworkArn", "dnsEntry",
-                          "customDomainName"});
+        return pick(doc,
+                    {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
+                     "serviceNetworkId", "serviceNetworkName", "serviceNetworkArn", "dnsEntry", "customDomainName"});
       });
 }
 
 // ---- Service network <-> VPC ----
 
-// Security group ids (create: 0-5, update: 1-5). Each must be a security group of `vpcId` in the config;
-// returns nullopt (with errors recorded) otherwise. Unknown groups are reported as not found by the
-// caller once the rest of the input is valid.
+// Security group ids (create: 0-5, update: 1-5), checked for shape and duplicates; nullopt (with errors
+// recorded) when bad or absent. Whether the groups exist is checked once the whole input is valid.
 std::optional<std::vector<std::string>> readSecurityGroupIds(FieldErrors& errors, const json& body, bool required,
                                                              size_t minItems) {
   const json* list = readArray(errors, body, "securityGroupIds", "securityGroupIds", required, minItems, 5);
@@ -158,8 +159,8 @@ std::optional<std::vector<std::string>> readSecurityGroupIds(FieldErrors& errors
   for (size_t i = 0; i < list->size(); ++i) {
     std::string path = "securityGroupIds[" + std::to_string(i) + "]";
     json holder = {{"v", (*list)[i]}};
-    auto id = readString(errors, holder, "v", path, {.required = true, .minLength = 5, .maxLength = 200,
-                                                     .check = checkSecurityGroupId});
+    auto id = readString(errors, holder, "v", path,
+                         {.required = true, .minLength = 5, .maxLength = 200, .check = checkSecurityGroupId});
     if (!id) {
       ok = false;
     } else if (std::find(out.begin(), out.end(), *id) != out.end()) {
@@ -210,7 +211,8 @@ std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::o
   }
   bool specifies = preference && preference->find("SPECIFIED_DOMAINS") != std::string::npos;
   if (specifies && !domains)
-    errors.add("dnsOptions.privateDnsSpecifiedDomains", "Member is required when privateDnsPreference is " + *preference);
+    errors.add("dnsOptions.privateDnsSpecifiedDomains",
+               "Member is required when privateDnsPreference is " + *preference);
   if (!specifies && domains)
     errors.add("dnsOptions.privateDnsSpecifiedDomains",
                "Member is only supported with privateDnsPreference VERIFIED_DOMAINS_AND_SPECIFIED_DOMAINS or "
@@ -222,7 +224,8 @@ std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::o
 
 json createVpcAssociation(Resources& r, Call& call) {
   FieldErrors errors;
-  readString(errors, call.body, "clientToken", "clientToken", {.minLength = 1, .maxLength = 64, .check = checkClientToken});
+  readString(errors, call.body, "clientToken", "clientToken",
+             {.minLength = 1, .maxLength = 64, .check = checkClientToken});
   auto networkIdentifier =
       readString(errors, call.body, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
                  {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
@@ -268,7 +271,8 @@ json createVpcAssociation(Resources& r, Call& call) {
               {"securityGroupIds", groups.value_or(std::vector<std::string>{})}};
   if (privateDns) doc["privateDnsEnabled"] = *privateDns;
   if (dnsOptions) doc["dnsOptions"] = *dnsOptions;
-  json response = pick(doc, {"id", "status", "arn", "createdBy", "securityGroupIds", "privateDnsEnabled", "dnsOptions"});
+  json response =
+      pick(doc, {"id", "status", "arn", "createdBy", "securityGroupIds", "privateDnsEnabled", "dnsOptions"});
 
   Tx tx;
   touch(tx, "servicenetwork", network);

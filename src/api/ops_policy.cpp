@@ -97,7 +97,8 @@ json deleteAuthPolicy(Resources& r, Call& call) {
   return nullptr;
 }
 
-constexpr StringRule kResourceArnRule = {.required = true, .minLength = 20, .maxLength = 200, .check = checkResourceArn};
+constexpr StringRule kResourceArnRule = {
+    .required = true, .minLength = 20, .maxLength = 200, .check = checkResourceArn};
 
 std::string checkResourcePolicyText(std::string_view policy) {
   if (policy.find_first_not_of(" \t\r\n") == std::string_view::npos)

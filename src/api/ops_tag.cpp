@@ -19,8 +19,9 @@ std::string checkLatticeArn(std::string_view v) {
   auto arn = model::parseArn(v);
   bool ok = arn && arn->service == "vpc-lattice" && arn->accountId.size() == 12 &&
             arn->accountId.find_first_not_of("0123456789") == std::string::npos && arn->resource.front() != '/';
-  return ok ? "" : "Member must satisfy regular expression pattern: "
-                   "arn:[a-z0-9][-.a-z0-9]{0,62}:vpc-lattice:([a-z0-9][-.a-z0-9]{0,62})?:\\d{12}?:[^/].{0,1023}";
+  return ok ? ""
+            : "Member must satisfy regular expression pattern: "
+              "arn:[a-z0-9][-.a-z0-9]{0,62}:vpc-lattice:([a-z0-9][-.a-z0-9]{0,62})?:\\d{12}?:[^/].{0,1023}";
 }
 
 constexpr StringRule kArnRule = {.required = true, .maxLength = 1224, .check = checkLatticeArn};
@@ -78,9 +79,9 @@ json tagResource(Resources& r, Call& call) {
   // Keys already present take the new value (tag keys are unique per resource).
   for (auto& [key, value] : tags->items()) merged[key] = value;
   if (merged.size() > kMaxTags)
-    throw validationError("tags: the resource would have " + std::to_string(merged.size()) +
-                              " tags; a resource can have at most 200",
-                          {{"tags", "A resource can have at most 200 tags"}});
+    throw validationError(
+        "tags: the resource would have " + std::to_string(merged.size()) + " tags; a resource can have at most 200",
+        {{"tags", "A resource can have at most 200 tags"}});
   saveTags(r, target, existing, merged);
   return json::object();
 }

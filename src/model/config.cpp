@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/crypto.h"
+#include "common/http_server.h"
 #include "common/strings.h"
 #include "model/ids.h"
 
@@ -186,6 +187,7 @@ class Parser {
   void securityGroup(const YAML::Node& node, Config& config) const;
   void instance(const YAML::Node& node, Config& config) const;
   void quotas(const YAML::Node& node, Quotas& quotas) const;
+  void dns(const YAML::Node& node, DnsSettings& dns) const;
 
   std::string file_;
   mutable YAML::Mark keyMark_ = YAML::Mark::null_mark();  // the key whose value is being read
@@ -442,6 +444,33 @@ void Parser::quotas(const YAML::Node& node, Quotas& q) const {
           quota("vpcAssociationsPerServiceNetwork", q.vpcAssociationsPerServiceNetwork)});
 }
 
+void Parser::dns(const YAML::Node& node, DnsSettings& dns) const {
+  fields(node, "dns",
+         {{"answerAddresses",
+           [&](const YAML::Node& v) {
+             sequence(v, "answerAddresses", [&](const YAML::Node& a) {
+               std::string address = text(a, "answerAddresses entry");
+               if (!isIpAddress(address)) fail(a, "answer address '" + address + "' is not an IP address");
+               if (address == "0.0.0.0" || address == "::")
+                 fail(a, "answer address '" + address + "' is a wildcard, not an address clients can reach");
+               dns.answerAddresses.push_back(address);
+             });
+           }},
+          {"upstreams",
+           [&](const YAML::Node& v) {
+             sequence(v, "upstreams", [&](const YAML::Node& u) {
+               std::string upstream = text(u, "upstreams entry");
+               std::string host;
+               uint16_t port = 0;
+               bool ok = isIpAddress(upstream) || (splitHostPort(upstream, host, port) && port != 0 &&
+                                                   isIpAddress(host));
+               if (!ok) fail(u, "upstream '" + upstream + "' is not IP, IP:PORT or [IPv6]:PORT");
+               dns.upstreams.push_back(upstream);
+             });
+           }},
+          {"ttl", [&](const YAML::Node& v) { dns.ttl = int(integer(v, "dns ttl", 0, 86400)); }}});
+}
+
 Config Parser::parse(const std::string& yamlText) {
   std::vector<YAML::Node> documents;
   try {
@@ -493,7 +522,8 @@ Config Parser::parse(const std::string& yamlText) {
           {"instances", keep(instances)},
           {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
           {"drainSeconds",
-           [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }}});
+           [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
+          {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }}});
 
   std::map<std::string, int> keyLines;
   sequence(identities, "identities", [&](const YAML::Node& n) { identity(n, config, keyLines); });

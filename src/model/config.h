@@ -57,6 +57,13 @@ struct Quotas {
   int vpcAssociationsPerServiceNetwork = 500;
 };
 
+// The DNS service directory (trellisd --dns-listen), under `dns:`.
+struct DnsSettings {
+  std::vector<std::string> answerAddresses;  // what service names resolve to; empty: the --proxy-bind address
+  std::vector<std::string> upstreams;        // "IP", "IP:PORT", "[IPv6]:PORT"; empty: other names are REFUSED
+  int ttl = 5;                               // seconds; low, so association changes show quickly
+};
+
 struct Config {
   std::string region = "us-east-1";
   std::string accountId = "111122223333";
@@ -70,6 +77,7 @@ struct Config {
   std::vector<Instance> instances;
   Quotas quotas;
   int drainSeconds = 60;  // deregistration delay for targets
+  DnsSettings dns;
 
   std::string effectiveServiceDomain() const {
     return serviceDomain.empty() ? "vpc-lattice-svcs." + region + ".on.aws" : serviceDomain;

@@ -49,6 +49,7 @@ Http1Parser::Http1Parser(llhttp_type_t type) {
   };
   settings_.on_header_value_complete = [](llhttp_t* p) {
     auto* s = self(p);
+    if (s->field_.empty()) return s->fail("empty header name");
     s->flushHeader();
     if (s->headers_.size() > kMaxHeaders) return s->fail("too many headers");
     for (char c : s->headers_.back().first) {

@@ -750,11 +750,14 @@ void UpstreamConnection::flush() {
     if (ex_) ex_->upstreamDeadline = w_.nowMillis() + int64_t{down_->idleTimeoutSeconds_} * 1000;
   }
   // Upstream drained: let the client's body flow again.
-  if (down_ && out_.size() < kLowWater && !down_->in_.empty() && down_->paused_ == false) {
+  if (down_ && out_.size() < kLowWater) {
     DownstreamConnection* down = down_;
-    w_.defer([down] {
-      if (!down->dead_) down->process();
-    });
+    if (!down->in_.empty() && !down->paused_) {
+      w_.defer([down] {
+        if (!down->dead_) down->process();
+      });
+    }
+    down->updateInterest();
   }
   updateInterest();
 }

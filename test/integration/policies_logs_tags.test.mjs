@@ -13,6 +13,8 @@ const {
   CreateAccessLogSubscriptionCommand, GetAccessLogSubscriptionCommand, UpdateAccessLogSubscriptionCommand,
   DeleteAccessLogSubscriptionCommand, ListAccessLogSubscriptionsCommand,
   TagResourceCommand, UntagResourceCommand, ListTagsForResourceCommand,
+  CreateTargetGroupCommand, CreateListenerCommand, DeleteListenerCommand, CreateRuleCommand,
+  CreateServiceNetworkVpcAssociationCommand,
 } = lattice;
 
 let t;
@@ -236,13 +238,19 @@ test('access log subscription errors and idempotency', async () => {
   assert.deepEqual(emptyList.items, []);
 });
 
-test('tags round trip on networks, services, associations and subscriptions', async () => {
+test('tags round trip on every taggable resource', async () => {
   const sn = await network({ tags: { team: 'core' } });
   const svc = await service();
   const assoc = await send(new CreateServiceNetworkServiceAssociationCommand({ serviceNetworkIdentifier: sn.id, serviceIdentifier: svc.id }));
+  const vpcAssoc = await send(new CreateServiceNetworkVpcAssociationCommand({ serviceNetworkIdentifier: sn.id, vpcIdentifier: 'vpc-0123456789abcdef2' }));
   const als = await send(new CreateAccessLogSubscriptionCommand({ resourceIdentifier: svc.id, destinationArn: LOGS('tags') }));
+  const tg = await send(new CreateTargetGroupCommand({ name: unique('tags-tg'), type: 'IP', config: { port: 80, protocol: 'HTTP', vpcIdentifier: 'vpc-0123456789abcdef0' } }));
+  const listener = await send(new CreateListenerCommand({ serviceIdentifier: svc.id, name: unique('tags-lst'), protocol: 'HTTP',
+    defaultAction: { forward: { targetGroups: [{ targetGroupIdentifier: tg.id }] } } }));
+  const rule = await send(new CreateRuleCommand({ serviceIdentifier: svc.id, listenerIdentifier: listener.id, name: unique('tags-rule'), priority: 1,
+    match: { httpMatch: { pathMatch: { match: { prefix: '/x' } } } }, action: { fixedResponse: { statusCode: 404 } } }));
 
-  for (const arn of [sn.arn, svc.arn, assoc.arn, als.arn]) {
+  for (const arn of [sn.arn, svc.arn, assoc.arn, vpcAssoc.arn, als.arn, tg.arn, listener.arn, rule.arn]) {
     const tagged = await send(new TagResourceCommand({ resourceArn: arn, tags: { a: '1', b: '2', c: '3' } }));
     assert.equal(tagged.$metadata.httpStatusCode, 200);
     await send(new TagResourceCommand({ resourceArn: arn, tags: { c: 'three', d: '' } }));
@@ -257,6 +265,13 @@ test('tags round trip on networks, services, associations and subscriptions', as
   }
   await send(new UntagResourceCommand({ resourceArn: svc.arn, tagKeys: ['b', 'c'] }));
   assert.deepEqual((await send(new ListTagsForResourceCommand({ resourceArn: svc.arn }))).tags, {});
+
+  // A deleted resource's ARN no longer takes tags.
+  await send(new DeleteListenerCommand({ serviceIdentifier: svc.id, listenerIdentifier: listener.id }));
+  for (const arn of [listener.arn, rule.arn]) {
+    const gone = await expectError(send(new ListTagsForResourceCommand({ resourceArn: arn })));
+    assert.equal(gone.name, 'ResourceNotFoundException', arn);
+  }
 });
 
 test('tag errors: limits, unknown and malformed ARNs', async () => {

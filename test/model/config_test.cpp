@@ -321,6 +321,30 @@ TEST(Config, Instances) {
               7, "duplicate instance");
 }
 
+TEST(Config, Dns) {
+  auto dns = [](const std::string& body) { return std::string(kBase) + "dns:\n" + body; };
+  Config defaults = parseConfig(kBase, "t.yaml");
+  EXPECT_TRUE(defaults.dns.answerAddresses.empty());
+  EXPECT_TRUE(defaults.dns.upstreams.empty());
+  EXPECT_EQ(defaults.dns.ttl, 5);
+
+  Config c = parseConfig(dns("  answerAddresses: [127.0.0.1, \"::1\"]\n"
+                             "  upstreams: [127.0.0.53, \"127.0.0.1:5353\", \"[::1]:53\", \"fd00::53\"]\n"
+                             "  ttl: 30\n"),
+                         "t.yaml");
+  EXPECT_EQ(c.dns.answerAddresses, (std::vector<std::string>{"127.0.0.1", "::1"}));
+  EXPECT_EQ(c.dns.upstreams, (std::vector<std::string>{"127.0.0.53", "127.0.0.1:5353", "[::1]:53", "fd00::53"}));
+  EXPECT_EQ(c.dns.ttl, 30);
+
+  expectError(dns("  answerAddresses: [lattice.local]\n"), 6, "answer address 'lattice.local' is not an IP address");
+  expectError(dns("  answerAddresses: [0.0.0.0]\n"), 6, "is a wildcard");
+  expectError(dns("  upstreams:\n    - 127.0.0.1:0\n"), 7, "upstream '127.0.0.1:0' is not IP, IP:PORT");
+  expectError(dns("  upstreams: [\"resolver:53\"]\n"), 6, "upstream 'resolver:53' is not IP");
+  expectError(dns("  ttl: -1\n"), 6, "dns ttl must be an integer from 0 to 86400");
+  expectError(dns("  tll: 5\n"), 6, "unknown key 'tll' in dns (expected one of: answerAddresses, upstreams, ttl)");
+  expectError(dns("  - 127.0.0.1\n"), 6, "dns must be a mapping");
+}
+
 TEST(Config, AliasBombInPolicyIsRejected) {
   std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   // Each level refers to the previous ten times: 10^8 nodes if expanded.
