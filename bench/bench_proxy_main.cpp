@@ -1,19 +1,21 @@
 // trellis_bench_proxy: runs the data plane on one snapshot for benchmarks.
-// usage: trellis_bench_proxy RECORDS.json WORKERS
+// usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml]
 //   RECORDS.json: [{"kind": "service", "id": "svc-…", "value": {…store document…}}, …]
+//   CONFIG.yaml: a trellisd config (docs/configuration.md); its VPCs decide which clients get in.
 #include <csignal>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "model/config.h"
 #include "proxy/data_plane.h"
 #include "snapshot/compiler.h"
 
 int main(int argc, char** argv) {
   using namespace trellis;
   if (argc < 3) {
-    std::cerr << "usage: trellis_bench_proxy RECORDS.json WORKERS\n";
+    std::cerr << "usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml]\n";
     return 2;
   }
   std::ifstream in(argv[1]);
@@ -21,8 +23,9 @@ int main(int argc, char** argv) {
   store::StoreContents contents;
   contents.revision = 1;
   for (const auto& r : records) contents.records.push_back({r["kind"], r["id"], r["value"].dump(), 1, 1});
+  model::Config config = argc > 3 ? model::loadConfig(argv[3]) : model::Config{};
   snapshot::SnapshotHolder holder;
-  holder.publish(snapshot::compileSnapshot(contents, model::Config{}));
+  holder.publish(snapshot::compileSnapshot(contents, config));
   // Blocked before any thread starts, so only sigwait below sees them.
   sigset_t set;
   sigemptyset(&set);

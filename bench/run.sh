@@ -1,82 +1,173 @@
 #!/usr/bin/env bash
-# Trellis vs nginx vs HAProxy on this machine, measured as in ../shared/spec/perf-anchors.md (Layout A):
-# wrk pinned to CPU0; the nginx backend (A :18081, B :18082) and the proxy under test share CPU1; one
-# worker each. Trellis serves :18111 (single upstream) and :18112 (25/75 weighted pair).
-# Writes requests/s and p50/p99 (c=64 and c=1) to BENCHMARKS.md. Not part of ctest.
-# Needs: wrk, nginx; haproxy optional (apt-get install nginx haproxy). Usage: bench/run.sh [seconds]
+# Trellis vs nginx vs HAProxy on this machine, measured like ../shared/spec/perf-anchors.md (Layout A):
+# wrk and the latency probe pinned to CPU0; the nginx origin (A :18081, B :18082) and the proxy under
+# test share CPU1; one worker/thread each. Every proxy serves a single upstream and a 25/75 weighted
+# pair of A and B:
+#   trellis :18111 / :18112   (bench/conf/trellis-records.json + trellis-config.yaml, 1 worker)
+#   nginx   :18091 / :18092   (bench/conf/proxy-nginx.conf)
+#   haproxy :18101 / :18102   (bench/conf/proxy-haproxy.cfg)
+# Per repetition and target (interleaved, after a warm-up): wrk -c64 (req/s, p50, p99, proxy CPU µs per
+# request from /proc), wrk -c1 (req/s), and bench/latency_probe (c=1 raw p50/p90/p99/p99.9).
+# Prints a Markdown table of medians and writes it, with the raw rows, to $RUNDIR. Not part of ctest.
+#
+# usage: bench/run.sh            env: SECS=10 REPS=3 WARMUP=3 RUNDIR=/tmp/trellis-bench
+#   TARGETS="trellis nginx haproxy"  which proxies to measure
+#   BASELINE=/path/to/trellis_bench_proxy  also measure this build as "trellis-before" (:18121/:18122)
+#   TRELLIS_BIN=/path/to/trellis_bench_proxy  measure this build instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}
-spec=${PERF_CONFIGS:-../shared/spec/perf-configs}
+repo=$PWD
+secs=${SECS:-10}
+reps=${REPS:-3}
+warmup=${WARMUP:-3}
 run=${RUNDIR:-/tmp/trellis-bench}
-rm -rf "$run"; mkdir -p "$run/logs"
-command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)"; exit 1; }
-command -v nginx >/dev/null || { echo "bench: nginx is missing (apt-get install nginx)"; exit 1; }
+targets_wanted=${TARGETS:-trellis nginx haproxy}
+build=$repo/build/bench-release
 
-cmake --preset release >/dev/null
-cmake --build --preset release --target trellis_bench_proxy >/dev/null
+for tool in wrk nginx haproxy curl python3 taskset; do
+  command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null || {
+    echo "bench: $tool is missing; installing the bench packages (scripts/setup.sh --bench)"
+    scripts/setup.sh --bench
+    break
+  }
+done
+export PATH=$PATH:/usr/sbin
+(($(nproc) >= 2)) || { echo "bench: needs 2 CPUs (load generator on CPU0, servers on CPU1)"; exit 1; }
+
+if [[ -z ${TRELLIS_BIN:-} ]]; then
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$build" --target trellis_bench_proxy latency_probe >/dev/null
+  TRELLIS_BIN=$build/bench/trellis_bench_proxy
+fi
+probe=$build/bench/latency_probe
+[[ -x $probe ]] || cmake --build "$build" --target latency_probe >/dev/null
+
+rm -rf "$run"
+mkdir -p "$run/logs" "$run/raw"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-            for f in "$run"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in "$run"/backend.pid "$run"/nginx-proxy.pid "$run"/haproxy.pid; do
+    [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true
+  done
+}
 trap cleanup EXIT
 
-sed "s#RUNDIR#$run#g" "$spec/backend-nginx.conf" > "$run/backend.conf"
-taskset -c 1 nginx -c "$run/backend.conf" -p "$run/"
+conf() { sed "s#RUNDIR#$run#g" "$repo/bench/conf/$1" > "$run/$1"; }
+conf backend-nginx.conf
+taskset -c 1 nginx -c "$run/backend-nginx.conf" -p "$run/" -e "$run/logs/backend.err"
+
+# name=port (single) and name-25/75=port (weighted); procs[name] = the PIDs whose CPU time is the proxy's.
 targets=()
-
-# Trellis: two services on two ports, documents exactly as the API stores them.
-cat > "$run/records.json" <<'JSON'
-[
- {"kind":"service","id":"svc-00000000000000001","value":{"id":"svc-00000000000000001","arn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-00000000000000001","dnsEntry":{"domainName":"127.0.0.1"}}},
- {"kind":"targetgroup","id":"tg-0000000000000000a","value":{"id":"tg-0000000000000000a","config":{"port":18081,"healthCheck":{"enabled":false}},"targets":[{"id":"127.0.0.1"}]}},
- {"kind":"targetgroup","id":"tg-0000000000000000b","value":{"id":"tg-0000000000000000b","config":{"port":18082,"healthCheck":{"enabled":false}},"targets":[{"id":"127.0.0.1"}]}},
- {"kind":"listener","id":"listener-1","value":{"id":"listener-1","serviceId":"svc-00000000000000001","port":18111,"protocol":"HTTP","defaultAction":{"forward":{"targetGroups":[{"targetGroupIdentifier":"tg-0000000000000000a","weight":100}]}}}},
- {"kind":"listener","id":"listener-2","value":{"id":"listener-2","serviceId":"svc-00000000000000001","port":18112,"protocol":"HTTP","defaultAction":{"forward":{"targetGroups":[{"targetGroupIdentifier":"tg-0000000000000000a","weight":25},{"targetGroupIdentifier":"tg-0000000000000000b","weight":75}]}}}}
-]
-JSON
-taskset -c 1 build/release/bench/trellis_bench_proxy "$run/records.json" 1 2>"$run/logs/trellis.err" &
-pids+=($!)
-targets+=("trellis=http://127.0.0.1:18111/" "trellis-25/75=http://127.0.0.1:18112/")
-
-sed "s#RUNDIR#$run#g" "$spec/proxy-nginx.conf" | grep -v '18094\|ssl_' | sed '/listen 127.0.0.1:18093/d' > "$run/nginx.conf"
-taskset -c 1 nginx -c "$run/nginx.conf" -p "$run/"
-targets+=("nginx=http://127.0.0.1:18091/" "nginx-25/75=http://127.0.0.1:18092/")
-if command -v haproxy >/dev/null; then
-  sed "s#RUNDIR#$run#g" "$spec/proxy-haproxy.cfg" > "$run/haproxy.cfg"
-  taskset -c 1 haproxy -f "$run/haproxy.cfg"
-  targets+=("haproxy=http://127.0.0.1:18101/" "haproxy-25/75=http://127.0.0.1:18102/")
-else
-  echo "bench: haproxy not installed, skipping it"
-fi
+declare -A procs
+trellis() {  # label binary portSingle portWeighted
+  sed "s/18111/$3/; s/18112/$4/" "$repo/bench/conf/trellis-records.json" > "$run/$1-records.json"
+  taskset -c 1 "$2" "$run/$1-records.json" 1 "$repo/bench/conf/trellis-config.yaml" 2>"$run/logs/$1.err" &
+  pids+=($!)
+  procs[$1]=$!
+  procs[$1-25/75]=$!
+  targets+=("$1=$3" "$1-25/75=$4")
+}
+for t in $targets_wanted; do
+  case $t in
+    trellis)
+      trellis trellis "$TRELLIS_BIN" 18111 18112
+      [[ -n ${BASELINE:-} ]] && trellis trellis-before "$BASELINE" 18121 18122
+      ;;
+    nginx)
+      conf proxy-nginx.conf
+      taskset -c 1 nginx -c "$run/proxy-nginx.conf" -p "$run/" -e "$run/logs/nginx-proxy.err"
+      targets+=("nginx=18091" "nginx-25/75=18092")
+      ;;
+    haproxy)
+      conf proxy-haproxy.cfg
+      taskset -c 1 haproxy -f "$run/proxy-haproxy.cfg"
+      targets+=("haproxy=18101" "haproxy-25/75=18102")
+      ;;
+    *) echo "bench: unknown target $t"; exit 2 ;;
+  esac
+done
 sleep 1
-for t in "${targets[@]}"; do taskset -c 0 wrk -t1 -c64 -d3s "${t#*=}" >/dev/null; done  # warm-up
+[[ -f $run/nginx-proxy.pid ]] && procs[nginx]="$(cat "$run/nginx-proxy.pid") $(pgrep -P "$(cat "$run/nginx-proxy.pid")" | tr '\n' ' ')"
+[[ -f $run/nginx-proxy.pid ]] && procs[nginx-25/75]=${procs[nginx]}
+[[ -f $run/haproxy.pid ]] && procs[haproxy]=$(cat "$run/haproxy.pid") && procs[haproxy-25/75]=$(cat "$run/haproxy.pid")
+backend="$(cat "$run/backend.pid") $(pgrep -P "$(cat "$run/backend.pid")" | tr '\n' ' ')"
 
-declare -A rps p50 p99
-for c in 64 1; do
+# Every target answers, and the weighted ones split 25/75 (X-B says which origin answered).
+for t in "${targets[@]}"; do
+  name=${t%%=*} port=${t#*=}
+  if [[ $name == *25/75 ]]; then
+    split=$(for _ in $(seq 100); do curl -s -o /dev/null -D - "http://127.0.0.1:$port/" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-b"{print $2}'; done | sort | uniq -c | tr '\n' ' ')
+    echo "bench: $name split over 100 requests: $split"
+  else
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
+    [[ $code == 200 ]] || { echo "bench: $name on :$port answered $code"; exit 1; }
+  fi
+done
+
+ticks() { local sum=0; for p in $1; do sum=$((sum + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $sum; }
+hz=$(getconf CLK_TCK)
+
+for t in "${targets[@]}"; do taskset -c 0 wrk -t1 -c64 -d${warmup}s "http://127.0.0.1:${t#*=}/" >/dev/null; done
+results=$run/results.tsv
+echo -e "target\trep\tmode\trps\tp50_us\tp90_us\tp99_us\tp999_us\tproxy_us_per_req\tbackend_us_per_req\terrors" > "$results"
+to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) print v+0; else if (v ~ /ms$/) print v*1000; else if (v ~ /s$/) print v*1e6; else print v }'; }
+for r in $(seq "$reps"); do
   for t in "${targets[@]}"; do
-    name=${t%%=*}; out="$run/logs/$name.c$c.txt"
-    taskset -c 0 wrk -t1 -c$c -d${secs}s --latency "${t#*=}" > "$out"
-    rps[$name.$c]=$(awk '/Requests\/sec/{print $2}' "$out")
-    p50[$name.$c]=$(awk '/^ +50%/{print $2}' "$out")
-    p99[$name.$c]=$(awk '/^ +99%/{print $2}' "$out")
-    grep -qE 'Non-2xx|Socket errors' "$out" && echo "bench: $name c=$c had errors: $(grep -E 'Non-2xx|Socket errors' "$out")"
+    name=${t%%=*} port=${t#*=} url="http://127.0.0.1:${t#*=}/"
+    for c in 64 1; do
+      raw=$run/raw/${name//\//_}.c$c.r$r.txt
+      k0=$(ticks "${procs[$name]}") b0=$(ticks "$backend")
+      taskset -c 0 wrk -t1 -c$c -d${secs}s --latency "$url" > "$raw" 2>&1
+      k1=$(ticks "${procs[$name]}") b1=$(ticks "$backend")
+      n=$(awk '/requests in/{print $1}' "$raw")
+      rps=$(awk '/Requests\/sec/{print $2}' "$raw")
+      p50=$(to_us "$(awk '/^ +50%/{print $2}' "$raw")")
+      p90=$(to_us "$(awk '/^ +90%/{print $2}' "$raw")")
+      p99=$(to_us "$(awk '/^ +99%/{print $2}' "$raw")")
+      cpu=$(awk -v d=$((k1 - k0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
+      bcpu=$(awk -v d=$((b1 - b0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
+      err=$(grep -E 'Non-2xx|Socket errors' "$raw" | tr -s ' \n' ' ' || true)
+      echo -e "$name\t$r\twrk-c$c\t$rps\t$p50\t$p90\t$p99\t-\t$cpu\t$bcpu\t$err" | tee -a "$results"
+    done
+    line=$(taskset -c 0 "$probe" "$port" "$secs")
+    v() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $line"; }
+    echo -e "$name\t$r\tprobe-c1\t$(v rps)\t$(v p50)\t$(v p90)\t$(v p99)\t$(v p999)\t-\t-\t" | tee -a "$results"
   done
 done
 
-{
-  echo "# Benchmarks"
-  echo
-  echo "bench/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), ${secs}s per run, wrk on CPU0, backend + proxy on CPU1 (perf-anchors Layout A)."
-  echo "Ratio = requests/s relative to nginx on the same shape. wrk's c=1 p99 is unreliable (see perf-anchors)."
-  echo
-  echo "| target | c | req/s | ratio to nginx | p50 | p99 |"
-  echo "|---|---|---|---|---|---|"
-  for c in 64 1; do
-    for t in "${targets[@]}"; do
-      name=${t%%=*}; base=nginx; [[ $name == *25/75 ]] && base=nginx-25/75
-      ratio=$(awk -v a="${rps[$name.$c]}" -v b="${rps[$base.$c]}" 'BEGIN{printf "%.2f", a/b}')
-      echo "| $name | $c | ${rps[$name.$c]} | $ratio | ${p50[$name.$c]} | ${p99[$name.$c]} |"
-    done
-  done
-} > BENCHMARKS.md
-cat BENCHMARKS.md
+python3 - "$results" "$run/results.md" "$secs" "$reps" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+secs, reps = sys.argv[3], sys.argv[4]
+def med(name, mode, col):
+    vals = [float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")]
+    return statistics.median(vals) if vals else float("nan")
+def spread(name, mode, col):
+    vals = [float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")]
+    return (max(vals) - min(vals)) / statistics.median(vals) if len(vals) > 1 else 0.0
+names = list(dict.fromkeys(r["target"] for r in rows))
+def base(name, peer):
+    return peer + ("-25/75" if name.endswith("25/75") else "")
+def ratio(name, peer, mode, col):
+    b = base(name, peer)
+    if b not in names: return "–"
+    return f"{med(name, mode, col) / med(b, mode, col):.2f}"
+out = [f"Medians of {reps} interleaved repetitions, {secs} s each. Ratios are Trellis-over-peer on the same shape (>1: Trellis does more req/s, or has the higher latency).", "",
+       "| target | c=64 req/s (spread) | ×nginx | ×HAProxy | p50 | p99 | proxy CPU µs/req | origin CPU µs/req | c=1 req/s (wrk) | c=1 probe req/s | probe p50 | p90 | p99 | p99.9 |",
+       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+for n in names:
+    out.append(f"| {n} | {med(n,'wrk-c64','rps')/1000:.1f}k ({spread(n,'wrk-c64','rps')*100:.0f}%) | {ratio(n,'nginx','wrk-c64','rps')} | {ratio(n,'haproxy','wrk-c64','rps')} "
+               f"| {med(n,'wrk-c64','p50_us')/1000:.2f} ms | {med(n,'wrk-c64','p99_us')/1000:.2f} ms | {med(n,'wrk-c64','proxy_us_per_req'):.1f} | {med(n,'wrk-c64','backend_us_per_req'):.1f} "
+               f"| {med(n,'wrk-c1','rps')/1000:.1f}k | {med(n,'probe-c1','rps')/1000:.1f}k | {med(n,'probe-c1','p50_us'):.1f} µs | {med(n,'probe-c1','p90_us'):.1f} µs "
+               f"| {med(n,'probe-c1','p99_us'):.1f} µs | {med(n,'probe-c1','p999_us'):.0f} µs |")
+ps = [n for n in names if n.startswith("trellis")]
+if ps:
+    out += ["", "| Trellis c=1 (probe) | p50 ×nginx | p50 ×HAProxy | p99 ×nginx | p99 ×HAProxy |", "|---|---|---|---|---|"]
+    for n in ps:
+        out.append(f"| {n} | {ratio(n,'nginx','probe-c1','p50_us')} | {ratio(n,'haproxy','probe-c1','p50_us')} | {ratio(n,'nginx','probe-c1','p99_us')} | {ratio(n,'haproxy','probe-c1','p99_us')} |")
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+print("\n".join(out))
+PY
+echo "bench: raw rows in $results, table in $run/results.md"

@@ -7,10 +7,17 @@ cd "$(dirname "$0")/.."
 build_pkgs=(cmake ninja-build clang libclang-rt-14-dev pkg-config libssl-dev libsqlite3-dev
   libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
-test_pkgs=(nodejs npm curl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3)
+test_pkgs=(curl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3)
+# Node.js may come from Debian (nodejs + npm) or be preinstalled with its own npm: only install when absent.
+if [[ "${1:-}" == "--test" ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  test_pkgs+=(nodejs npm)
+fi
+# bench/run.sh only (never the test suite): the proxies Trellis is measured against, and the profiler.
+bench_pkgs=(wrk nginx haproxy valgrind curl python3)
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
+[[ "${1:-}" == "--bench" ]] && want+=("${bench_pkgs[@]}")
 
 missing=()
 for p in "${want[@]}"; do
@@ -25,6 +32,14 @@ fi
 # etcd-server's package starts a system etcd; the tests start their own.
 if [[ "${1:-}" == "--test" ]] && command -v systemctl >/dev/null && systemctl is-active -q etcd 2>/dev/null; then
   systemctl stop etcd || true
+fi
+
+# nginx and haproxy packages enable a system service; bench/run.sh starts its own instances.
+if [[ "${1:-}" == "--bench" ]] && command -v systemctl >/dev/null; then
+  for unit in nginx haproxy; do
+    systemctl is-enabled -q "$unit" 2>/dev/null && { systemctl disable -q "$unit" || true; }
+    systemctl is-active -q "$unit" 2>/dev/null && { systemctl stop "$unit" || true; }
+  done
 fi
 
 if [[ "${1:-}" == "--test" ]]; then

@@ -1,9 +1,10 @@
 // PutAuthPolicy, GetAuthPolicy, DeleteAuthPolicy, PutResourcePolicy, GetResourcePolicy, DeleteResourcePolicy.
 //
 // Auth policies are stored under the resource's id, resource policies under its ARN (docs/store-schema.md).
-// Both are checked only for the shape of an IAM policy here; the evaluation engine (src/auth) reads them.
+// Both are validated by compiling them with the policy engine (src/auth/policy.h) that evaluates them.
 #include "api/api.h"
 #include "api/validation.h"
+#include "auth/policy.h"
 
 namespace trellis::api {
 namespace {
@@ -37,6 +38,14 @@ std::string readLabel(const Call& call, const char* name, const StringRule& rule
   return *value;
 }
 
+// What is wrong with a policy document and where ("Statement[1].Condition: unknown operator StringEqualz"),
+// or "" when it compiles.
+std::string policyProblem(std::string_view policy) {
+  auto parsed = auth::parsePolicy(policy, auth::PolicyKind::Resource);
+  auto* error = std::get_if<auth::PolicyError>(&parsed);
+  return error ? error->message : "";
+}
+
 std::string authPolicyState(const Resource& resource) {
   return resource.doc.value.value("authType", "NONE") == "AWS_IAM" ? "Active" : "Inactive";
 }
@@ -53,7 +62,7 @@ json putAuthPolicy(Resources& r, Call& call) {
                              " bytes)");
   } else if (policy) {
     // The model says the JSON "must not contain newlines"; every JSON parser takes them, so they are accepted.
-    if (auto problem = checkPolicyDocument(*policy); !problem.empty()) errors.add("policy", problem);
+    if (auto problem = policyProblem(*policy); !problem.empty()) errors.add("policy", problem);
   }
   errors.throwIfAny();
 
@@ -103,7 +112,7 @@ constexpr StringRule kResourceArnRule = {
 std::string checkResourcePolicyText(std::string_view policy) {
   if (policy.find_first_not_of(" \t\r\n") == std::string_view::npos)
     return "Member must satisfy regular expression pattern: .*\\S.*";
-  return checkPolicyDocument(policy);
+  return policyProblem(policy);
 }
 
 json putResourcePolicy(Resources& r, Call& call) {

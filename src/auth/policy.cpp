@@ -23,7 +23,7 @@ namespace {
 struct Token {
   enum class Kind : uint8_t { Literal, Star, Question, Variable };
   Kind kind = Kind::Literal;
-  std::string text;  // the literal, or the variable's lower-cased key name
+  std::string text;                     // the literal, or the variable's lower-cased key name
   std::optional<std::string> fallback;  // ${key, 'fallback'}
 };
 
@@ -61,6 +61,9 @@ bool equalRun(std::string_view text, std::string_view literal, bool ignoreCase) 
 // length once its variable is resolved. Linear in practice, O(n*m) at worst, never allocates.
 Match matchGlob(const Glob& glob, std::string_view text, const RequestContext& ctx) {
   const auto& tokens = glob.tokens;
+  // A value with an unresolvable variable is unusable as a whole, whatever the text.
+  for (const Token& token : tokens)
+    if (token.kind == Token::Kind::Variable && !token.fallback && !singleValue(ctx, token.text)) return Match::Error;
   size_t t = 0, pos = 0;
   size_t starToken = std::string_view::npos, starPos = 0;
   while (true) {
@@ -80,7 +83,6 @@ Match matchGlob(const Glob& glob, std::string_view text, const RequestContext& c
         std::string_view literal = token.text;
         if (token.kind == Token::Kind::Variable) {
           auto value = singleValue(ctx, token.text);
-          if (!value && !token.fallback) return Match::Error;
           literal = value ? *value : std::string_view(*token.fallback);
         }
         if (text.size() - pos >= literal.size() &&
@@ -172,13 +174,10 @@ Match matchArn(const ArnPattern& pattern, std::string_view arn, const RequestCon
   if (pattern.any) return Match::Yes;
   std::array<std::string_view, 5> parts;
   if (!splitArn(arn, parts)) return Match::Error;
-  Match result = Match::Yes;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    Match m = matchGlob(pattern.parts[i], parts[i], ctx);
-    if (m == Match::Error) return Match::Error;
-    if (m == Match::No) result = Match::No;
-  }
-  return result;
+  // Segment by segment, stopping at the first that differs (an unresolvable variable further on changes nothing).
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (Match m = matchGlob(pattern.parts[i], parts[i], ctx); m != Match::Yes) return m;
+  return Match::Yes;
 }
 
 // ---- Values of condition operators ----
@@ -289,8 +288,7 @@ std::optional<Cidr> parseCidr(std::string_view s) {
   if (slash != std::string_view::npos) {
     std::string_view digits = s.substr(slash + 1);
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || prefix < 0 ||
-        prefix > maxPrefix)
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || prefix < 0 || prefix > maxPrefix)
       return std::nullopt;
   }
   return Cidr{*ip, prefix};
@@ -595,8 +593,8 @@ ArnPattern compileArn(std::string_view text, const std::string& where, bool igno
   if (!splitArn(text, parts))
     fail(where, "\"" + std::string(text) + "\" is not a valid ARN (arn:partition:service:region:account:resource)");
   for (size_t i = 0; i < parts.size(); ++i)
-    pattern.parts[i] = compileGlob(parts[i], {.wildcards = true, .variables = variables,
-                                              .ignoreCase = ignoreCasePrefix && i < 4});
+    pattern.parts[i] =
+        compileGlob(parts[i], {.wildcards = true, .variables = variables, .ignoreCase = ignoreCasePrefix && i < 4});
   return pattern;
 }
 
@@ -686,9 +684,7 @@ std::vector<Condition> readConditions(const json& block, const std::string& wher
       for (const std::string& v : readConditionValues(values, at)) {
         std::string bad = "\"" + v + "\" is not ";
         switch (op->family) {
-          case Family::String:
-            c.strings.push_back(compileGlob(v, {op->like, variables, op->ignoreCase}));
-            break;
+          case Family::String: c.strings.push_back(compileGlob(v, {op->like, variables, op->ignoreCase})); break;
           case Family::Binary: c.strings.push_back(compileGlob(v, {false, false, false})); break;
           case Family::Numeric: {
             auto number = parseNumber(v);
@@ -732,17 +728,18 @@ void checkOnlyKeys(const json& object, std::initializer_list<std::string_view> a
 
 Statement readStatement(const json& s, const std::string& where, PolicyKind kind, bool variables) {
   if (!s.is_object()) fail(where, "must be an object");
-  checkOnlyKeys(s, {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource",
-                    "Condition"},
-                where);
+  checkOnlyKeys(
+      s, {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"},
+      where);
   Statement out;
   if (auto sid = s.find("Sid"); sid != s.end()) {
     if (!sid->is_string()) fail(where + ".Sid", "must be a string");
     out.sid = sid->get<std::string>();
   }
   auto effect = s.find("Effect");
-  if (effect == s.end()) fail(where, "missing Effect");
-  if (*effect != "Allow" && *effect != "Deny") fail(where + ".Effect", "must be \"Allow\" or \"Deny\", not " + quoted(*effect));
+  if (effect == s.end()) throw Invalid{where + ".Effect is missing"};
+  if (*effect != "Allow" && *effect != "Deny")
+    fail(where + ".Effect", "must be \"Allow\" or \"Deny\", not " + quoted(*effect));
   out.deny = *effect == "Deny";
 
   auto principal = s.find("Principal"), notPrincipal = s.find("NotPrincipal");
@@ -750,8 +747,9 @@ Statement readStatement(const json& s, const std::string& where, PolicyKind kind
   out.hasPrincipal = principal != s.end() || notPrincipal != s.end();
   if (kind == PolicyKind::Identity && out.hasPrincipal)
     fail(where, "an identity-based policy cannot name a Principal or NotPrincipal");
-  if (kind == PolicyKind::Resource && !out.hasPrincipal) fail(where, "missing Principal");
-  if (out.hasPrincipal) {
+  // A resource-based statement without a Principal names nobody, so it never applies (as the oracle sees it).
+  if (kind == PolicyKind::Resource) out.hasPrincipal = true;
+  if (principal != s.end() || notPrincipal != s.end()) {
     out.notPrincipal = notPrincipal != s.end();
     out.principals = readPrincipal(out.notPrincipal ? *notPrincipal : *principal,
                                    where + (out.notPrincipal ? ".NotPrincipal" : ".Principal"));
@@ -759,7 +757,7 @@ Statement readStatement(const json& s, const std::string& where, PolicyKind kind
 
   auto action = s.find("Action"), notAction = s.find("NotAction");
   if (action != s.end() && notAction != s.end()) fail(where, "has both Action and NotAction");
-  if (action == s.end() && notAction == s.end()) fail(where, "missing Action");
+  if (action == s.end() && notAction == s.end()) throw Invalid{where + ".Action is missing"};
   out.notAction = notAction != s.end();
   std::string actionWhere = where + (out.notAction ? ".NotAction" : ".Action");
   for (const auto& a : readStrings(out.notAction ? *notAction : *action, actionWhere)) {
@@ -770,6 +768,8 @@ Statement readStatement(const json& s, const std::string& where, PolicyKind kind
   auto resource = s.find("Resource"), notResource = s.find("NotResource");
   if (resource != s.end() && notResource != s.end()) fail(where, "has both Resource and NotResource");
   out.hasResource = resource != s.end() || notResource != s.end();
+  // An auth policy without Resource covers every resource; an identity policy must say.
+  if (kind == PolicyKind::Identity && !out.hasResource) throw Invalid{where + ".Resource is missing"};
   if (out.hasResource) {
     out.notResource = notResource != s.end();
     std::string resourceWhere = where + (out.notResource ? ".NotResource" : ".Resource");
@@ -790,6 +790,8 @@ std::variant<Policy, PolicyError> parsePolicy(std::string_view text, PolicyKind 
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     return PolicyError{"The policy is not valid JSON (at byte " + std::to_string(e.byte) + ")"};
+  } catch (const json::exception&) {  // out_of_range: a number too large for a double
+    return PolicyError{"The policy is not valid JSON (a number is out of range)"};
   }
   try {
     if (!doc.is_object()) fail("Policy", "must be a JSON object");
@@ -803,7 +805,7 @@ std::variant<Policy, PolicyError> parsePolicy(std::string_view text, PolicyKind 
     }
     if (auto id = doc.find("Id"); id != doc.end() && !id->is_string()) fail("Id", "must be a string");
     auto statement = doc.find("Statement");
-    if (statement == doc.end()) fail("Policy", "missing Statement");
+    if (statement == doc.end()) throw Invalid{"The policy has no Statement"};
     CompiledPolicy compiled;
     if (statement->is_array()) {
       if (statement->empty()) fail("Statement", "is empty");
@@ -904,7 +906,9 @@ std::string accessDeniedMessage(const LatticeDecision& decision, const RequestCo
   message += " on resource: ";
   message += ctx.resource;
   if (decision.explicitDeny) {
-    message += " with an explicit deny in a " + layer + "-based policy";
+    // "an identity-based policy", as IAM writes it; "a service-based" / "a network-based" as Lattice does.
+    message += std::string(" with an explicit deny in ") + (decision.deniedBy == AuthLayer::Identity ? "an " : "a ") +
+               layer + "-based policy";
   } else {
     message += " because no " + layer + "-based policy allows the ";
     message += ctx.action;

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -11,6 +13,7 @@
 #include "common/time.h"
 #include "model/config.h"
 #include "model/ids.h"
+#include "proxy/certificates.h"
 
 namespace trellis::cli {
 
@@ -37,6 +40,21 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
   describe->add_option("identifier", identifier, "sn-…, svc-…, tg-…, snsa-…, snva-…, als-…, or any Lattice ARN")
       ->required();
 
+  // Certificates (HTTPS listeners): local commands on trellisd's data dir.
+  auto* ca = app.add_subcommand("ca", "Trellis's certificate authority (signs the generated names' certificates)");
+  ca->require_subcommand(1);
+  auto* caExport = ca->add_subcommand("export", "print the root CA certificate (PEM) for clients to trust");
+  auto* cert = app.add_subcommand("cert", "certificates for custom domain names (a service's certificateArn)");
+  cert->require_subcommand(1);
+  auto* certImport = cert->add_subcommand("import", "store a certificate and its key; prints the ARN to use");
+  certImport->add_option("--cert", out.certificateFile, "PEM certificate, then its chain")
+      ->required()
+      ->check(CLI::ExistingFile);
+  certImport->add_option("--key", out.keyFile, "PEM private key (unencrypted)")->required()->check(CLI::ExistingFile);
+  for (auto* local : {caExport, certImport}) {
+    local->add_option("--data-dir", out.dataDir, "trellisd's --data-dir")->capture_default_str();
+  }
+
   std::vector<const char*> raw;
   for (const auto& a : argv) raw.push_back(a.c_str());
   if (raw.empty()) raw.push_back("trellis");
@@ -47,6 +65,8 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
     return code == 0 ? 0 : 2;
   }
   if (get->parsed()) out.command = "get";
+  if (caExport->parsed()) out.command = "ca-export";
+  if (certImport->parsed()) out.command = "cert-import";
   if (describe->parsed()) {
     out.command = "describe";
     out.args = {identifier};
@@ -359,6 +379,55 @@ json call(const Settings& settings, const ApiRequest& request, const std::string
 }
 
 }  // namespace
+
+bool isLocalCommand(const Options& options) {
+  return options.command == "ca-export" || options.command == "cert-import";
+}
+
+int runLocal(const Options& options, const EnvLookup& env, std::ostream& stdOut, std::ostream& stdErr) {
+  auto readAll = [](const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream text;
+    text << in.rdbuf();
+    out = text.str();
+    return true;
+  };
+  if (options.command == "ca-export") {
+    std::string path = options.dataDir + "/tls/ca.pem", pem;
+    if (!readAll(path, pem)) {
+      stdErr << "trellis: no CA at " << path << ": trellisd creates it on its first start (is --data-dir right?)\n";
+      return 1;
+    }
+    stdOut << pem;
+    return 0;
+  }
+  // cert import: the ARN names the account and region of trellisd's config, like ACM's would.
+  model::Config config;
+  try {
+    if (!options.configPath.empty()) config = model::loadConfig(options.configPath);
+  } catch (const std::exception& e) {
+    stdErr << "trellis: " << e.what() << "\n";
+    return 2;
+  }
+  std::string region = options.region;
+  for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"}) {
+    if (region.empty() && options.configPath.empty() && env(name)) region = env(name);
+  }
+  if (region.empty()) region = config.region;
+  std::string certificate, key, error;
+  if (!readAll(options.certificateFile, certificate) || !readAll(options.keyFile, key)) {
+    stdErr << "trellis: cannot read " << options.certificateFile << " or " << options.keyFile << "\n";
+    return 1;
+  }
+  std::string arn = proxy::importCertificate(options.dataDir, certificate, key, region, config.accountId, error);
+  if (arn.empty()) {
+    stdErr << "trellis: " << error << "\n";
+    return 1;
+  }
+  stdOut << arn << "\n";
+  return 0;
+}
 
 int run(const Options& options, const Settings& settings, std::ostream& stdOut, std::ostream& stdErr) {
   try {

@@ -22,6 +22,9 @@ struct Options {
   std::string endpoint;           // --endpoint (else TRELLIS_ENDPOINT, else kDefaultEndpoint)
   std::string configPath;         // --config: trellisd's YAML; its first identity signs
   std::string region;             // --region (else config, AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
+  // Local commands on trellisd's data dir (no API call): "ca-export", "cert-import".
+  std::string dataDir = "./trellis-data";  // --data-dir, as trellisd's
+  std::string certificateFile, keyFile;    // cert import --cert / --key
 };
 
 // Parses the command line (argv[0] included). Returns -1 to go on, or the exit code to stop with after
@@ -70,6 +73,12 @@ struct ApiError {
 };
 // Reads an error the way the AWS SDK does: x-amzn-ErrorType, else body __type / code; message / Message.
 ApiError apiErrorOf(const HttpResult& response);
+
+// Whether the command works on the data dir directly (no endpoint, no credentials).
+bool isLocalCommand(const Options& options);
+// `trellis ca export` prints Trellis's root CA (PEM) for clients to trust; `trellis cert import --cert FILE
+// --key FILE` stores a certificate for custom domain names and prints its ACM-style ARN. Exit code as run().
+int runLocal(const Options& options, const EnvLookup& env, std::ostream& stdOut, std::ostream& stdErr);
 
 // Runs a parsed command against the API. Returns the process exit code; output to `stdOut`, errors to `stdErr`.
 int run(const Options& options, const Settings& settings, std::ostream& stdOut, std::ostream& stdErr);

@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   Options options;
   int code = parseArgs(std::vector<std::string>(argv, argv + argc), options, std::cout, std::cerr);
   if (code >= 0) return code;
+  auto env = [](const char* name) { return std::getenv(name); };
+  if (isLocalCommand(options)) return runLocal(options, env, std::cout, std::cerr);
   Settings settings;
   std::string error;
   if (!resolveSettings(options, [](const char* name) { return std::getenv(name); }, settings, error)) {

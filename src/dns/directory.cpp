@@ -32,7 +32,8 @@ bool isUnspecified(const std::string& bytes) {
 
 // `host` is `zone` or a name below it (both lower-case, dotted).
 bool hostWithin(std::string_view host, std::string_view zone) {
-  return host == zone || (host.size() > zone.size() && endsWith(host, zone) && host[host.size() - zone.size() - 1] == '.');
+  return host == zone ||
+         (host.size() > zone.size() && endsWith(host, zone) && host[host.size() - zone.size() - 1] == '.');
 }
 
 }  // namespace
@@ -114,7 +115,7 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
   response.cd = query.cd;
   response.ra = forwarding_;
   response.questions = query.questions;
-  if (query.edns) response.edns = Edns{kUdpSize, 0, 0, {}};
+  if (query.edns) response.edns = Edns{kUdpSize, 0, uint16_t(query.edns->flags & 0x8000), {}};  // DO copied (RFC 3225)
 
   if (query.opcode != kOpcodeQuery) {
     response.rcode = rcode::NotImp;

@@ -100,10 +100,10 @@ namespace {
 class Forward : public std::enable_shared_from_this<Forward> {
  public:
   Forward(asio::io_context& io, int& pending, const std::vector<udp::endpoint>& upstreams,
-          std::chrono::milliseconds timeout, std::string query, Message parsed, size_t limit, Reply reply)
-      : socket_(io), timer_(io), pending_(pending), upstreams_(upstreams), timeout_(timeout),
-        clientId_(idOf(query)), query_(std::move(query)), parsed_(std::move(parsed)), limit_(limit),
-        reply_(std::move(reply)) {
+          std::chrono::milliseconds timeout, std::string query, Message parsed, bool overTcp, Reply reply)
+      : socket_(io), tcp_(io), timer_(io), pending_(pending), upstreams_(upstreams), timeout_(timeout),
+        clientId_(idOf(query)), query_(std::move(query)), parsed_(std::move(parsed)), overTcp_(overTcp),
+        limit_(overTcp ? kMaxMessageSize : Directory::udpLimit(parsed_)), reply_(std::move(reply)) {
     ++pending_;
     uint16_t id = 0;
     randomBytes(&id, sizeof id);
@@ -115,6 +115,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
     ++attempt_;
     std::error_code ec;
     socket_.close(ec);
+    tcp_.close(ec);
     if (next_ == upstreams_.size()) return fail();
     const auto& upstream = upstreams_[next_++];
     socket_.open(upstream.protocol(), ec);
@@ -139,8 +140,49 @@ class Forward : public std::enable_shared_from_this<Forward> {
       if (ec) return self->tryNext();  // e.g. ICMP port unreachable
       std::string_view wire(self->buffer_.data(), n);
       if (!self->matches(wire)) return self->receive();  // not the answer to our query: keep listening
+      if (self->overTcp_ && parseHeader(wire)->tc) return self->retryOverTcp();
       self->timer_.cancel();
       self->relay(wire);
+    });
+  }
+
+  // The upstream truncated its UDP answer but our querier came over TCP and can take it all: ask again
+  // over TCP, the same upstream.
+  void retryOverTcp() {
+    uint64_t attempt = ++attempt_;
+    std::error_code ec;
+    socket_.close(ec);
+    const auto& upstream = upstreams_[next_ - 1];
+    framed_ = std::string{char(query_.size() >> 8), char(query_.size())} + query_;
+    timer_.expires_after(timeout_);
+    timer_.async_wait([self = shared_from_this(), attempt](std::error_code e) {
+      if (!e && attempt == self->attempt_) self->tryNext();
+    });
+    // Every step: give up on this upstream at the first error; ignore what a later attempt cancelled.
+    auto step = [self = shared_from_this(), attempt](std::error_code e, auto next) {
+      if (attempt != self->attempt_) return;
+      if (e) return self->tryNext();
+      next();
+    };
+    tcp_.async_connect(tcp::endpoint(upstream.address(), upstream.port()), [this, step](std::error_code e) {
+      step(e, [this, step] {
+        asio::async_write(tcp_, asio::buffer(framed_), [this, step](std::error_code e, size_t) {
+          step(e, [this, step] {
+            asio::async_read(tcp_, asio::buffer(length_), [this, step](std::error_code e, size_t) {
+              step(e, [this, step] {
+                tcpReply_.resize(size_t(length_[0]) << 8 | length_[1]);
+                asio::async_read(tcp_, asio::buffer(tcpReply_), [this, step](std::error_code e, size_t) {
+                  step(e, [this] {
+                    if (!matches(tcpReply_)) return tryNext();
+                    timer_.cancel();
+                    relay(tcpReply_);
+                  });
+                });
+              });
+            });
+          });
+        });
+      });
     });
   }
 
@@ -177,6 +219,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
   }
 
   udp::socket socket_;
+  tcp::socket tcp_;
   asio::steady_timer timer_;
   int& pending_;
   const std::vector<udp::endpoint>& upstreams_;
@@ -184,11 +227,14 @@ class Forward : public std::enable_shared_from_this<Forward> {
   uint16_t clientId_;
   std::string query_;
   Message parsed_;
+  bool overTcp_;
   size_t limit_;
   Reply reply_;
   size_t next_ = 0;
   uint64_t attempt_ = 0;  // handlers of an earlier attempt find it moved and do nothing
   std::array<char, kMaxMessageSize> buffer_;
+  std::string framed_, tcpReply_;
+  uint8_t length_[2] = {};
 };
 
 // One TCP client: length-prefixed messages (RFC 1035 4.2.2, RFC 7766), answered in order.
@@ -281,8 +327,7 @@ void DnsServer::Impl::forward(std::string_view wire, const Message& query, bool 
     response.questions = query.questions;
     return reply(encodeMessage(response));
   }
-  size_t limit = overTcp ? kMaxMessageSize : Directory::udpLimit(query);
-  std::make_shared<Forward>(io, pendingForwards, upstreams, options.upstreamTimeout, std::string(wire), query, limit,
+  std::make_shared<Forward>(io, pendingForwards, upstreams, options.upstreamTimeout, std::string(wire), query, overTcp,
                             std::move(reply))
       ->tryNext();
 }

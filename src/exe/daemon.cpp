@@ -11,6 +11,7 @@
 #include "auth/sigv4.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "dns/server.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
 #include "snapshot/source.h"
@@ -18,6 +19,8 @@
 
 namespace trellis {
 namespace {
+
+constexpr const char* kDevelopmentVpc = "vpc-0123456789abcdef0";
 
 // Without a config, trellisd makes up one identity and keeps it in the data dir, so the
 // credentials it prints stay valid across restarts.
@@ -56,20 +59,23 @@ api::Authenticator makeAuthenticator(const model::Config& config) {
 }
 
 void printWelcome(const DaemonOptions& options, const model::Config& config, bool devIdentity, uint16_t apiPort,
-                  uint16_t adminPort) {
+                  uint16_t adminPort, uint16_t dnsPort) {
   std::string host = options.apiListen.substr(0, options.apiListen.rfind(':'));
   std::string endpoint = "http://" + host + ":" + std::to_string(apiPort);
   std::cout << "trellisd is serving the VPC Lattice API at " << endpoint << " (region " << config.region
             << ", account " << config.accountId << ")\n"
             << "admin endpoint (/ready, /metrics) at http://" << options.adminListen.substr(0, options.adminListen.rfind(':'))
             << ":" << adminPort << "\n";
+  if (dnsPort) std::cout << "DNS service directory for " << config.effectiveServiceDomain() << " on port " << dnsPort << "\n";
   if (devIdentity) {
     const auto& id = config.identities.front();
     std::cout << "No --config given: use this development identity (" << id.arn << "):\n"
               << "  export AWS_ACCESS_KEY_ID=" << id.accessKeyId << "\n"
               << "  export AWS_SECRET_ACCESS_KEY=" << id.secretAccessKey << "\n"
               << "  export AWS_DEFAULT_REGION=" << config.region << "\n"
-              << "  aws vpc-lattice list-services --endpoint-url " << endpoint << "\n";
+              << "  aws vpc-lattice list-services --endpoint-url " << endpoint << "\n"
+              << "Loopback clients (127.0.0.0/8, ::1) are in VPC " << kDevelopmentVpc
+              << ": associate it with a service network to reach its services.\n";
   }
   std::cout << std::flush;
 }
@@ -115,7 +121,11 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     std::cerr << "trellisd: " << e.what() << "\n";
     return 1;
   }
-  if (devIdentity) config.identities.push_back(developmentIdentity(options.dataDir, config.accountId));
+  if (devIdentity) {
+    config.identities.push_back(developmentIdentity(options.dataDir, config.accountId));
+    // One client VPC holding every loopback address, so local clients can reach what is associated with it.
+    config.vpcs.push_back({kDevelopmentVpc, {"127.0.0.0/8", "::1/128"}});
+  }
 
   // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
   snapshot::SnapshotBuilder snapshots([&store] { return store->readAll(); }, config);
@@ -131,9 +141,18 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   HttpServer apiServer("api", [&api](const HttpRequest& r) { return api.handle(r); });
   std::atomic<bool> ready{false};
   HttpServer adminServer("admin", [&](const HttpRequest& r) { return adminResponse(r, ready, snapshots, dataPlane); });
+  std::unique_ptr<dns::DnsServer> dnsServer;
   try {
     snapshots.start();
     dataPlane.start();
+    if (!options.dnsListen.empty()) {
+      dns::DnsOptions dnsOptions{options.dnsListen, config.effectiveServiceDomain(),
+                                 config.dns.answerAddresses.empty() ? std::vector<std::string>{options.proxyBind}
+                                                                    : config.dns.answerAddresses,
+                                 config.dns.upstreams, static_cast<uint32_t>(config.dns.ttl)};
+      dnsServer = std::make_unique<dns::DnsServer>(dnsOptions, snapshots);
+      dnsServer->start();
+    }
     apiServer.start(options.apiListen);
     adminServer.start(options.adminListen);
   } catch (const std::exception& e) {
@@ -141,7 +160,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     return 1;
   }
   ready = true;
-  printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port());
+  printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port(), dnsServer ? dnsServer->port() : 0);
   logInfo("ready: api ", options.apiListen, " (port ", apiServer.port(), "), admin ", options.adminListen,
           " (port ", adminServer.port(), "), data dir ", options.dataDir);
 
@@ -157,6 +176,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
   ready = false;
   apiServer.stop();
+  if (dnsServer) dnsServer->stop();
   dataPlane.stop();
   snapshots.stop();
   adminServer.stop();

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -41,8 +42,7 @@ Identity makeDevelopmentIdentity(const std::string& accountId) {
   Identity identity;
   identity.arn = "arn:aws:iam::" + accountId + ":role/trellis-dev";
   identity.accessKeyId = "AKIA" + randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 16);
-  identity.secretAccessKey =
-      randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
+  identity.secretAccessKey = randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40);
   return identity;
 }
 
@@ -263,7 +263,12 @@ nlohmann::json Parser::toJson(const YAML::Node& node, size_t& budget) const {
 std::string Parser::policyJson(const YAML::Node& node) const {
   if (node.IsMap()) {
     size_t budget = 100000;
-    return toJson(node, budget).dump();
+    auto json = toJson(node, budget);
+    try {
+      return json.dump();
+    } catch (const nlohmann::json::exception&) {
+      fail(node, "policy is not valid UTF-8");
+    }
   }
   std::string value = text(node, "policy");
   nlohmann::json parsed;
@@ -326,7 +331,8 @@ void Parser::identity(const YAML::Node& node, Config& config, std::map<std::stri
            [&](const YAML::Node& v) {
              sequence(v, "orgPaths", [&](const YAML::Node& p) {
                std::string path = text(p, "orgPaths entry");
-               if (!isOrgPath(path)) fail(p, "orgPaths entry '" + path + "' is not of the form o-xxxxxxxxxx/r-xxxx/ou-…/");
+               if (!isOrgPath(path))
+                 fail(p, "orgPaths entry '" + path + "' is not of the form o-xxxxxxxxxx/r-xxxx/ou-…/");
                id.orgPaths.push_back(path);
              });
            }},
@@ -358,45 +364,44 @@ void Parser::vpc(const YAML::Node& node, Config& config) const {
 
 void Parser::securityGroup(const YAML::Node& node, Config& config) const {
   SecurityGroup sg;
-  fields(node, "security group",
-         {{"id",
-           [&](const YAML::Node& v) {
-             sg.id = text(v, "security group id");
-             if (!isEc2Id(sg.id, "sg-", isLowerAlnum))
-               fail(v, "'" + sg.id + "' is not a security group id (sg- and 8 or 17 characters of 0-9a-z)");
-             for (const auto& other : config.securityGroups)
-               if (other.id == sg.id) fail(v, "duplicate security group '" + sg.id + "'");
-           },
-           true},
-          {"vpcId",
-           [&](const YAML::Node& v) {
-             sg.vpcId = text(v, "vpcId");
-             bool known = false;
-             for (const auto& vpc : config.vpcs) known = known || vpc.id == sg.vpcId;
-             if (!known) fail(v, "vpcId '" + sg.vpcId + "' is not one of the configured vpcs");
-           },
-           true},
-          {"ingress", [&](const YAML::Node& v) {
-             sequence(v, "ingress", [&](const YAML::Node& r) {
-               IngressRule rule;
-               fields(r, "ingress rule",
-                      {{"cidr",
-                        [&](const YAML::Node& c) {
-                          rule.cidr = text(c, "cidr");
-                          if (auto problem = cidrProblem(rule.cidr); !problem.empty())
-                            fail(c, "cidr '" + rule.cidr + "' " + problem);
-                        },
-                        true},
-                       {"fromPort",
-                        [&](const YAML::Node& p) { rule.fromPort = uint16_t(integer(p, "fromPort", 0, 65535)); }},
-                       {"toPort",
-                        [&](const YAML::Node& p) { rule.toPort = uint16_t(integer(p, "toPort", 0, 65535)); }}});
-               if (rule.fromPort > rule.toPort)
-                 fail(r, "fromPort " + std::to_string(rule.fromPort) + " is above toPort " +
-                             std::to_string(rule.toPort));
-               sg.ingress.push_back(rule);
-             });
-           }}});
+  fields(
+      node, "security group",
+      {{"id",
+        [&](const YAML::Node& v) {
+          sg.id = text(v, "security group id");
+          if (!isEc2Id(sg.id, "sg-", isLowerAlnum))
+            fail(v, "'" + sg.id + "' is not a security group id (sg- and 8 or 17 characters of 0-9a-z)");
+          for (const auto& other : config.securityGroups)
+            if (other.id == sg.id) fail(v, "duplicate security group '" + sg.id + "'");
+        },
+        true},
+       {"vpcId",
+        [&](const YAML::Node& v) {
+          sg.vpcId = text(v, "vpcId");
+          bool known = false;
+          for (const auto& vpc : config.vpcs) known = known || vpc.id == sg.vpcId;
+          if (!known) fail(v, "vpcId '" + sg.vpcId + "' is not one of the configured vpcs");
+        },
+        true},
+       {"ingress", [&](const YAML::Node& v) {
+          sequence(v, "ingress", [&](const YAML::Node& r) {
+            IngressRule rule;
+            fields(
+                r, "ingress rule",
+                {{"cidr",
+                  [&](const YAML::Node& c) {
+                    rule.cidr = text(c, "cidr");
+                    if (auto problem = cidrProblem(rule.cidr); !problem.empty())
+                      fail(c, "cidr '" + rule.cidr + "' " + problem);
+                  },
+                  true},
+                 {"fromPort", [&](const YAML::Node& p) { rule.fromPort = uint16_t(integer(p, "fromPort", 0, 65535)); }},
+                 {"toPort", [&](const YAML::Node& p) { rule.toPort = uint16_t(integer(p, "toPort", 0, 65535)); }}});
+            if (rule.fromPort > rule.toPort)
+              fail(r, "fromPort " + std::to_string(rule.fromPort) + " is above toPort " + std::to_string(rule.toPort));
+            sg.ingress.push_back(rule);
+          });
+        }}});
   config.securityGroups.push_back(std::move(sg));
 }
 
@@ -462,8 +467,8 @@ void Parser::dns(const YAML::Node& node, DnsSettings& dns) const {
                std::string upstream = text(u, "upstreams entry");
                std::string host;
                uint16_t port = 0;
-               bool ok = isIpAddress(upstream) || (splitHostPort(upstream, host, port) && port != 0 &&
-                                                   isIpAddress(host));
+               bool ok =
+                   isIpAddress(upstream) || (splitHostPort(upstream, host, port) && port != 0 && isIpAddress(host));
                if (!ok) fail(u, "upstream '" + upstream + "' is not IP, IP:PORT or [IPv6]:PORT");
                dns.upstreams.push_back(upstream);
              });
@@ -471,63 +476,92 @@ void Parser::dns(const YAML::Node& node, DnsSettings& dns) const {
           {"ttl", [&](const YAML::Node& v) { dns.ttl = int(integer(v, "dns ttl", 0, 86400)); }}});
 }
 
+// Sees only where documents start: enough to refuse a second one.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { lastStart = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  YAML::Mark lastStart;
+};
+
 Config Parser::parse(const std::string& yamlText) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(yamlText);
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever on some malformed input (e.g. ",").
+    // Parse at most two documents by hand, then load the one.
+    std::istringstream in(yamlText);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    if (parser.HandleNextDocument(counter) && parser.HandleNextDocument(counter))
+      fail(counter.lastStart, "expected one YAML document, found more");
+    root = YAML::Load(yamlText);
   } catch (const YAML::Exception& e) {
     fail(e.mark, "invalid YAML: " + e.msg);
   }
   Config config;
-  if (documents.empty()) return config;
-  if (documents.size() > 1) fail(documents[1], "expected one YAML document, found " + std::to_string(documents.size()));
-  const YAML::Node& root = documents[0];
 
   // Scalars first, in file order; the lists after, in dependency order (identities need the
   // partition, security groups and instances need the VPCs), wherever they appear in the file.
-  YAML::Node identities, vpcs, securityGroups, instances;  // null until seen
+  YAML::Node identities, vpcs, securityGroups, instances, defaultVpc;  // null until seen
   auto keep = [](YAML::Node& slot) { return [&slot](const YAML::Node& v) { slot.reset(v); }; };
-  fields(root, "the configuration",
-         {{"region",
-           [&](const YAML::Node& v) {
-             config.region = text(v, "region");
-             if (!isRegion(config.region)) fail(v, "region '" + config.region + "' is not a region like us-east-1");
-           }},
-          {"accountId",
-           [&](const YAML::Node& v) {
-             config.accountId = text(v, "accountId");
-             if (!isAccountId(config.accountId)) fail(v, "accountId must be 12 digits, not '" + config.accountId + "'");
-           }},
-          {"partition",
-           [&](const YAML::Node& v) {
-             config.partition = text(v, "partition");
-             if (!isDnsLabel(config.partition) || !startsWith(config.partition, "aws"))
-               fail(v, "partition '" + config.partition + "' is not a partition like aws or aws-cn");
-           }},
-          {"serviceDomain",
-           [&](const YAML::Node& v) {
-             config.serviceDomain = text(v, "serviceDomain");
-             if (!isDnsName(config.serviceDomain))
-               fail(v, "serviceDomain '" + config.serviceDomain + "' is not a lower-case DNS name");
-           }},
-          {"partitionId",
-           [&](const YAML::Node& v) {
-             config.partitionId = text(v, "partitionId");
-             if (!isDnsLabel(config.partitionId))
-               fail(v, "partitionId '" + config.partitionId + "' is not a lower-case DNS label");
-           }},
-          {"identities", keep(identities)},
-          {"vpcs", keep(vpcs)},
-          {"securityGroups", keep(securityGroups)},
-          {"instances", keep(instances)},
-          {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
-          {"drainSeconds",
-           [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
-          {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }}});
+  fields(
+      root, "the configuration",
+      {{"region",
+        [&](const YAML::Node& v) {
+          config.region = text(v, "region");
+          if (!isRegion(config.region)) fail(v, "region '" + config.region + "' is not a region like us-east-1");
+        }},
+       {"accountId",
+        [&](const YAML::Node& v) {
+          config.accountId = text(v, "accountId");
+          if (!isAccountId(config.accountId)) fail(v, "accountId must be 12 digits, not '" + config.accountId + "'");
+        }},
+       {"partition",
+        [&](const YAML::Node& v) {
+          config.partition = text(v, "partition");
+          if (!isDnsLabel(config.partition) || !startsWith(config.partition, "aws"))
+            fail(v, "partition '" + config.partition + "' is not a partition like aws or aws-cn");
+        }},
+       {"serviceDomain",
+        [&](const YAML::Node& v) {
+          config.serviceDomain = text(v, "serviceDomain");
+          if (!isDnsName(config.serviceDomain))
+            fail(v, "serviceDomain '" + config.serviceDomain + "' is not a lower-case DNS name");
+        }},
+       {"partitionId",
+        [&](const YAML::Node& v) {
+          config.partitionId = text(v, "partitionId");
+          if (!isDnsLabel(config.partitionId))
+            fail(v, "partitionId '" + config.partitionId + "' is not a lower-case DNS label");
+        }},
+       {"identities", keep(identities)},
+       {"vpcs", keep(vpcs)},
+       {"defaultVpc",
+        [&](const YAML::Node& v) {
+          config.defaultVpc = text(v, "defaultVpc");
+          defaultVpc.reset(v);  // checked against the vpcs once they are read
+        }},
+       {"securityGroups", keep(securityGroups)},
+       {"instances", keep(instances)},
+       {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
+       {"drainSeconds", [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
+       {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }}});
 
   std::map<std::string, int> keyLines;
   sequence(identities, "identities", [&](const YAML::Node& n) { identity(n, config, keyLines); });
   sequence(vpcs, "vpcs", [&](const YAML::Node& n) { vpc(n, config); });
+  if (!defaultVpc.IsNull()) {
+    bool known = false;
+    for (const auto& vpc : config.vpcs) known = known || vpc.id == config.defaultVpc;
+    if (!known) fail(defaultVpc, "defaultVpc '" + config.defaultVpc + "' is not one of the configured vpcs");
+  }
   sequence(securityGroups, "securityGroups", [&](const YAML::Node& n) { securityGroup(n, config); });
   sequence(instances, "instances", [&](const YAML::Node& n) { instance(n, config); });
   return config;

@@ -73,6 +73,8 @@ struct Config {
   std::string partitionId = "7d67968";
   std::vector<Identity> identities;
   std::vector<Vpc> vpcs;
+  // Where a client whose address is in no VPC's CIDR belongs; empty: such clients are refused. For development.
+  std::string defaultVpc;
   std::vector<SecurityGroup> securityGroups;
   std::vector<Instance> instances;
   Quotas quotas;

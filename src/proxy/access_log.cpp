@@ -48,10 +48,11 @@ std::string formatAccessLog(const AccessLogEntry& e) {
   j["protocol"] = e.protocol;
   j["hostHeader"] = orDash(e.hostHeader);
   j["userAgent"] = orDash(e.userAgent);
-  j["serverNameIndication"] = "-";
-  j["tlsVersion"] = "-";
-  j["sslCipher"] = "-";
+  j["serverNameIndication"] = orDash(e.serverNameIndication);
+  j["tlsVersion"] = orDash(e.tlsVersion);
+  j["sslCipher"] = orDash(e.sslCipher);
   j["responseCode"] = e.responseCode;
+  if (e.grpcResponseCode >= 0) j["grpcResponseCode"] = e.grpcResponseCode;
   j["bytesReceived"] = e.bytesReceived;
   j["bytesSent"] = e.bytesSent;
   j["duration"] = e.durationMs;

@@ -27,6 +27,8 @@ struct AccessLogEntry {
   std::string sourceIpPort, targetIpPort;
   std::string requestMethod, requestPath, protocol = "HTTP/1.1";
   std::string hostHeader, userAgent;
+  std::string serverNameIndication, tlsVersion, sslCipher;  // HTTPS only
+  int grpcResponseCode = -1;                                // gRPC only
   int responseCode = 0;
   uint64_t bytesReceived = 0, bytesSent = 0;
   int64_t durationMs = 0, requestToTargetDurationMs = -1, responseFromTargetDurationMs = -1;

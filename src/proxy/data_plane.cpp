@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "proxy/access_log.h"
 #include "proxy/health.h"
+#include "proxy/tls_contexts.h"
 #include "proxy/worker.h"
 
 namespace trellis::proxy {
@@ -24,6 +25,7 @@ struct DataPlane::Impl {
   DataPlaneOptions options;
   snapshot::SnapshotSource& source;
   std::unique_ptr<AccessLogWriter> accessLogs;
+  std::unique_ptr<TlsContextProvider> tls;  // null when the CA cannot be opened: HTTPS handshakes fail
   HealthChecker health;
   std::vector<std::unique_ptr<Worker>> workers;
 
@@ -80,8 +82,9 @@ struct DataPlane::Impl {
   void reconcile() {
     snapshot::SnapshotPtr snap = source.current();
     health.update(snap);
+    if (tls) tls->refresh(*snap, time(nullptr));  // new services, imported certificates, leaf renewals
     std::map<uint16_t, ListenerBindStatus> next;
-    for (uint16_t port : snap->httpListenerPorts) {
+    for (uint16_t port : snap->listenerPorts) {
       std::lock_guard lock(mutex);
       auto old = ports.find(port);
       if (old != ports.end() && old->second.bound) {
@@ -154,7 +157,13 @@ void DataPlane::start() {
   d.accessLogs = std::make_unique<AccessLogWriter>(d.options.dataDir, snap->region.empty() ? "us-east-1" : snap->region,
                                                    snap->accountId.empty() ? "111122223333" : snap->accountId);
   d.accessLogs->start();
+  try {
+    d.tls = std::make_unique<TlsContextProvider>(d.options.dataDir);
+  } catch (const std::exception& e) {
+    logError("proxy: HTTPS listeners disabled: ", e.what());
+  }
   for (int i = 0; i < count; ++i) d.workers.push_back(std::make_unique<Worker>(i, d.source, *d.accessLogs));
+  for (auto& w : d.workers) w->setTls(d.tls.get());
   for (auto& w : d.workers) w->start();
   d.health.start();
   d.reconcile();
@@ -208,5 +217,7 @@ std::vector<ListenerBindStatus> DataPlane::listenerStatus() const {
 }
 
 const TargetHealthView& DataPlane::targetHealth() const { return impl_->health; }
+
+std::string DataPlane::rootCertificatePem() const { return impl_->tls ? impl_->tls->authority().rootPem() : ""; }
 
 }  // namespace trellis::proxy

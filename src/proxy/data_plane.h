@@ -37,7 +37,7 @@ class TargetHealthView {
   virtual TargetHealth status(const std::string& targetGroupId, const std::string& targetId, uint16_t port) const = 0;
 };
 
-// Whether the proxy could listen on a listener port (only HTTP listeners are served for now).
+// Whether the proxy could listen on a listener port (HTTP, HTTPS and TLS_PASSTHROUGH listeners alike).
 struct ListenerBindStatus {
   uint16_t port = 0;
   bool bound = false;
@@ -61,6 +61,9 @@ class DataPlane {
   std::string renderMetrics() const;
   std::vector<ListenerBindStatus> listenerStatus() const;
   const TargetHealthView& targetHealth() const;
+  // Trellis's root CA (PEM), which signs the generated names' certificates; empty when HTTPS is disabled.
+  // For clients to trust: trellisd serves it as GET /ca.pem on the admin port.
+  std::string rootCertificatePem() const;
 
  private:
   struct Impl;

@@ -143,7 +143,12 @@ void HealthChecker::run() {
     }
     // Wait for socket activity, the next due probe, or an update.
     auto next = now + std::chrono::seconds(1);
-    for (const auto& [key, e] : entries_) next = std::min(next, std::max(e.nextProbe, now));
+    for (const auto& [key, e] : entries_) {
+      // Only targets that get probed: a disabled check's nextProbe stays in the past, and counting it
+      // made this loop wake every millisecond.
+      if (!e.group->used || !e.group->healthCheck.enabled || e.target->draining || !e.target->resolvable()) continue;
+      next = std::min(next, std::max(e.nextProbe, now));
+    }
     for (const auto& p : probes) next = std::min(next, p.deadline);
     int timeoutMs = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count()) + 1;
     std::vector<pollfd> fds;

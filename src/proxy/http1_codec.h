@@ -83,6 +83,8 @@ class Http1Parser {
   ParseStatus parse(const char* data, size_t length, size_t& consumed);
   // After Paused: continue with the next message.
   void resume();
+  // Gives back a finished head's header vector so the next head reuses its storage (no allocation).
+  void recycle(Headers&& headers);
   // The peer closed: completes a message delimited by EOF; Error when a message was cut short.
   ParseStatus finish();
   const std::string& error() const { return error_; }
@@ -93,6 +95,8 @@ class Http1Parser {
   Http1Parser(llhttp_type_t type);
   static Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
   int fail(const char* reason);
+  // Rejects what llhttp lets through in a head: bare LF and obs-fold. False (with error_) when found.
+  bool scanHead(const char* data, size_t length);
   void flushHeader();
   void readFraming(bool& chunked, bool& hasContentLength, uint64_t& contentLength, bool& keepAlive);
   virtual Http1Handler& handler() = 0;
@@ -110,6 +114,7 @@ class Http1Parser {
   char lastByte_ = '\n';  // for detecting a bare LF split across reads
   int headScanLines_ = 0;     // lines seen in the current head
   bool lastLineEmpty_ = true;  // nothing but CR since the last LF
+  bool headScanned_ = false;   // the current head's blank line was seen
 };
 
 class Http1RequestParser : public Http1Parser {

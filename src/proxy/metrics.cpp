@@ -42,6 +42,9 @@ void WorkerMetrics::add(const WorkerMetrics& o) {
   activeDownstreamConnections += o.activeDownstreamConnections;
   badRequests += o.badRequests;
   unknownHost += o.unknownHost;
+  unreachableService += o.unreachableService;
+  deniedNoVpc += o.deniedNoVpc;
+  deniedSecurityGroup += o.deniedSecurityGroup;
 }
 
 namespace {
@@ -124,7 +127,15 @@ std::string renderPrometheus(const WorkerMetrics& m) {
       << "# TYPE trellis_proxy_bad_requests_total counter\n"
       << "trellis_proxy_bad_requests_total " << m.badRequests << "\n"
       << "# TYPE trellis_proxy_unknown_host_total counter\n"
-      << "trellis_proxy_unknown_host_total " << m.unknownHost << "\n";
+      << "trellis_proxy_unknown_host_total " << m.unknownHost << "\n"
+      << "# HELP trellis_proxy_unreachable_service_total Requests answered 404 because the client's VPC is not "
+         "associated with a network of the service.\n"
+      << "# TYPE trellis_proxy_unreachable_service_total counter\n"
+      << "trellis_proxy_unreachable_service_total " << m.unreachableService << "\n"
+      << "# HELP trellis_proxy_connections_denied_total Client connections closed at accept, by reason.\n"
+      << "# TYPE trellis_proxy_connections_denied_total counter\n"
+      << "trellis_proxy_connections_denied_total{reason=\"no_vpc\"} " << m.deniedNoVpc << "\n"
+      << "trellis_proxy_connections_denied_total{reason=\"security_group\"} " << m.deniedSecurityGroup << "\n";
   return out.str();
 }
 

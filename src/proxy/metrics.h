@@ -44,6 +44,10 @@ struct WorkerMetrics {
   int64_t activeDownstreamConnections = 0;
   uint64_t badRequests = 0;  // 400s for malformed or over-limit requests
   uint64_t unknownHost = 0;
+  uint64_t unreachableService = 0;  // 404s for a known service the client's VPC is not associated with
+  // Connections closed at accept, before any byte is read.
+  uint64_t deniedNoVpc = 0;          // the client's address is in no VPC (and there is no defaultVpc)
+  uint64_t deniedSecurityGroup = 0;  // the VPC association's security groups allow no rule for it
 
   void add(const WorkerMetrics& other);
 };

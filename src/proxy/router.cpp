@@ -46,10 +46,17 @@ bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::
   return true;
 }
 
-RouteResult route(const snapshot::Snapshot& snap, uint16_t port, const RequestHead& request) {
+RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, uint16_t port,
+                  const RequestHead& request) {
   RouteResult result;
   result.service = snap.serviceByHost(request.host);
   if (!result.service) return result;
+  result.network = source ? source->networkFor(*result.service) : nullptr;
+  if (!result.network) {
+    result.service = nullptr;
+    result.unreachable = true;
+    return result;
+  }
   result.listener = result.service->listenerOnPort(port);
   if (!result.listener) {
     result.service = nullptr;

@@ -16,13 +16,18 @@ struct RouteResult {
   enum class Kind { NoService, Action };
   Kind kind = Kind::NoService;
   const snapshot::Service* service = nullptr;
+  const snapshot::ServiceNetwork* network = nullptr;  // through which the source VPC reaches the service
+  bool unreachable = false;  // NoService because the host's service is not in the source VPC's network
   const snapshot::Listener* listener = nullptr;
   const snapshot::Rule* rule = nullptr;  // null: the default action
   const snapshot::Action* action = nullptr;
 };
 
-// Host → service → listener on `port` → first matching rule by priority → default action.
-RouteResult route(const snapshot::Snapshot& snap, uint16_t port, const RequestHead& request);
+// Host → service reachable from `source` (spec 5.1: through the network the VPC is associated with;
+// anything else is the unknown service's 404) → listener on `port` → first matching rule by priority →
+// default action. `source` null (no VPC) reaches nothing.
+RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, uint16_t port,
+                  const RequestHead& request);
 
 bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::string_view lowerPath);
 

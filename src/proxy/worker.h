@@ -29,6 +29,7 @@ class Pollable;
 class DownstreamConnection;
 class UpstreamConnection;
 struct Exchange;
+class TlsContextProvider;
 
 class Worker {
  public:
@@ -58,11 +59,17 @@ class Worker {
   WorkerMetrics& stats() { return metrics_; }
   void log(AccessLogEntry&& entry) { accessLogBatch_.push_back(std::move(entry)); }
   std::string newRequestId();
-  UpstreamConnection* takeIdleUpstream(const snapshot::Target& target);
+  // `tls`: to an HTTPS target group (such connections pool apart from plain ones to the same ip:port).
+  UpstreamConnection* takeIdleUpstream(const snapshot::Target& target, bool tls = false);
   void releaseUpstream(UpstreamConnection* upstream);  // back to the pool (or closed when full)
-  UpstreamConnection* connectUpstream(const snapshot::Target& target, const std::string& targetGroupId);
-  void accepted(int fd, uint16_t port);
+  UpstreamConnection* connectUpstream(const snapshot::Target& target, const std::string& targetGroupId,
+                                      bool tls = false);
+  // A new client connection on listener `port`: admitted (source VPC and security groups) or closed.
+  void accepted(int fd, uint16_t port, const sockaddr_storage& peer);
   bool stopping() const { return stopping_; }
+  // HTTPS: certificates by SNI and the client context for HTTPS targets; null when HTTPS is unavailable.
+  void setTls(TlsContextProvider* tls) { tls_ = tls; }
+  TlsContextProvider* tls() const { return tls_; }
   int64_t nowMillis() const { return nowMillis_; }
 
  private:
@@ -74,6 +81,7 @@ class Worker {
   void runTasks();
 
   int index_;  // for log lines
+  TlsContextProvider* tls_ = nullptr;
   snapshot::SnapshotSource& source_;
   AccessLogWriter& accessLogs_;
   int epollFd_ = -1;

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -131,36 +132,24 @@ HealthCheck compileHealthCheck(const json& config) {
   return check;
 }
 
-bool parseCidr(const std::string& cidr, const std::string& vpcId, VpcRange& out) {
-  auto slash = cidr.find('/');
-  std::string ip = cidr.substr(0, slash);
-  out.vpcId = vpcId;
-  if (inet_pton(AF_INET, ip.c_str(), out.bytes) == 1) {
-    out.family = AF_INET;
-    out.prefixLength = 32;
-  } else if (inet_pton(AF_INET6, ip.c_str(), out.bytes) == 1) {
-    out.family = AF_INET6;
-    out.prefixLength = 128;
-  } else {
-    return false;
-  }
-  if (slash != std::string::npos) {
-    try {
-      out.prefixLength = std::min(out.prefixLength, std::stoi(cidr.substr(slash + 1)));
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
-  return true;
+// The first `length` bits of `a` (the rest zero).
+Address masked(const Address& a, int length) {
+  auto keep = [](uint64_t word, int bits) {
+    if (bits <= 0) return uint64_t{0};
+    return bits >= 64 ? word : word & ~(~uint64_t{0} >> bits);
+  };
+  return Address{keep(a.high, length), keep(a.low, length - 64), a.v4};
 }
 
-bool prefixMatches(const uint8_t* a, const uint8_t* b, int bits) {
-  int full = bits / 8;
-  if (std::memcmp(a, b, full) != 0) return false;
-  int rest = bits % 8;
-  if (rest == 0) return true;
-  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (a[full] & mask) == (b[full] & mask);
+uint64_t bigEndian64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+Address fromV4(const uint8_t* bytes) {
+  uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, bytes[0], bytes[1], bytes[2], bytes[3]};
+  return Address{bigEndian64(mapped), bigEndian64(mapped + 8), true};
 }
 
 }  // namespace
@@ -184,43 +173,89 @@ const Service* Snapshot::serviceByHost(std::string_view host) const {
   return it == servicesByHost.end() ? nullptr : it->second;
 }
 
-std::string Snapshot::vpcOf(const sockaddr* address) const {
-  const uint8_t* bytes = nullptr;
-  int family = address->sa_family;
-  uint8_t mapped[4];
-  if (family == AF_INET) {
-    bytes = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr);
-  } else if (family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
-    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-      std::memcpy(mapped, v6->sin6_addr.s6_addr + 12, 4);
-      bytes = mapped;
-      family = AF_INET;
-    } else {
-      bytes = v6->sin6_addr.s6_addr;
-    }
+bool addressOf(const sockaddr* address, Address& out) {
+  if (address->sa_family == AF_INET) {
+    out = fromV4(reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr));
+    return true;
+  }
+  if (address->sa_family != AF_INET6) return false;
+  const uint8_t* bytes = reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr.s6_addr;
+  out = Address{bigEndian64(bytes), bigEndian64(bytes + 8), false};
+  out.v4 = out.high == 0 && (out.low >> 32) == 0xffff;  // IPv4-mapped: a dual-stack socket's IPv4 peer
+  return true;
+}
+
+bool Prefix::parse(std::string_view cidr, Prefix& out) {
+  auto slash = cidr.find('/');
+  std::string ip(cidr.substr(0, slash));
+  uint8_t bytes[16];
+  int bits = 0;
+  if (inet_pton(AF_INET, ip.c_str(), bytes) == 1) {
+    out.network = fromV4(bytes);
+    bits = 32;
+  } else if (inet_pton(AF_INET6, ip.c_str(), bytes) == 1) {
+    out.network = Address{bigEndian64(bytes), bigEndian64(bytes + 8), false};
+    bits = 128;
   } else {
-    return {};
+    return false;
   }
-  const VpcRange* best = nullptr;
-  for (const auto& range : vpcRanges) {
-    if (range.family == family && prefixMatches(range.bytes, bytes, range.prefixLength) &&
-        (!best || range.prefixLength > best->prefixLength)) {
-      best = &range;
+  int length = bits;
+  if (slash != std::string_view::npos) {
+    std::string_view text = cidr.substr(slash + 1);
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), length);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || length < 0 || length > bits) {
+      return false;
     }
   }
-  return best ? best->vpcId : std::string();
+  out.length = length + (128 - bits);
+  out.network = masked(out.network, out.length);
+  return true;
+}
+
+bool Prefix::contains(const Address& address) const {
+  return address.v4 == network.v4 && masked(address, length) == network;
+}
+
+bool Vpc::admits(const Address& address, uint16_t port) const {
+  if (!securityGroupsApply) return true;
+  for (const auto& allowance : ingress) {
+    if (port >= allowance.fromPort && port <= allowance.toPort && allowance.source.contains(address)) return true;
+  }
+  return false;
+}
+
+void VpcTable::add(const Prefix& prefix, const Vpc* vpc) {
+  auto level = std::find_if(levels_.begin(), levels_.end(), [&](const Level& l) { return l.length <= prefix.length; });
+  if (level == levels_.end() || level->length != prefix.length) level = levels_.insert(level, Level{prefix.length, {}});
+  level->networks.emplace(prefix.network, vpc);
+}
+
+const Vpc* VpcTable::find(const Address& address) const {
+  for (const auto& level : levels_) {
+    auto it = level.networks.find(masked(address, level.length));
+    if (it != level.networks.end()) return it->second;
+  }
+  return nullptr;
+}
+
+const Vpc* Snapshot::sourceVpc(const Address& address) const {
+  const Vpc* vpc = vpcTable.find(address);
+  return vpc ? vpc : defaultVpc;
+}
+
+const Vpc* Snapshot::sourceVpc(const sockaddr* address) const {
+  Address a;
+  return addressOf(address, a) ? sourceVpc(a) : nullptr;
+}
+
+std::string Snapshot::vpcOf(const sockaddr* address) const {
+  const Vpc* vpc = sourceVpc(address);
+  return vpc ? vpc->id : std::string();
 }
 
 const ServiceNetwork* Snapshot::networkFor(const Service& service, std::string_view vpcId) const {
-  if (service.networks.empty()) return nullptr;
-  auto it = networksByVpc.find(std::string(vpcId));
-  if (it != networksByVpc.end()) {
-    for (const auto* network : service.networks) {
-      if (std::find(it->second.begin(), it->second.end(), network->id) != it->second.end()) return network;
-    }
-  }
-  return nullptr;
+  auto it = vpcs.find(std::string(vpcId));
+  return it == vpcs.end() ? nullptr : it->second.networkFor(service);
 }
 
 std::shared_ptr<HealthCell> HealthCells::cell(const std::string& targetGroupId, const std::string& targetId,
@@ -319,11 +354,23 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
 
   std::unordered_map<std::string, std::string> instances;
   for (const auto& instance : config.instances) instances[instance.id] = instance.address;
-  for (const auto& vpc : config.vpcs) {
-    for (const auto& cidr : vpc.cidrs) {
-      VpcRange range;
-      if (parseCidr(cidr, vpc.id, range)) snap->vpcRanges.push_back(range);
+  for (const auto& configured : config.vpcs) {
+    Vpc& vpc = snap->vpcs[configured.id];
+    vpc.id = configured.id;
+    vpc.arn = "arn:" + config.partition + ":ec2:" + config.region + ":" + config.accountId + ":vpc/" + vpc.id;
+    for (const auto& cidr : configured.cidrs) {
+      Prefix prefix;
+      if (!Prefix::parse(cidr, prefix)) {
+        logWarn("snapshot: VPC ", vpc.id, ": ignoring bad CIDR ", cidr);
+        continue;
+      }
+      vpc.cidrs.push_back(prefix);
+      snap->vpcTable.add(prefix, &vpc);
     }
+  }
+  if (!config.defaultVpc.empty()) {
+    auto it = snap->vpcs.find(config.defaultVpc);
+    if (it != snap->vpcs.end()) snap->defaultVpc = &it->second;
   }
 
   each("targetgroup", [&](const json& doc) {
@@ -378,9 +425,12 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
       std::string name = toLower(str(*dns, "domainName"));
       if (!name.empty()) service.hostNames.push_back(name);
+      service.generatedName = name;
     }
     std::string custom = toLower(str(doc, "customDomainName"));
     if (!custom.empty()) service.hostNames.push_back(custom);
+    service.customDomainName = custom;
+    service.certificateArn = str(doc, "certificateArn");
     std::string id = service.id;
     snap->services.emplace(id, std::move(service));
   });
@@ -432,9 +482,31 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     service->second.networks.push_back(&network->second);
   });
 
+  // VPC associations: which networks a VPC's clients see, and through which security groups.
+  std::unordered_map<const ServiceNetwork*, std::vector<Vpc*>> vpcsByNetwork;
   each("servicenetworkvpcassociation", [&](const json& doc) {
     if (inactive(doc)) return;
-    snap->networksByVpc[str(doc, "vpcId")].push_back(str(doc, "serviceNetworkId"));
+    auto vpc = snap->vpcs.find(str(doc, "vpcId"));
+    auto network = snap->serviceNetworks.find(str(doc, "serviceNetworkId"));
+    if (vpc == snap->vpcs.end() || network == snap->serviceNetworks.end()) return;
+    vpc->second.networks.push_back(&network->second);
+    vpcsByNetwork[&network->second].push_back(&vpc->second);
+    const json& groups = doc.value("securityGroupIds", json::array());
+    if (!groups.is_array() || groups.empty()) return;  // no security group: the whole VPC may connect
+    vpc->second.securityGroupsApply = true;
+    for (const auto& groupId : groups) {
+      auto group = std::find_if(config.securityGroups.begin(), config.securityGroups.end(),
+                                [&](const model::SecurityGroup& g) { return groupId.is_string() && g.id == groupId; });
+      if (group == config.securityGroups.end()) {
+        // Fails closed: the association meant to restrict, and nothing here says to whom.
+        logWarn("snapshot: ", str(doc, "id"), " names security group ", groupId.dump(), " missing from the config");
+        continue;
+      }
+      for (const auto& rule : group->ingress) {
+        IngressAllowance allowance{{}, rule.fromPort, rule.toPort};
+        if (Prefix::parse(rule.cidr, allowance.source)) vpc->second.ingress.push_back(allowance);
+      }
+    }
   });
 
   each("accesslogsubscription", [&](const json& doc) {
@@ -453,9 +525,13 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
       std::stable_sort(listener.rules.begin(), listener.rules.end(),
                        [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
       if (listener.protocol == "HTTP") ports.push_back(listener.port);
+      snap->listenerPorts.push_back(listener.port);
     }
     for (const auto* network : service.networks) {
       service.accessLogs.insert(service.accessLogs.end(), network->accessLogs.begin(), network->accessLogs.end());
+      auto clients = vpcsByNetwork.find(network);
+      if (clients == vpcsByNetwork.end()) continue;
+      for (Vpc* vpc : clients->second) vpc->reachable.emplace(&service, network);
     }
     for (const auto& host : service.hostNames) {
       auto [it, inserted] = snap->servicesByHost.emplace(host, &service);
@@ -465,6 +541,9 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
   std::sort(ports.begin(), ports.end());
   ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
   snap->httpListenerPorts = std::move(ports);
+  std::sort(snap->listenerPorts.begin(), snap->listenerPorts.end());
+  snap->listenerPorts.erase(std::unique(snap->listenerPorts.begin(), snap->listenerPorts.end()),
+                            snap->listenerPorts.end());
   return snap;
 }
 

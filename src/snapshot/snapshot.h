@@ -125,6 +125,8 @@ struct ServiceNetwork {
 struct Service {
   std::string id, arn, name, authType;
   std::vector<std::string> hostNames;  // lower-case: generated DNS name, customDomainName
+  std::string generatedName, customDomainName;  // lower-case; either may be empty
+  std::string certificateArn;                   // for HTTPS to customDomainName (spec 5.2)
   int idleTimeoutSeconds = 60;
   std::vector<Listener> listeners;
   std::vector<const ServiceNetwork*> networks;   // associated (ACTIVE) service networks
@@ -133,12 +135,69 @@ struct Service {
   const Listener* listenerOnPort(uint16_t port) const;
 };
 
-// A VPC of the config, for telling which VPC a client address is in.
-struct VpcRange {
-  std::string vpcId;
-  int family = AF_INET;
-  uint8_t bytes[16] = {};
-  int prefixLength = 0;
+// A client or CIDR address in one 128-bit space. IPv4 is kept IPv4-mapped (::ffff:a.b.c.d) so one
+// table serves both families, with the family kept apart so ::/0 never matches an IPv4 client.
+struct Address {
+  uint64_t high = 0, low = 0;
+  bool v4 = false;
+  bool operator==(const Address&) const = default;
+};
+
+// Reads a sockaddr_in / sockaddr_in6 (an IPv4-mapped IPv6 peer counts as IPv4); false for other families.
+bool addressOf(const sockaddr* address, Address& out);
+
+struct Prefix {
+  Address network;  // host bits zero
+  int length = 0;   // 0-128 in the mapped space (an IPv4 /24 is 120)
+
+  // "10.0.0.0/16", "fd00::/8", or a bare address (a host prefix); false when malformed.
+  static bool parse(std::string_view cidr, Prefix& out);
+  bool contains(const Address& address) const;
+};
+
+// What an association's security groups let in (spec 5.1): a source CIDR and a listener port range.
+struct IngressAllowance {
+  Prefix source;
+  uint16_t fromPort = 0, toPort = 65535;
+};
+
+// A VPC of the config with everything the data plane asks about a client in it, precomputed.
+struct Vpc {
+  std::string id;
+  std::string arn;  // arn:{partition}:ec2:{region}:{account}:vpc/{id}
+  std::vector<Prefix> cidrs;
+  std::vector<const ServiceNetwork*> networks;  // through its SNVAs (at most one: a quota the API enforces)
+  // The services a client here may reach, and the service network it reaches each through.
+  std::unordered_map<const Service*, const ServiceNetwork*> reachable;
+  // Whether an association names security groups; when it does, only `ingress` may connect.
+  bool securityGroupsApply = false;
+  std::vector<IngressAllowance> ingress;
+
+  const ServiceNetwork* networkFor(const Service& service) const {
+    auto it = reachable.find(&service);
+    return it == reachable.end() ? nullptr : it->second;
+  }
+  // Whether a client at `address` may open a connection to listener port `port`. Allocation-free.
+  bool admits(const Address& address, uint16_t port) const;
+};
+
+// Longest-prefix match over the VPCs' CIDRs: one hash lookup per distinct prefix length, longest first.
+class VpcTable {
+ public:
+  void add(const Prefix& prefix, const Vpc* vpc);  // a duplicate CIDR keeps the first VPC
+  const Vpc* find(const Address& address) const;
+
+ private:
+  struct Hash {
+    size_t operator()(const Address& a) const {
+      return std::hash<uint64_t>()(a.high * 0x9e3779b97f4a7c15ull ^ a.low) ^ static_cast<size_t>(a.v4);
+    }
+  };
+  struct Level {
+    int length;
+    std::unordered_map<Address, const Vpc*, Hash> networks;
+  };
+  std::vector<Level> levels_;  // descending length
 };
 
 struct Snapshot {
@@ -152,13 +211,19 @@ struct Snapshot {
   std::unordered_map<std::string, const Service*> servicesByHost;
   std::unordered_map<std::string, TargetGroup> targetGroups;
   std::unordered_map<std::string, ServiceNetwork> serviceNetworks;
-  std::unordered_map<std::string, std::vector<std::string>> networksByVpc;  // vpc id → sn ids (SNVAs)
-  std::vector<VpcRange> vpcRanges;
+  std::unordered_map<std::string, Vpc> vpcs;  // by id: the config's VPCs (node-based: pointers stay valid)
+  VpcTable vpcTable;
+  const Vpc* defaultVpc = nullptr;  // config `defaultVpc`: where clients outside every VPC belong
   std::vector<uint16_t> httpListenerPorts;  // sorted, unique: the ports the HTTP proxy serves
+  std::vector<uint16_t> listenerPorts;      // sorted, unique: every listener's port (HTTP, HTTPS, TLS_PASSTHROUGH)
 
   // `host` lower-case, without port.
   const Service* serviceByHost(std::string_view host) const;
-  // The VPC whose CIDRs contain the address (sockaddr_in/in6), or empty.
+  // The source VPC of a client (sockaddr_in/in6): the longest CIDR holding its address, else the
+  // default VPC, else null (the client is refused). Allocation-free: the accept path calls it.
+  const Vpc* sourceVpc(const sockaddr* address) const;
+  const Vpc* sourceVpc(const Address& address) const;
+  // sourceVpc's id, or empty.
   std::string vpcOf(const sockaddr* address) const;
   // The service network through which a client in `vpcId` reaches `service`, or null.
   const ServiceNetwork* networkFor(const Service& service, std::string_view vpcId) const;

@@ -90,6 +90,7 @@ SqliteStore::SqliteStore(const std::string& dataDir)
     lockDirectory();
     openDatabase();
     migrate();
+    syncDirectory();
     std::lock_guard lock(mutex_);
     revision_ = readRevision();
   } catch (...) {
@@ -135,12 +136,21 @@ void SqliteStore::lockDirectory() {
 }
 
 void SqliteStore::openDatabase() {
-  int rc = sqlite3_open_v2(dbPath_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(dbPath_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) fail("cannot open database");
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db_, 1);
-  exec("PRAGMA journal_mode = WAL");
+  {
+    sqlite3_stmt* stmt = nullptr;
+    std::string mode;
+    if (sqlite3_prepare_v2(db_, "PRAGMA journal_mode = WAL", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+      mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    // Some filesystems cannot do WAL; the rollback journal is just as durable, only slower.
+    if (mode != "wal") logWarn("store: ", dbPath_, " is not in WAL mode (journal_mode=", mode, ")");
+  }
   // FULL: the WAL is fsynced at every commit, so an acknowledged commit survives power loss.
   exec("PRAGMA synchronous = FULL");
   statements_.assign(kStatementCount, nullptr);
@@ -173,6 +183,13 @@ void SqliteStore::migrate() {
   }
 }
 
+// Makes the names of files created in the data directory (database, WAL, lock) survive power loss.
+void SqliteStore::syncDirectory() {
+  int fd = open(dataDir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) logWarn("store: cannot fsync ", dataDir_, ": ", std::strerror(errno));
+  if (fd >= 0) close(fd);
+}
+
 void SqliteStore::exec(const char* sql) {
   char* error = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
@@ -184,7 +201,8 @@ void SqliteStore::exec(const char* sql) {
 
 sqlite3_stmt* SqliteStore::statement(Statement which) {
   auto& stmt = statements_[which];
-  if (!stmt && sqlite3_prepare_v3(db_, kStatementSql[which], -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK)
+  if (!stmt &&
+      sqlite3_prepare_v3(db_, kStatementSql[which], -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK)
     fail("cannot prepare statement");
   return stmt;
 }

@@ -34,14 +34,25 @@ class SqliteStore final : public Store {
 
  private:
   enum Statement {
-    kBegin, kBeginImmediate, kCommit, kRollback,
-    kGet, kList, kListAll, kModRevision, kUpsert, kDelete, kGetRevision, kSetRevision,
+    kBegin,
+    kBeginImmediate,
+    kCommit,
+    kRollback,
+    kGet,
+    kList,
+    kListAll,
+    kModRevision,
+    kUpsert,
+    kDelete,
+    kGetRevision,
+    kSetRevision,
     kStatementCount
   };
 
   void lockDirectory();
   void openDatabase();
   void migrate();
+  void syncDirectory();
   void exec(const char* sql);
   sqlite3_stmt* statement(Statement which);
   int64_t readRevision();

@@ -91,14 +91,20 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "blue"}}, true},
   ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "Blue"}}, false},
   ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"bl*"}})", {{kHeader, "blue"}}, false},
-  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":["red","blue"]}})", {{kHeader, "blue"}}, true},
+  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":["red","blue"]}})",
+                {{kHeader, "blue"}}, true},
   ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "blue"}}, false},
   ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "red"}}, true},
-  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":["red","blue"]}})", {{kHeader, "red"}}, false},
-  ConditionCase{R"({"StringEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})", {{kHeader, "blue"}}, true},
-  ConditionCase{R"({"StringEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})", {{kHeader, "blues"}}, false},
-  ConditionCase{R"({"StringNotEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})", {{kHeader, "blue"}}, false},
-  ConditionCase{R"({"StringNotEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})", {{kHeader, "red"}}, true},
+  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":["red","blue"]}})",
+                {{kHeader, "red"}}, false},
+  ConditionCase{R"({"StringEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})",
+                {{kHeader, "blue"}}, true},
+  ConditionCase{R"({"StringEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})",
+                {{kHeader, "blues"}}, false},
+  ConditionCase{R"({"StringNotEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})",
+                {{kHeader, "blue"}}, false},
+  ConditionCase{R"({"StringNotEqualsIgnoreCase":{"vpc-lattice-svcs:RequestHeader/x-team":"BLUE"}})",
+                {{kHeader, "red"}}, true},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"b*e"}})", {{kHeader, "blue"}}, true},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"b?ue"}})", {{kHeader, "blue"}}, true},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"b?e"}})", {{kHeader, "blue"}}, false},
@@ -106,8 +112,10 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"B*"}})", {{kHeader, "blue"}}, false},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"a*b*c"}})", {{kHeader, "axxbxxbxc"}}, true},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"a*b*c"}})", {{kHeader, "axxbxxcx"}}, false},
-  ConditionCase{R"({"StringNotLike":{"vpc-lattice-svcs:RequestHeader/x-team":["r*","g*"]}})", {{kHeader, "blue"}}, true},
-  ConditionCase{R"({"StringNotLike":{"vpc-lattice-svcs:RequestHeader/x-team":["r*","b*"]}})", {{kHeader, "blue"}}, false},
+  ConditionCase{R"({"StringNotLike":{"vpc-lattice-svcs:RequestHeader/x-team":["r*","g*"]}})",
+                {{kHeader, "blue"}}, true},
+  ConditionCase{R"({"StringNotLike":{"vpc-lattice-svcs:RequestHeader/x-team":["r*","b*"]}})",
+                {{kHeader, "blue"}}, false},
   // Escapes make wildcard characters literal.
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"a${*}"}})", {{kHeader, "a*"}}, true},
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"a${*}"}})", {{kHeader, "ab"}}, false},
@@ -115,27 +123,40 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   // Numeric: JSON numbers or strings, integers and decimals.
   ConditionCase{R"({"NumericEquals":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "443"}}, true},
   ConditionCase{R"({"NumericEquals":{"vpc-lattice-svcs:Port":"443"}})", {{"vpc-lattice-svcs:Port", "80"}}, false},
-  ConditionCase{R"({"NumericNotEquals":{"vpc-lattice-svcs:Port":[80,8080]}})", {{"vpc-lattice-svcs:Port", "443"}}, true},
-  ConditionCase{R"({"NumericNotEquals":{"vpc-lattice-svcs:Port":[80,443]}})", {{"vpc-lattice-svcs:Port", "443"}}, false},
+  ConditionCase{R"({"NumericNotEquals":{"vpc-lattice-svcs:Port":[80,8080]}})",
+                {{"vpc-lattice-svcs:Port", "443"}}, true},
+  ConditionCase{R"({"NumericNotEquals":{"vpc-lattice-svcs:Port":[80,443]}})",
+                {{"vpc-lattice-svcs:Port", "443"}}, false},
   ConditionCase{R"({"NumericLessThan":{"vpc-lattice-svcs:Port":1024}})", {{"vpc-lattice-svcs:Port", "443"}}, true},
   ConditionCase{R"({"NumericLessThan":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "443"}}, false},
   ConditionCase{R"({"NumericLessThanEquals":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "443"}}, true},
   ConditionCase{R"({"NumericGreaterThan":{"vpc-lattice-svcs:Port":"1.5"}})", {{"vpc-lattice-svcs:Port", "1.75"}}, true},
   ConditionCase{R"({"NumericGreaterThan":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "443"}}, false},
-  ConditionCase{R"({"NumericGreaterThanEquals":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "443"}}, true},
+  ConditionCase{R"({"NumericGreaterThanEquals":{"vpc-lattice-svcs:Port":443}})",
+                {{"vpc-lattice-svcs:Port", "443"}}, true},
   ConditionCase{R"({"NumericEquals":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "https"}}, false},
   ConditionCase{R"({"NumericNotEquals":{"vpc-lattice-svcs:Port":443}})", {{"vpc-lattice-svcs:Port", "https"}}, false},
   // Dates: ISO 8601 with zones, date only, epoch seconds.
-  ConditionCase{R"({"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})", {{"aws:CurrentTime", "2024-05-01T14:00:00+02:00"}}, true},
-  ConditionCase{R"({"DateNotEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})", {{"aws:CurrentTime", "2024-05-01T12:00:01Z"}}, true},
-  ConditionCase{R"({"DateNotEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})", {{"aws:CurrentTime", "2024-05-01T12:00:00Z"}}, false},
-  ConditionCase{R"({"DateLessThan":{"aws:CurrentTime":"2024-05-01"}})", {{"aws:CurrentTime", "2024-04-30T23:59:59Z"}}, true},
-  ConditionCase{R"({"DateLessThan":{"aws:CurrentTime":"2024-05-01"}})", {{"aws:CurrentTime", "2024-05-01T00:00:00Z"}}, false},
-  ConditionCase{R"({"DateLessThanEquals":{"aws:CurrentTime":"2024-05-01"}})", {{"aws:CurrentTime", "2024-05-01T00:00:00Z"}}, true},
-  ConditionCase{R"({"DateGreaterThan":{"aws:CurrentTime":"1714564800"}})", {{"aws:CurrentTime", "2024-05-01T12:00:00.5Z"}}, true},
-  ConditionCase{R"({"DateGreaterThan":{"aws:CurrentTime":"1714564800"}})", {{"aws:CurrentTime", "2024-05-01T12:00:00Z"}}, false},
-  ConditionCase{R"({"DateGreaterThanEquals":{"aws:CurrentTime":"1714564800"}})", {{"aws:CurrentTime", "1714564800"}}, true},
-  ConditionCase{R"({"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})", {{"aws:CurrentTime", "yesterday"}}, false},
+  ConditionCase{R"({"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})",
+                {{"aws:CurrentTime", "2024-05-01T14:00:00+02:00"}}, true},
+  ConditionCase{R"({"DateNotEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})",
+                {{"aws:CurrentTime", "2024-05-01T12:00:01Z"}}, true},
+  ConditionCase{R"({"DateNotEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})",
+                {{"aws:CurrentTime", "2024-05-01T12:00:00Z"}}, false},
+  ConditionCase{R"({"DateLessThan":{"aws:CurrentTime":"2024-05-01"}})",
+                {{"aws:CurrentTime", "2024-04-30T23:59:59Z"}}, true},
+  ConditionCase{R"({"DateLessThan":{"aws:CurrentTime":"2024-05-01"}})",
+                {{"aws:CurrentTime", "2024-05-01T00:00:00Z"}}, false},
+  ConditionCase{R"({"DateLessThanEquals":{"aws:CurrentTime":"2024-05-01"}})",
+                {{"aws:CurrentTime", "2024-05-01T00:00:00Z"}}, true},
+  ConditionCase{R"({"DateGreaterThan":{"aws:CurrentTime":"1714564800"}})",
+                {{"aws:CurrentTime", "2024-05-01T12:00:00.5Z"}}, true},
+  ConditionCase{R"({"DateGreaterThan":{"aws:CurrentTime":"1714564800"}})",
+                {{"aws:CurrentTime", "2024-05-01T12:00:00Z"}}, false},
+  ConditionCase{R"({"DateGreaterThanEquals":{"aws:CurrentTime":"1714564800"}})",
+                {{"aws:CurrentTime", "1714564800"}}, true},
+  ConditionCase{R"({"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"}})",
+                {{"aws:CurrentTime", "yesterday"}}, false},
   // Bool: values compare case-insensitively; a request value that is no boolean never matches.
   ConditionCase{R"({"Bool":{"aws:SecureTransport":"true"}})", {{"aws:SecureTransport", "TRUE"}}, true},
   ConditionCase{R"({"Bool":{"aws:SecureTransport":true}})", {{"aws:SecureTransport", "false"}}, false},
@@ -143,7 +164,8 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   // IpAddress: v4 and v6, CIDRs and single addresses; a v6 caller is outside every v4 block.
   ConditionCase{R"({"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}})", {{"aws:SourceIp", "10.1.2.3"}}, true},
   ConditionCase{R"({"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}})", {{"aws:SourceIp", "11.1.2.3"}}, false},
-  ConditionCase{R"({"IpAddress":{"aws:SourceIp":["192.168.1.7","10.0.0.0/8"]}})", {{"aws:SourceIp", "192.168.1.7"}}, true},
+  ConditionCase{R"({"IpAddress":{"aws:SourceIp":["192.168.1.7","10.0.0.0/8"]}})",
+                {{"aws:SourceIp", "192.168.1.7"}}, true},
   ConditionCase{R"({"IpAddress":{"aws:SourceIp":"192.168.1.0/25"}})", {{"aws:SourceIp", "192.168.1.128"}}, false},
   ConditionCase{R"({"IpAddress":{"aws:SourceIp":"2001:db8::/32"}})", {{"aws:SourceIp", "2001:db8:1::5"}}, true},
   ConditionCase{R"({"IpAddress":{"aws:SourceIp":"2001:db8::/32"}})", {{"aws:SourceIp", "10.0.0.1"}}, false},
@@ -153,15 +175,24 @@ INSTANTIATE_TEST_SUITE_P(Operators, ConditionTest, testing::Values(
   ConditionCase{R"({"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}})", {{"aws:SourceIp", "2001:db8::1"}}, true},
   ConditionCase{R"({"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}})", {{"aws:SourceIp", "garbage"}}, false},
   // Arn operators: segment-wise wildcards, case-sensitive; ArnEquals takes wildcards too.
-  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
-  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/Admin"}}, false},
-  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::1111*:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
-  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::4444*:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, false},
-  ConditionCase{R"({"ArnEquals":{"vpc-lattice-svcs:ServiceArn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/*"}})", {{"vpc-lattice-svcs:ServiceArn", std::string(kService)}}, true},
-  ConditionCase{R"({"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/admin"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, true},
-  ConditionCase{R"({"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/*"}})", {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, false},
-  ConditionCase{R"({"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/*"}})", {{"aws:PrincipalArn", "not-an-arn"}}, false},
-  ConditionCase{R"({"BinaryEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"Qmx1ZQ=="}})", {{kHeader, "Qmx1ZQ=="}}, true},
+  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
+  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/ad*"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/Admin"}}, false},
+  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::1111*:role/admin"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, true},
+  ConditionCase{R"({"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::4444*:role/admin"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin"}}, false},
+  ConditionCase{R"({"ArnEquals":{"vpc-lattice-svcs:ServiceArn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/*"}})",
+                {{"vpc-lattice-svcs:ServiceArn", std::string(kService)}}, true},
+  ConditionCase{R"({"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/admin"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, true},
+  ConditionCase{R"({"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/*"}})",
+                {{"aws:PrincipalArn", "arn:aws:iam::111122223333:role/other"}}, false},
+  ConditionCase{R"({"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/*"}})",
+                {{"aws:PrincipalArn", "not-an-arn"}}, false},
+  ConditionCase{R"({"BinaryEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"Qmx1ZQ=="}})",
+                {{kHeader, "Qmx1ZQ=="}}, true},
   // Null: true means the key is absent.
   ConditionCase{R"({"Null":{"aws:PrincipalOrgID":"true"}})", {}, true},
   ConditionCase{R"({"Null":{"aws:PrincipalOrgID":"true"}})", {{"aws:PrincipalOrgID", "o-abc"}}, false},
@@ -180,9 +211,12 @@ INSTANTIATE_TEST_SUITE_P(MissingKeysAndIfExists, ConditionTest, testing::Values(
   ConditionCase{R"({"Bool":{"aws:SecureTransport":"true"}})", {}, false},
   // ...IfExists: a missing key passes, a present one is checked.
   ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {}, true},
-  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "red"}}, false},
-  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{kHeader, "blue"}}, true},
-  ConditionCase{R"({"NumericLessThanIfExists":{"vpc-lattice-svcs:Port":1024}})", {{"vpc-lattice-svcs:Port", "8080"}}, false},
+  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})",
+                {{kHeader, "red"}}, false},
+  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})",
+                {{kHeader, "blue"}}, true},
+  ConditionCase{R"({"NumericLessThanIfExists":{"vpc-lattice-svcs:Port":1024}})",
+                {{"vpc-lattice-svcs:Port", "8080"}}, false},
   ConditionCase{R"({"IpAddressIfExists":{"aws:SourceIp":"10.0.0.0/8"}})", {}, true},
   ConditionCase{R"({"DateLessThanIfExists":{"aws:CurrentTime":"2024-05-01"}})", {}, true},
   ConditionCase{R"({"BoolIfExists":{"aws:SecureTransport":"true"}})", {{"aws:SecureTransport", "false"}}, false},
@@ -213,18 +247,24 @@ INSTANTIATE_TEST_SUITE_P(SetOperators, ConditionTest, testing::Values(
                 {{kQuery, "red", true}, {kQuery, "pink", true}}, true},
   ConditionCase{R"({"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-a/r-ab/ou-1/*"}})",
                 {{"aws:PrincipalOrgPaths", "o-a/r-ab/ou-2/", true}, {"aws:PrincipalOrgPaths", "o-a/r-ab/ou-1/ou-3/", true}}, true},
-  ConditionCase{R"({"ForAnyValue:NumericLessThan":{"vpc-lattice-svcs:Port":100}})", {{"vpc-lattice-svcs:Port", "80"}}, true},
+  ConditionCase{R"({"ForAnyValue:NumericLessThan":{"vpc-lattice-svcs:Port":100}})",
+                {{"vpc-lattice-svcs:Port", "80"}}, true},
   // Without a set operator, a multi-valued key never matches, not even a negated operator or IfExists.
-  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestQueryString/color":"red"}})", {{kQuery, "red", true}}, false},
-  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestQueryString/color":"blue"}})", {{kQuery, "red", true}}, false},
-  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestQueryString/color":"red"}})", {{kQuery, "red", true}}, false}
+  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestQueryString/color":"red"}})",
+                {{kQuery, "red", true}}, false},
+  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestQueryString/color":"blue"}})",
+                {{kQuery, "red", true}}, false},
+  ConditionCase{R"({"StringEqualsIfExists":{"vpc-lattice-svcs:RequestQueryString/color":"red"}})",
+                {{kQuery, "red", true}}, false}
 ));
 
 INSTANTIATE_TEST_SUITE_P(CaseRules, ConditionTest, testing::Values(
   // Key names and operator names are case-insensitive; values keep their operator's rule.
   ConditionCase{R"({"StringEquals":{"VPC-LATTICE-SVCS:requestheader/X-Team":"blue"}})", {{kHeader, "blue"}}, true},
-  ConditionCase{R"({"stringequals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})", {{"Vpc-Lattice-Svcs:REQUESTHEADER/X-TEAM", "blue"}}, true},
-  ConditionCase{R"({"forallvalues:stringequalsifexists":{"aws:PrincipalTag/Team":"blue"}})", {{"aws:principaltag/team", "blue"}}, true},
+  ConditionCase{R"({"stringequals":{"vpc-lattice-svcs:RequestHeader/x-team":"blue"}})",
+                {{"Vpc-Lattice-Svcs:REQUESTHEADER/X-TEAM", "blue"}}, true},
+  ConditionCase{R"({"forallvalues:stringequalsifexists":{"aws:PrincipalTag/Team":"blue"}})",
+                {{"aws:principaltag/team", "blue"}}, true},
   ConditionCase{R"({"StringEquals":{"aws:PrincipalTag/team":"Blue"}})", {{"aws:PrincipalTag/team", "blue"}}, false}
 ));
 
@@ -241,8 +281,10 @@ INSTANTIATE_TEST_SUITE_P(Variables, ConditionTest, testing::Values(
   ConditionCase{R"({"StringLike":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team}"}})",
                 {{kHeader, "blue"}, {"aws:PrincipalTag/team", "*"}}, false},
   // A missing variable matches nothing, neither way; a fallback fills in.
-  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team}"}})", {{kHeader, "blue"}}, false},
-  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team}"}})", {{kHeader, "blue"}}, false},
+  ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team}"}})",
+                {{kHeader, "blue"}}, false},
+  ConditionCase{R"({"StringNotEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team}"}})",
+                {{kHeader, "blue"}}, false},
   ConditionCase{R"({"StringEquals":{"vpc-lattice-svcs:RequestHeader/x-team":"${aws:PrincipalTag/team, 'none'}"}})",
                 {{kHeader, "none"}}, true},
   ConditionCase{R"({"ArnLike":{"vpc-lattice-svcs:ServiceArn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/${aws:PrincipalTag/svc}"}})",
@@ -311,8 +353,7 @@ TEST(PolicyStatement, ResourcesMatchSegmentWiseAndCaseSensitively) {
     Request request;
     request.resource = resource;
     request.keys = std::move(keys);
-    std::string policy =
-        statement(R"("Principal":"*","Action":"vpc-lattice-svcs:Invoke",)" + resourceMember, version);
+    std::string policy = statement(R"("Principal":"*","Action":"vpc-lattice-svcs:Invoke",)" + resourceMember, version);
     return decide(policy, request) == Effect::Allow;
   };
   std::string svc(kService);
@@ -324,8 +365,8 @@ TEST(PolicyStatement, ResourcesMatchSegmentWiseAndCaseSensitively) {
   EXPECT_TRUE(allowed(R"("Resource":")" + svc + R"(/*")", svc + "/a/b/c"));
   EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-east-1:111122223333:service/*/rates")", svc + "/rates"));
   EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:*:*:service/svc-0123456789abcdef?/*")", svc + "/x"));
-  EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:*:*:service/*/api.parking/*")",
-                      svc + "/api.parking/GetRates"));
+  EXPECT_TRUE(
+      allowed(R"("Resource":"arn:aws:vpc-lattice:*:*:service/*/api.parking/*")", svc + "/api.parking/GetRates"));
   EXPECT_TRUE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-*:*:service/*")", svc + "/x"));
   EXPECT_FALSE(allowed(R"("Resource":"arn:aws:vpc-lattice:eu-*:*:service/*")", svc + "/x"));
   EXPECT_FALSE(allowed(R"("Resource":"arn:aws:vpc-lattice:us-east-1:444455556666:service/*")", svc + "/x"));
@@ -360,22 +401,26 @@ TEST(PolicyEvaluation, DenyWinsAndDecisionNamesTheStatement) {
   EXPECT_EQ(deny.statement, 1);
 }
 
-TEST(PolicyEvaluation, StatementObjectAndMissingResource) {
-  EXPECT_EQ(decide(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:*"}})"),
-            Effect::Allow);
+TEST(PolicyEvaluation, StatementObjectAndMissingResourceOrPrincipal) {
+  EXPECT_EQ(decide(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:*"}})"), Effect::Allow);
   EXPECT_EQ(decide(R"({"Statement":{"Effect":"Deny","Principal":"*","Action":"vpc-lattice-svcs:*"}})"),
             Effect::ExplicitDeny);
+  // In an auth policy, a statement without Principal names nobody.
+  EXPECT_EQ(decide(R"({"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}})"), Effect::ImplicitDeny);
+  EXPECT_EQ(decide(R"({"Statement":[{"Effect":"Deny","Action":"*"},{"Effect":"Allow","Principal":"*","Action":"*"}]})"),
+            Effect::Allow);
 }
 
 TEST(PolicyParse, ErrorsSayWhere) {
   EXPECT_EQ(parseError("{\"Statement\": ["), "The policy is not valid JSON (at byte 16)");
   EXPECT_EQ(parseError("[]"), "Policy: must be a JSON object");
+  EXPECT_EQ(parseError("33333e3333333"), "The policy is not valid JSON (a number is out of range)");  // fuzzer find
   EXPECT_EQ(parseError(R"({"Statement":[],"Extra":1})"), "Policy: unknown key Extra");
   EXPECT_EQ(parseError(R"({"Version":"2020-01-01","Statement":[]})"),
             R"(Version: must be "2012-10-17" or "2008-10-17", not "2020-01-01")");
-  EXPECT_EQ(parseError(R"({"Version":"2012-10-17"})"), "Policy: missing Statement");
+  EXPECT_EQ(parseError(R"({"Version":"2012-10-17"})"), "The policy has no Statement");
   EXPECT_EQ(parseError(R"({"Statement":[]})"), "Statement: is empty");
-  EXPECT_EQ(parseError(R"({"Statement":[{"Principal":"*","Action":"*"}]})"), "Statement[0]: missing Effect");
+  EXPECT_EQ(parseError(R"({"Statement":[{"Principal":"*","Action":"*"}]})"), "Statement[0].Effect is missing");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"allow","Principal":"*","Action":"*"}})"),
             R"(Statement.Effect: must be "Allow" or "Deny", not "allow")");
   std::string ok = R"({"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"})";
@@ -391,15 +436,18 @@ TEST(PolicyParse, ErrorsSayWhere) {
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"NumericLessThan":{"vpc-lattice-svcs:Port":"many"}}}})"),
             R"(Statement.Condition.NumericLessThan.vpc-lattice-svcs:Port: "many" is not a number)");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
+  EXPECT_EQ(
+      parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","10.0.0.0/33"]}}}})"),
-            R"(Statement.Condition.IpAddress.aws:SourceIp: "10.0.0.0/33" is not an IPv4 or IPv6 address or CIDR block)");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
+      R"(Statement.Condition.IpAddress.aws:SourceIp: "10.0.0.0/33" is not an IPv4 or IPv6 address or CIDR block)");
+  EXPECT_EQ(
+      parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"DateLessThan":{"aws:CurrentTime":"soon"}}}})"),
-            R"(Statement.Condition.DateLessThan.aws:CurrentTime: "soon" is not a date (ISO 8601 such as 2024-05-01T00:00:00Z, or epoch seconds))");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
+      R"(Statement.Condition.DateLessThan.aws:CurrentTime: "soon" is not a date (ISO 8601 such as 2024-05-01T00:00:00Z, or epoch seconds))");
+  EXPECT_EQ(
+      parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"ArnLike":{"aws:PrincipalArn":"role/admin"}}}})"),
-            R"(Statement.Condition.ArnLike.aws:PrincipalArn: "role/admin" is not a valid ARN (arn:partition:service:region:account:resource))");
+      R"(Statement.Condition.ArnLike.aws:PrincipalArn: "role/admin" is not a valid ARN (arn:partition:service:region:account:resource))");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"svc-1/*"}})"),
             R"(Statement.Resource: "svc-1/*" is not a valid ARN (arn:partition:service:region:account:resource))");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"arn:aws:s3"}})"),
@@ -410,14 +458,16 @@ TEST(PolicyParse, ErrorsSayWhere) {
             R"(Statement.Principal.AWS: "alice" is neither an ARN, an account id nor "*")");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":{"User":"x"},"Action":"*"}})"),
             "Statement.Principal: unknown principal type User (expected AWS, Service, Federated or CanonicalUser)");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Action":"*"}})"), "Statement: missing Principal");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*"}})", PolicyKind::Identity),
             "Statement: an identity-based policy cannot name a Principal or NotPrincipal");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*"}})"), "Statement: missing Action");
+  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*"}})"), "Statement.Action is missing");
+  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Action":"*"}})", PolicyKind::Identity),
+            "Statement.Resource is missing");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"Invoke"}})"),
             R"(Statement.Action: "Invoke" is not service:action or "*")");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","NotResource":"*"}})"),
-            "Statement: has both Resource and NotResource");
+  EXPECT_EQ(
+      parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","NotResource":"*"}})"),
+      "Statement: has both Resource and NotResource");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":["*",3]}})"),
             "Statement.Action[1]: must be a string");
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Effects":"x"}})"),
@@ -425,9 +475,10 @@ TEST(PolicyParse, ErrorsSayWhere) {
   EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"StringEquals":{"a:b":[]}}}})"),
             "Statement.Condition.StringEquals.a:b: has no values");
-  EXPECT_EQ(parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
+  EXPECT_EQ(
+      parseError(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*",
             "Condition":{"StringEquals":{"a:b":{"c":1}}}}})"),
-            R"(Statement.Condition.StringEquals.a:b: a condition value must be a string, number or boolean, not {"c":1})");
+      R"(Statement.Condition.StringEquals.a:b: a condition value must be a string, number or boolean, not {"c":1})");
 }
 
 // ---- Lattice combination and messages ----
@@ -435,10 +486,11 @@ TEST(PolicyParse, ErrorsSayWhere) {
 TEST(LatticeAuth, CombinesLayersAndExplainsDenials) {
   Policy allowAll = mustParse(R"({"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}})");
   Policy denyAll = mustParse(R"({"Statement":{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}})");
-  Policy allowRole = mustParse(R"({"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},
+  Policy allowRole =
+      mustParse(R"({"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},
                                    "Action":"vpc-lattice-svcs:Invoke","Resource":"*"}})");
-  Policy identityNothing = mustParse(R"({"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}})",
-                                     PolicyKind::Identity);
+  Policy identityNothing =
+      mustParse(R"({"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}})", PolicyKind::Identity);
   Request request;
   RequestContext ctx = request.context();
 
@@ -454,10 +506,12 @@ TEST(LatticeAuth, CombinesLayersAndExplainsDenials) {
             "svc-0123456789abcdef0/rates because no service-based policy allows the vpc-lattice-svcs:Invoke action");
 
   // A network-level explicit Deny beats a service-level Allow, and beats an earlier implicit deny.
-  auto networkDeny = authorizeLattice(
-      {.identity = &identityNothing, .networkUsesIam = true, .network = &denyAll, .serviceUsesIam = true,
-       .service = &allowAll},
-      ctx);
+  auto networkDeny = authorizeLattice({.identity = &identityNothing,
+                                       .networkUsesIam = true,
+                                       .network = &denyAll,
+                                       .serviceUsesIam = true,
+                                       .service = &allowAll},
+                                      ctx);
   EXPECT_FALSE(networkDeny.allowed);
   EXPECT_TRUE(networkDeny.explicitDeny);
   EXPECT_EQ(networkDeny.deniedBy, AuthLayer::Network);
@@ -470,6 +524,15 @@ TEST(LatticeAuth, CombinesLayersAndExplainsDenials) {
   auto identity = authorizeLattice({.identity = &identityNothing, .serviceUsesIam = true, .service = &allowAll}, ctx);
   EXPECT_FALSE(identity.allowed);
   EXPECT_EQ(identity.deniedBy, AuthLayer::Identity);
+  EXPECT_TRUE(accessDeniedMessage(identity, ctx)
+                  .ends_with("because no identity-based policy allows the vpc-lattice-svcs:Invoke action"));
+  Policy identityDeny =
+      mustParse(R"({"Statement":{"Effect":"Deny","Action":"*","Resource":"*"}})", PolicyKind::Identity);
+  auto explicitIdentity =
+      authorizeLattice({.identity = &identityDeny, .serviceUsesIam = true, .service = &denyAll}, ctx);
+  EXPECT_EQ(explicitIdentity.deniedBy, AuthLayer::Identity);
+  EXPECT_TRUE(
+      accessDeniedMessage(explicitIdentity, ctx).ends_with("with an explicit deny in an identity-based policy"));
 
   // NONE layers are skipped even when they have a policy.
   EXPECT_TRUE(authorizeLattice({.networkUsesIam = false, .network = &denyAll}, ctx).allowed);

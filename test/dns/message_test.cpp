@@ -157,7 +157,7 @@ TEST(DnsMessage, RejectsMalformedMessages) {
             std::string::npos);
   EXPECT_NE(parseError(header(1, 0, 0, 0, bytes({0x41, 'a', 0, 0, 1, 0, 1}))).find("unsupported label type"),
             std::string::npos);
-  EXPECT_NE(parseError(header(1, 0, 0, 0, bytes({5, 'a', 0, 1, 0, 1}))).find("label runs past the end"),
+  EXPECT_NE(parseError(header(1, 0, 0, 0, bytes({9, 'a', 0, 1, 0, 1}))).find("label runs past the end"),
             std::string::npos);
   // A name of 5 x 63-byte labels is over 255 bytes.
   std::string longName;

@@ -24,7 +24,14 @@ const snapshot::Snapshot& fuzzSnapshot() {
         R"({"id":"listener-1","serviceId":"svc-1","port":80,"protocol":"HTTP","defaultAction":{"forward":{"targetGroups":[{"targetGroupIdentifier":"tg-1","weight":3}]}}})");
     add("rule", "rule-1",
         R"({"id":"rule-1","listenerId":"listener-1","priority":1,"match":{"httpMatch":{"method":"POST","pathMatch":{"match":{"prefix":"/a"}},"headerMatches":[{"name":"x","match":{"contains":"y"}}]}},"action":{"fixedResponse":{"statusCode":404}}})");
-    return snapshot::compileSnapshot(contents, model::Config{});
+    // Reachable from the fuzz client's VPC, so routing goes past the host lookup.
+    add("servicenetwork", "sn-1", R"({"id":"sn-1","arn":"arn:sn"})");
+    add("servicenetworkserviceassociation", "snsa-1",
+        R"({"id":"snsa-1","serviceId":"svc-1","serviceNetworkId":"sn-1"})");
+    add("servicenetworkvpcassociation", "snva-1", R"({"id":"snva-1","vpcId":"vpc-1","serviceNetworkId":"sn-1"})");
+    model::Config config;
+    config.vpcs.push_back({"vpc-1", {"10.0.0.0/8"}});
+    return snapshot::compileSnapshot(contents, config);
   }();
   return *snap;
 }
@@ -32,7 +39,7 @@ const snapshot::Snapshot& fuzzSnapshot() {
 class Sink : public proxy::Http1RequestHandler {
  public:
   void onRequestHead(proxy::RequestHead& head) override {
-    proxy::RouteResult r = proxy::route(fuzzSnapshot(), 80, head);
+    proxy::RouteResult r = proxy::route(fuzzSnapshot(), &fuzzSnapshot().vpcs.at("vpc-1"), 80, head);
     if (r.action && !r.action->targetGroups.empty()) {
       const auto* weighted = state.pickTargetGroup(*r.action);
       if (weighted->group) state.pickTarget(*weighted->group);

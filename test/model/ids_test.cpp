@@ -8,10 +8,19 @@ namespace trellis::model {
 namespace {
 
 const Kind kAllKinds[] = {
-    Kind::ServiceNetwork, Kind::Service, Kind::Listener, Kind::Rule, Kind::TargetGroup,
-    Kind::ServiceNetworkServiceAssociation, Kind::ServiceNetworkVpcAssociation, Kind::AccessLogSubscription,
-    Kind::ServiceNetworkResourceAssociation, Kind::ResourceGateway, Kind::ResourceConfiguration,
-    Kind::ResourceEndpointAssociation, Kind::DomainVerification,
+    Kind::ServiceNetwork,
+    Kind::Service,
+    Kind::Listener,
+    Kind::Rule,
+    Kind::TargetGroup,
+    Kind::ServiceNetworkServiceAssociation,
+    Kind::ServiceNetworkVpcAssociation,
+    Kind::AccessLogSubscription,
+    Kind::ServiceNetworkResourceAssociation,
+    Kind::ResourceGateway,
+    Kind::ResourceConfiguration,
+    Kind::ResourceEndpointAssociation,
+    Kind::DomainVerification,
 };
 
 TEST(Ids, NewIdsHaveTheSpecShapeAndDiffer) {

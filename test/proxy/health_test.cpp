@@ -35,6 +35,7 @@ TEST(HealthChecks, UnhealthyTargetsLeaveRotationAndComeBack) {
                 {"matcher", {{"httpCode", "200-299"}}}};
   h.store.targetGroup(kTg, a.port(), {{"127.0.0.1"}, {"127.0.0.1", b.port()}}, check);
   h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
+  h.store.reachableFrom(kLoopbackVpc, kSvc);
   h.start();
   ASSERT_TRUE(h.waitListening(port));
   const proxy::TargetHealthView& health = h.dataPlane().targetHealth();
@@ -91,6 +92,7 @@ TEST(HealthChecks, DeregistrationDuringLoadFailsNothing) {
   h.store.service(kSvc, "billing");
   h.store.targetGroup(kTg, a.port(), {{"127.0.0.1"}, {"127.0.0.1", b.port()}});
   h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
+  h.store.reachableFrom(kLoopbackVpc, kSvc);
   h.start();
   ASSERT_TRUE(h.waitListening(port));
   std::atomic<bool> done{false}, drained{false};
@@ -128,12 +130,13 @@ TEST(AccessLogs, WrittenToCloudWatchAndS3Destinations) {
   EchoBackend a("a");
   uint16_t port = freePort();
   {
-    ProxyHarness h({}, 1, dir);
+    ProxyHarness h(loopbackConfig(), 1, dir);
     h.store.service(kSvc, "billing");
     h.store.targetGroup(kTg, a.port(), {{"127.0.0.1"}});
     h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
     h.store.serviceNetwork("sn-0000000000000000a", "net");
     h.store.serviceAssociation("snsa-1", "sn-0000000000000000a", kSvc);
+    h.store.vpcAssociation("snva-1", "sn-0000000000000000a", kLoopbackVpc);
     h.store.accessLogSubscription("als-1", kSvc, "arn:aws:logs:us-east-1:111122223333:log-group:/lattice/billing");
     h.store.accessLogSubscription("als-2", "sn-0000000000000000a", "arn:aws:s3:::logs-bucket/pfx");
     h.start();
@@ -193,10 +196,11 @@ TEST(Streaming, LargeBodyThroughTheProxyWithBoundedMemory) {
   RawBackend raw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
   raw.expectBodyBytes = kBytes;
   uint16_t port = freePort();
-  ProxyHarness h({}, 1);
+  ProxyHarness h(loopbackConfig(), 1);
   h.store.service(kSvc, "billing");
   h.store.targetGroup(kTg, raw.port(), {{"127.0.0.1"}}, {{"enabled", false}});
   h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
+  h.store.reachableFrom(kLoopbackVpc, kSvc);
   h.start();
   ASSERT_TRUE(h.waitListening(port));
   Client c(port);

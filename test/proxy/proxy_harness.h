@@ -38,8 +38,19 @@ inline uint16_t freePort() {
   return ntohs(a.sin_port);
 }
 
-inline int connectTo(uint16_t port) {
+// Connects to 127.0.0.1:port from `source` (any 127.0.0.0/8 address: a client in another "VPC");
+// empty: the kernel's choice.
+inline int connectTo(uint16_t port, const std::string& source = {}) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (!source.empty()) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -71,7 +82,7 @@ struct Response {
 // A deliberately simple, independent HTTP/1.1 response reader (not the proxy's codec).
 class Client {
  public:
-  explicit Client(uint16_t port) : fd_(connectTo(port)) {}
+  explicit Client(uint16_t port, const std::string& source = {}) : fd_(connectTo(port, source)) {}
   ~Client() {
     if (fd_ >= 0) close(fd_);
   }
@@ -294,10 +305,19 @@ class RawBackend {
   std::atomic<uint64_t> receivedBytes_{0};
 };
 
+// trellisd's development VPC: every loopback client is in it. Services are reachable from it only once
+// associated (StoreFixture::reachableFrom).
+inline const std::string kLoopbackVpc = "vpc-0123456789abcdef0";
+inline model::Config loopbackConfig() {
+  model::Config config;
+  config.vpcs.push_back({kLoopbackVpc, {"127.0.0.0/8", "::1/128"}});
+  return config;
+}
+
 // Store documents → snapshot → a running DataPlane.
 class ProxyHarness {
  public:
-  explicit ProxyHarness(model::Config config = {}, int workers = 2, std::string dataDir = "/tmp")
+  explicit ProxyHarness(model::Config config = loopbackConfig(), int workers = 2, std::string dataDir = "/tmp")
       : config_(std::move(config)) {
     proxy::DataPlaneOptions options;
     options.workers = workers;

@@ -13,6 +13,8 @@ const std::string kSvc = "svc-0123456789abcdef0";
 const std::string kTgA = "tg-0000000000000000a";
 const std::string kTgB = "tg-0000000000000000b";
 const std::string kHost = StoreFixture::generatedName(kSvc, "billing");
+const std::string kSn = "sn-0000000000000000a";
+const std::string kVpc = "vpc-0000000000000c11e";
 
 json echoed(const Response& r) { return json::parse(r.body, nullptr, false); }
 
@@ -24,6 +26,10 @@ class ProxyTest : public ::testing::Test {
     h.store.targetGroup(kTgA, a.port(), {{"127.0.0.1"}});
     h.store.targetGroup(kTgB, b.port(), {{"127.0.0.1"}});
     h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTgA, 100}}));
+    // Loopback clients are in kVpc, associated with the service's network (reachability: reachability_test.cpp).
+    h.store.serviceNetwork(kSn, "net");
+    h.store.serviceAssociation("snsa-1", kSn, kSvc);
+    h.store.vpcAssociation("snva-1", kSn, kVpc);
   }
   void start() {
     h.start();
@@ -34,7 +40,7 @@ class ProxyTest : public ::testing::Test {
   uint16_t port = 0;
   ProxyHarness h{[] {
     model::Config c;
-    c.vpcs.push_back({"vpc-0000000000000c11e", {"127.0.0.0/8"}});
+    c.vpcs.push_back({kVpc, {"127.0.0.0/8"}});
     return c;
   }()};
 };
@@ -54,9 +60,6 @@ TEST_F(ProxyTest, RoutesByHostCaseInsensitiveWithPortStripped) {
 }
 
 TEST_F(ProxyTest, AddsLatticeHeadersAndStripsSpoofedOnes) {
-  h.store.serviceNetwork("sn-0000000000000000a", "net");
-  h.store.serviceAssociation("snsa-1", "sn-0000000000000000a", kSvc);
-  h.store.vpcAssociation("snva-1", "sn-0000000000000000a", "vpc-0000000000000c11e");
   start();
   Client c(port);
   Response r = c.get(kHost, "/x?y=1",
@@ -319,6 +322,7 @@ TEST_F(ProxyTest, ListenersOpenAndCloseWithTheSnapshot) {
   h.store.service("svc-0000000000000000b", "other");
   h.store.listener("listener-2", "svc-0000000000000000b", second, StoreFixture::forward({{kTgB, 1}}));
   h.store.listener("listener-3", "svc-0000000000000000b", taken, StoreFixture::forward({{kTgB, 1}}));
+  h.store.serviceAssociation("snsa-2", kSn, "svc-0000000000000000b");
   h.publish();
   ASSERT_TRUE(h.waitListening(second));
   Client c(second);

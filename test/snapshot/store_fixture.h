@@ -141,6 +141,13 @@ class StoreFixture {
          {"serviceNetworkId", snId}, {"serviceNetworkArn", arn("servicenetwork", snId)}, {"vpcId", vpcId},
          {"securityGroupIds", json::array()}, {"createdAt", "2024-01-01T00:00:00Z"}});
   }
+  // Makes `serviceId` reachable from `vpcId` (spec 5.1) through one shared service network.
+  void reachableFrom(const std::string& vpcId, const std::string& serviceId) {
+    const std::string network = "sn-000000000000000f1";
+    serviceNetwork(network, "reachable");
+    vpcAssociation("snva-" + vpcId.substr(4), network, vpcId);
+    serviceAssociation("snsa-" + serviceId.substr(4), network, serviceId);
+  }
   void accessLogSubscription(const std::string& id, const std::string& resourceId, const std::string& destination) {
     put("accesslogsubscription", id,
         {{"id", id}, {"arn", arn("accesslogsubscription", id)}, {"resourceId", resourceId},

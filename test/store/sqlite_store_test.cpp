@@ -48,6 +48,13 @@ TEST_F(SqliteStoreTest, CreatesPrivateDirectoryAndStartsEmpty) {
   EXPECT_FALSE(store->get("service", "svc-1"));
   EXPECT_TRUE(store->list("service").empty());
   EXPECT_TRUE(store->readAll().records.empty());
+  // WAL journal in use, and the lock file names us.
+  ASSERT_TRUE(store->commit({}, {Op::put("k", "i", "{}")}));
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / (std::string(kSqliteDatabaseFile) + "-wal")));
+  std::ifstream lock(fs::path(dir_) / kLockFile);
+  std::string pid;
+  lock >> pid;
+  EXPECT_EQ(pid, std::to_string(getpid()));
 }
 
 TEST_F(SqliteStoreTest, PutGetUpdateDelete) {
@@ -116,8 +123,9 @@ TEST_F(SqliteStoreTest, FailedCommitAppliesNothing) {
   auto store = openSqliteStore(dir_);
   ASSERT_TRUE(store->commit({}, {Op::put("service", "svc-1", "old"), Op::put("index", "a", "{}")}));
   // The last condition fails: none of the ops, in any order, may show.
-  auto result = store->commit({{"service", "svc-1", Condition::kMustExist}, {"index", "a", Condition::kMustNotExist}},
-                              {Op::put("service", "svc-1", "new"), Op::del("index", "a"), Op::put("service", "svc-2", "x")});
+  auto result =
+      store->commit({{"service", "svc-1", Condition::kMustExist}, {"index", "a", Condition::kMustNotExist}},
+                    {Op::put("service", "svc-1", "new"), Op::del("index", "a"), Op::put("service", "svc-2", "x")});
   EXPECT_FALSE(result);
   EXPECT_EQ(store->get("service", "svc-1")->value, "old");
   EXPECT_TRUE(store->get("index", "a"));
@@ -135,7 +143,8 @@ TEST_F(SqliteStoreTest, OneCommitOneRevisionForManyOps) {
 
 TEST_F(SqliteStoreTest, ListIsPerKindAscendingAndPaginates) {
   auto store = openSqliteStore(dir_);
-  for (auto id : {"svc-c", "svc-a", "svc-e", "svc-b", "svc-d"}) ASSERT_TRUE(store->commit({}, {Op::put("service", id, "{}")}));
+  for (auto id : {"svc-c", "svc-a", "svc-e", "svc-b", "svc-d"})
+    ASSERT_TRUE(store->commit({}, {Op::put("service", id, "{}")}));
   ASSERT_TRUE(store->commit({}, {Op::put("servicenetwork", "sn-a", "{}"), Op::put("target", "svc-0", "{}")}));
 
   EXPECT_EQ(ids(store->list("service")), (std::vector<std::string>{"svc-a", "svc-b", "svc-c", "svc-d", "svc-e"}));
@@ -295,7 +304,8 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   }
   // The refusal released the lock: a correct binary could still open the directory.
   sqlite3_open(path.c_str(), &db);
-  sqlite3_exec(db, ("PRAGMA user_version = " + std::to_string(sqliteSchemaVersion())).c_str(), nullptr, nullptr, nullptr);
+  sqlite3_exec(db, ("PRAGMA user_version = " + std::to_string(sqliteSchemaVersion())).c_str(), nullptr, nullptr,
+               nullptr);
   sqlite3_close(db);
   EXPECT_NO_THROW(openSqliteStore(dir_));
 }
@@ -323,7 +333,8 @@ TEST_F(SqliteStoreTest, AcknowledgedCommitsSurviveKill9) {
       auto store = openSqliteStore(dir_);
       for (int i = 0;; ++i) {
         std::string id = "r" + std::to_string(i);
-        if (!store->commit({{"item", id, Condition::kMustNotExist}}, {Op::put("item", id, "{\"n\":" + std::to_string(i) + "}")}))
+        if (!store->commit({{"item", id, Condition::kMustNotExist}},
+                           {Op::put("item", id, "{\"n\":" + std::to_string(i) + "}")}))
           _exit(2);
         std::string line = id + "\n";  // acknowledged: tell the parent
         if (write(pipeFds[1], line.data(), line.size()) != ssize_t(line.size())) _exit(3);
