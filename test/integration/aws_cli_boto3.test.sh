@@ -25,22 +25,38 @@ fi
 fail() { echo "FAIL: $*"; echo "--- trellisd stderr"; cat "$work/err"; exit 1; }
 lattice() { aws --endpoint-url "$endpoint" --output json vpc-lattice "$@"; }
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend_port=$(free_port)
+listener_port=$(free_port)
+python3 -m http.server "$backend_port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+backend=$!
+trap 'kill $backend 2>/dev/null; cleanup' EXIT
+
 # --- the README walkthrough ---
 sn=$(lattice create-service-network --name demo-net | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-svc=$(lattice create-service --name demo-svc | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+read -r svc host < <(lattice create-service --name demo-svc \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["id"], d["dnsEntry"]["domainName"])')
 tg=$(lattice create-target-group --name demo-tg --type IP \
-  --config '{"port": 8080, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"}' \
+  --config "{\"port\": $backend_port, \"protocol\": \"HTTP\", \"vpcIdentifier\": \"vpc-0123456789abcdef0\"}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-lattice register-targets --target-group-identifier "$tg" --targets id=127.0.0.1,port=8080 >/dev/null
-lattice create-listener --service-identifier "$svc" --name http-8080 --protocol HTTP --port 8080 \
+lattice register-targets --target-group-identifier "$tg" --targets "id=127.0.0.1,port=$backend_port" >/dev/null
+lattice create-listener --service-identifier "$svc" --name http-listener --protocol HTTP --port "$listener_port" \
   --default-action "{\"forward\": {\"targetGroups\": [{\"targetGroupIdentifier\": \"$tg\"}]}}" >/dev/null
 lattice create-service-network-service-association --service-identifier "$svc" --service-network-identifier "$sn" >/dev/null
+lattice create-service-network-vpc-association --service-network-identifier "$sn" \
+  --vpc-identifier vpc-0123456789abcdef0 >/dev/null
 lattice get-service --service-identifier "$svc" | grep -q '"dnsEntry"' || fail "get-service has no dnsEntry"
-lattice list-listeners --service-identifier "$svc" | grep -q '"http-8080"' || fail "listener not listed"
+lattice list-listeners --service-identifier "$svc" | grep -q '"http-listener"' || fail "listener not listed"
 lattice list-targets --target-group-identifier "$tg" | grep -q '"127.0.0.1"' || fail "target not listed"
 lattice get-service-network --service-network-identifier "$sn" | grep -q '"numberOfAssociatedServices": 1' \
   || fail "association not counted"
-echo "ok - AWS CLI walkthrough"
+code=
+for _ in $(seq 50); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "http://127.0.0.1:$listener_port/") && [[ $code == 200 ]] && break
+  sleep 0.1
+done
+[[ $code == 200 ]] || fail "request through the data plane answered $code"
+echo "ok - AWS CLI walkthrough, traffic through the data plane"
 
 # An error surfaces as the CLI's usual message and exit code.
 if out=$(lattice create-service-network --name demo-net 2>&1); then fail "duplicate name accepted"; fi
