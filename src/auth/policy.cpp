@@ -868,6 +868,29 @@ void addPrincipalKeys(RequestContext& ctx, const model::Identity* identity) {
   for (const auto& [key, value] : identity->tags) ctx.add("aws:PrincipalTag/", key, value, false);
 }
 
+void addLatticeRequestKeys(RequestContext& ctx, const LatticeRequest& request) {
+  auto addIfSet = [&](std::string_view name, std::string_view value) {
+    if (!value.empty()) ctx.add(name, value);
+  };
+  ctx.action = request.connect ? "vpc-lattice-svcs:Connect" : "vpc-lattice-svcs:Invoke";
+  addIfSet("vpc-lattice-svcs:ServiceArn", request.serviceArn);
+  addIfSet("vpc-lattice-svcs:ServiceNetworkArn", request.serviceNetworkArn);
+  addIfSet("vpc-lattice-svcs:SourceVpc", request.sourceVpc);
+  addIfSet("vpc-lattice-svcs:SourceVpcOwnerAccount", request.sourceVpcOwnerAccount);
+  addIfSet("vpc-lattice-svcs:Port", request.port);
+  addIfSet("aws:SourceIp", request.sourceIp);
+  addIfSet("aws:CurrentTime", request.currentTime);
+  ctx.add("aws:SecureTransport", request.secureTransport ? "true" : "false");
+  if (request.connect) return;  // Connect supports only the keys above
+  addIfSet("vpc-lattice-svcs:RequestMethod", request.method);
+  addIfSet("vpc-lattice-svcs:RequestPath", request.path);
+  if (request.headers)
+    for (const auto& [name, value] : *request.headers) ctx.add("vpc-lattice-svcs:RequestHeader/", name, value, false);
+  // ArrayOfString: a query key is multi-valued even when it appears once.
+  if (request.query)
+    for (const auto& [key, value] : *request.query) ctx.add("vpc-lattice-svcs:RequestQueryString/", key, value, true);
+}
+
 std::string_view authLayerName(AuthLayer layer) {
   switch (layer) {
     case AuthLayer::Identity: return "Identity";

@@ -26,7 +26,8 @@ namespace trellis::auth {
 
 struct CompiledPolicy;  // policy.cpp
 
-// An identity-based policy has no Principal; a resource-based one (auth policy, resource policy) needs one.
+// An identity-based policy names no Principal and must name Resource; in a resource-based one (auth policy,
+// resource policy) a statement without Principal applies to nobody and one without Resource to every resource.
 enum class PolicyKind : uint8_t { Identity, Resource };
 
 // A parsed policy. Cheap to copy (shared, immutable), safe to evaluate from many threads.
@@ -90,6 +91,28 @@ class RequestContext {
 // ctx.principal. With no identity the caller is anonymous: aws:PrincipalType is "Anonymous".
 // Views point into `identity`, which must outlive `ctx`.
 void addPrincipalKeys(RequestContext& ctx, const model::Identity* identity);
+
+// What Lattice knows about one request (spec 5.6), for addLatticeRequestKeys. Views must outlive the context.
+struct LatticeRequest {
+  bool connect = false;  // a TCP (TLS passthrough) service: action Connect, and only the keys Connect supports
+  std::string_view serviceArn;
+  std::string_view serviceNetworkArn;
+  std::string_view sourceVpc;              // vpc id
+  std::string_view sourceVpcOwnerAccount;  // account id
+  std::string_view port;                   // listener port, decimal
+  std::string_view method;                 // HTTP method ("POST" for gRPC)
+  std::string_view path;                   // request path, without the query
+  const std::vector<std::pair<std::string, std::string>>* headers = nullptr;  // names lower-case
+  const std::vector<std::pair<std::string, std::string>>* query = nullptr;    // decoded; none for gRPC
+  std::string_view sourceIp;                                                  // aws:SourceIp
+  std::string_view currentTime;  // aws:CurrentTime, ISO 8601 UTC ("2024-05-01T12:00:00Z"); empty: not set
+  bool secureTransport = false;  // aws:SecureTransport (HTTPS listener)
+};
+
+// Sets ctx.action (vpc-lattice-svcs:Invoke or :Connect) and adds the vpc-lattice-svcs:* keys and aws:SourceIp,
+// aws:CurrentTime, aws:SecureTransport. ctx.resource is the caller's to set: the service ARN plus the path for
+// Invoke ("…/svc-x/" for "/"), the service ARN for Connect.
+void addLatticeRequestKeys(RequestContext& ctx, const LatticeRequest& request);
 
 enum class Effect : uint8_t { ImplicitDeny, Allow, ExplicitDeny };
 

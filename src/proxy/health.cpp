@@ -12,14 +12,18 @@
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/certificates.h"
+#include "proxy/tls.h"
 
 namespace trellis::proxy {
 
 struct HealthChecker::Probe {
   Key key;
   int fd = -1;
-  std::string request;
+  std::string request;  // bytes for the wire: the HTTP request, or for HTTPS the TLS records
   size_t written = 0;
+  std::unique_ptr<TlsSession> tls;  // HTTPS checks: certificates are not verified (spec 5.4)
+  std::string plainRequest;         // HTTPS: the HTTP request, encrypted into `request` after the handshake
   std::string response;
   Clock::time_point deadline;
   snapshot::HealthCheck check;  // a copy: the snapshot may be swapped while the probe runs
@@ -132,6 +136,13 @@ void HealthChecker::run() {
       probe.deadline = now + std::chrono::seconds(check.timeoutSeconds);
       probe.request = "GET " + check.path + " HTTP/1.1\r\nHost: " + e.target->address + ":" + std::to_string(port) +
                       "\r\nUser-Agent: Amazon-VPC-Lattice-HealthChecks\r\nConnection: close\r\n\r\n";
+      if (check.protocol == "HTTPS") {
+        static SslCtxPtr client = makeClientContext();
+        probe.tls = TlsSession::client(client.get(), "");
+        probe.plainRequest = std::move(probe.request);
+        probe.request.clear();
+        if (probe.tls) probe.tls->send({}, probe.request);  // the ClientHello
+      }
       probe.fd = socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (probe.fd < 0 || (connect(probe.fd, reinterpret_cast<sockaddr*>(&address.storage), address.length) != 0 &&
                            errno != EINPROGRESS)) {
@@ -179,7 +190,15 @@ void HealthChecker::run() {
       if (!done && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && p.written == p.request.size()) {
         char buf[1024];
         ssize_t n = recv(p.fd, buf, sizeof buf, 0);
-        if (n > 0) p.response.append(buf, static_cast<size_t>(n));
+        if (n > 0 && !p.tls) p.response.append(buf, static_cast<size_t>(n));
+        if (n > 0 && p.tls) {
+          if (!p.tls->receive(std::string_view(buf, static_cast<size_t>(n)), p.response, p.request)) done = true;
+          if (!done && p.tls->established() && !p.plainRequest.empty()) {
+            long taken = p.tls->send(p.plainRequest, p.request);
+            p.plainRequest.erase(0, taken > 0 ? static_cast<size_t>(taken) : 0);
+          }
+          if (!done && p.response.size() < 12 && !p.tls->peerClosed()) continue;  // handshake or partial status
+        }
         if (n <= 0 && !(n < 0 && errno == EAGAIN)) done = true;
         // "HTTP/1.1 200 ..." is all we need.
         if (p.response.size() >= 12 || done) {

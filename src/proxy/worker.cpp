@@ -16,6 +16,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "proxy/passthrough.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/tls_transport.h"
 
@@ -128,17 +129,6 @@ bool writeFrom(int fd, Buffer& buffer, uint64_t* counter = nullptr) {
 }
 
 }  // namespace
-
-class Pollable {
- public:
-  virtual ~Pollable() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  virtual void onEvents(uint32_t events) = 0;
-  int fd_ = -1;
-  uint32_t interest_ = 0;
-  bool dead_ = false;
-};
 
 class ListenSocket : public Pollable {
  public:
@@ -375,10 +365,18 @@ ssize_t DownstreamConnection::readTransport() {
                                    snap.sourceVpc(peerAddress_), port_, w_.tls());
   auto got = static_cast<ssize_t>(plain.size() - before);
   using Status = DownstreamTransport::Status;
-  if (status == Status::Refused || status == Status::Passthrough) {
-    logDebug("proxy: TLS from ", peerIpPort_, " refused: ",
-             status == Status::Passthrough ? "TLS_PASSTHROUGH is not served yet" : transport_.failure());
-    if (status == Status::Passthrough) rawOut_.tail() += tlsAlert(40);
+  if (status == Status::Passthrough) {
+    // The splice owns the socket from here on (passthrough.h); this connection just goes away.
+    const snapshot::Service* service = snap.serviceByHost(transport_.serverName());
+    int fd = fd_;
+    epoll_ctl(w_.epollFd(), EPOLL_CTL_DEL, fd, nullptr);
+    fd_ = -1;
+    startPassthrough(w_, fd, peerIpPort_, *service, *service->listenerOnPort(port_), transport_.takeBufferedBytes());
+    close();
+    return -1;
+  }
+  if (status == Status::Refused) {
+    logDebug("proxy: TLS from ", peerIpPort_, " refused: ", transport_.failure());
     in_.clear();
     closing_ = true;
     flush();
@@ -1002,6 +1000,7 @@ void Worker::retire(Pollable* p) {
   if (p->dead_) return;
   p->dead_ = true;
   epoll_ctl(epollFd_, EPOLL_CTL_DEL, p->fd_, nullptr);
+  adopted_.erase(p);
   if (auto* up = dynamic_cast<UpstreamConnection*>(p)) {
     upstreams_.erase(up);
     --up->stats_.activeConnections;
@@ -1170,6 +1169,18 @@ void Worker::sweep() {
     }
   }
   for (auto* up : stale) retire(up);
+  for (auto* p : std::vector<Pollable*>(adopted_.begin(), adopted_.end())) {
+    if (!p->dead_) p->onSweep(nowMillis_, stopping_);
+  }
+}
+
+void Worker::adopt(Pollable* p, uint32_t events) {
+  adopted_.insert(p);
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = p;
+  epoll_ctl(epollFd_, EPOLL_CTL_ADD, p->fd_, &ev);
+  p->interest_ = events;
 }
 
 void Worker::run() {
@@ -1208,6 +1219,7 @@ void Worker::run() {
   }
   for (auto* d : std::vector<DownstreamConnection*>(downstreams_.begin(), downstreams_.end())) d->close();
   for (auto* u : std::vector<UpstreamConnection*>(upstreams_.begin(), upstreams_.end())) retire(u);
+  for (auto* p : std::vector<Pollable*>(adopted_.begin(), adopted_.end())) retire(p);
   for (auto* p : graveyard_) delete p;
   graveyard_.clear();
   if (!accessLogBatch_.empty()) accessLogs_.submit(std::move(accessLogBatch_));

@@ -9,6 +9,8 @@
 //   Exchange             — the stream: routing (router.h), headers (5.7/5.8), retries, logging, metrics
 //   UpstreamConnection   — socket + upstream codec (Http1ResponseParser), pooled per target
 #pragma once
+#include <unistd.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,11 +27,24 @@
 
 namespace trellis::proxy {
 
-class Pollable;
 class DownstreamConnection;
 class UpstreamConnection;
 struct Exchange;
 class TlsContextProvider;
+
+// Something with a socket in a worker's epoll set (epoll_event.data.ptr). Freed by the worker after retire().
+class Pollable {
+ public:
+  virtual ~Pollable() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  virtual void onEvents(uint32_t events) = 0;
+  // Adopted connections only: once a second (timeouts); `stopping` when the worker shuts down.
+  virtual void onSweep(int64_t /*nowMillis*/, bool /*stopping*/) {}
+  int fd_ = -1;
+  uint32_t interest_ = 0;
+  bool dead_ = false;
+};
 
 class Worker {
  public:
@@ -54,6 +69,9 @@ class Worker {
   void setInterest(Pollable* p, uint32_t events);
   void retire(Pollable* p);  // closes the socket now, frees at the end of the loop turn
   void defer(std::function<void()> task) { deferred_.push_back(std::move(task)); }
+  // Takes a connection the worker does not drive itself (a TLS passthrough splice): registers `p->fd_` for
+  // `events`, sweeps it once a second and retires it at shutdown.
+  void adopt(Pollable* p, uint32_t events);
   const snapshot::SnapshotPtr& snapshot() const { return snapshot_; }
   RouterState& router() { return router_; }
   WorkerMetrics& stats() { return metrics_; }
@@ -106,6 +124,7 @@ class Worker {
   std::unordered_set<UpstreamConnection*> upstreams_;
   std::unordered_map<std::string, std::vector<UpstreamConnection*>> idle_;  // by target ip:port
   std::vector<Pollable*> graveyard_;
+  std::unordered_set<Pollable*> adopted_;
   std::vector<std::function<void()>> deferred_;
 };
 

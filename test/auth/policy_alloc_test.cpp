@@ -43,22 +43,25 @@ TEST(PolicyAllocation, EvaluationAllocatesNothing) {
   ASSERT_TRUE(std::holds_alternative<Policy>(parsed)) << std::get<PolicyError>(parsed).message;
   const Policy& policy = std::get<Policy>(parsed);
 
+  std::vector<std::pair<std::string, std::string>> headers = {{"X-Team", "blue"}, {"accept", "*/*"}};
+  std::vector<std::pair<std::string, std::string>> query = {{"color", "blue"}};
+  LatticeRequest request{
+      .serviceNetworkArn = "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0",
+      .port = "443",
+      .method = "GET",
+      .path = "/blue/rates",
+      .headers = &headers,
+      .query = &query,
+      .sourceIp = "10.1.2.3",
+      .currentTime = "2024-05-01T12:00:00Z",
+      .secureTransport = true};
   RequestContext ctx;
   ctx.reserve(32);
   auto fill = [&] {
     ctx.clear();
     ctx.principal = "arn:aws:iam::111122223333:role/admin";
-    ctx.action = "vpc-lattice-svcs:Invoke";
     ctx.resource = "arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0123456789abcdef0/blue/rates";
-    ctx.add("vpc-lattice-svcs:RequestHeader/", "X-Team", "blue", false);
-    ctx.add("vpc-lattice-svcs:RequestMethod", "GET");
-    ctx.add("vpc-lattice-svcs:RequestQueryString/", "color", "blue", true);
-    ctx.add("vpc-lattice-svcs:Port", "443");
-    ctx.add("vpc-lattice-svcs:ServiceNetworkArn",
-            "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0");
-    ctx.add("aws:CurrentTime", "2024-05-01T12:00:00Z");
-    ctx.add("aws:SecureTransport", "true");
-    ctx.add("aws:SourceIp", "10.1.2.3");
+    addLatticeRequestKeys(ctx, request);
     ctx.add("aws:PrincipalArn", "arn:aws:iam::111122223333:role/admin");
     ctx.add("aws:PrincipalTag/", "team", "blue", false);
   };

@@ -573,6 +573,52 @@ TEST(LatticeAuth, PrincipalKeysComeFromTheIdentity) {
   EXPECT_EQ(evaluate(notAnonymous, ctx).effect, Effect::Allow);
 }
 
+TEST(LatticeAuth, RequestKeys) {
+  std::vector<std::pair<std::string, std::string>> headers = {{"x-team", "blue"}, {"accept", "*/*"}};
+  std::vector<std::pair<std::string, std::string>> query = {{"color", "red"}, {"color", "blue"}, {"size", "xl"}};
+  LatticeRequest request{.serviceArn = kService,
+                         .serviceNetworkArn = "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-1",
+                         .sourceVpc = "vpc-0a1b2c3d",
+                         .sourceVpcOwnerAccount = "111122223333",
+                         .port = "443",
+                         .method = "GET",
+                         .path = "/rates",
+                         .headers = &headers,
+                         .query = &query,
+                         .sourceIp = "10.0.1.7",
+                         .currentTime = "2024-05-01T12:00:00Z",
+                         .secureTransport = true};
+  RequestContext ctx;
+  ctx.principal = kRole;
+  std::string resource = std::string(kService) + "/rates";
+  ctx.resource = resource;
+  addLatticeRequestKeys(ctx, request);
+  EXPECT_EQ(ctx.action, "vpc-lattice-svcs:Invoke");
+  Policy policy = mustParse(R"({"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*",
+    "Action":"vpc-lattice-svcs:Invoke","Resource":"*","Condition":{
+    "StringEquals":{"vpc-lattice-svcs:RequestHeader/X-Team":"blue","vpc-lattice-svcs:RequestMethod":"GET",
+      "vpc-lattice-svcs:RequestPath":"/rates","vpc-lattice-svcs:SourceVpc":"vpc-0a1b2c3d",
+      "vpc-lattice-svcs:SourceVpcOwnerAccount":"111122223333"},
+    "ForAllValues:StringEquals":{"vpc-lattice-svcs:RequestQueryString/color":["red","blue"]},
+    "ForAnyValue:StringEquals":{"vpc-lattice-svcs:RequestQueryString/size":"xl"},
+    "NumericEquals":{"vpc-lattice-svcs:Port":443},
+    "ArnLike":{"vpc-lattice-svcs:ServiceArn":"arn:aws:vpc-lattice:*:*:service/svc-0123456789abcdef0",
+      "vpc-lattice-svcs:ServiceNetworkArn":"arn:aws:vpc-lattice:*:*:servicenetwork/sn-1"},
+    "IpAddress":{"aws:SourceIp":"10.0.0.0/16"},"DateEquals":{"aws:CurrentTime":"2024-05-01T12:00:00Z"},
+    "Bool":{"aws:SecureTransport":"true"}}}})");
+  EXPECT_EQ(evaluate(policy, ctx).effect, Effect::Allow);
+
+  // Connect carries only Port, ServiceArn, ServiceNetworkArn, SourceVpc and SourceVpcOwnerAccount of the svcs keys.
+  RequestContext tcp;
+  request.connect = true;
+  addLatticeRequestKeys(tcp, request);
+  EXPECT_EQ(tcp.action, "vpc-lattice-svcs:Connect");
+  for (const auto& key : tcp.keys()) {
+    std::string name = std::string(key.prefix) + std::string(key.name);
+    EXPECT_TRUE(name.find("Request") == std::string::npos) << name;
+  }
+}
+
 TEST(LatticeAuth, PrefixedKeysAvoidConcatenation) {
   RequestContext ctx;
   ctx.principal = kRole;

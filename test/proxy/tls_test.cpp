@@ -194,10 +194,10 @@ TEST_F(TlsTest, ProtocolsSharingAPortAndMismatches) {
   EXPECT_EQ(tls.get(otherHost).status, 421);
 }
 
-TEST_F(TlsTest, HttpsTargetGroupWithoutCertificateVerification) {
+TEST_F(TlsTest, HttpsTargetGroupAndHealthChecksWithoutCertificateVerification) {
   ASSERT_TRUE(makeSelfSigned(dir, "target", "not-the-target-name"));  // wrong name, self-signed: still used
   TlsBackend target(dir.file("target.pem"), dir.file("target.key"));
-  h.store.targetGroup(kTgTls, target.port(), {{"127.0.0.1"}}, json{{"enabled", false}});
+  h.store.targetGroup(kTgTls, target.port(), {{"127.0.0.1"}}, json{{"enabled", true}, {"protocol", "HTTPS"}});
   for (const auto& r : h.store.contents().records) {
     if (r.kind != "targetgroup" || r.id != kTgTls) continue;
     json doc = json::parse(r.value);
@@ -217,7 +217,13 @@ TEST_F(TlsTest, HttpsTargetGroupWithoutCertificateVerification) {
   }
   auto viaHttps = runCommand(curl(kHost, "--http1.1"));
   EXPECT_EQ(viaHttps.output, "tls-backend proto=https");
-  EXPECT_EQ(target.requests(), 4);
+  // The health check spoke TLS too: the target passed it.
+  for (int i = 0; i < 50 && h.dataPlane().targetHealth().status(kTgTls, "127.0.0.1", target.port()).status != "HEALTHY";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(h.dataPlane().targetHealth().status(kTgTls, "127.0.0.1", target.port()).status, "HEALTHY");
+  EXPECT_GE(target.requests(), 5);  // 4 proxied + at least one health check
   h.dataPlane().stop();  // closes the pooled connections the target is still serving
 }
 

@@ -1,0 +1,177 @@
+#include "proxy/passthrough.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "common/log.h"
+#include "proxy/worker.h"
+
+namespace trellis::proxy {
+namespace {
+
+constexpr size_t kHighWater = 256 * 1024;  // stop reading a side while the other has this much unsent
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int64_t kMaxLifetimeMs = 10 * 60 * 1000;  // spec 5.10
+constexpr int64_t kConnectTimeoutMs = 5000;
+
+class SpliceEnd;
+
+// What both ends share; each end holds it, so it lives until the worker frees the second end.
+struct Splice {
+  Worker& worker;
+  SpliceEnd* client = nullptr;
+  SpliceEnd* target = nullptr;
+  int64_t createdAt = 0, lastActive = 0;
+  int64_t idleMs = 60000;
+  std::string description;  // "client → target" for logs
+  explicit Splice(Worker& w) : worker(w) {}
+  void close(const char* why);
+};
+
+class SpliceEnd : public Pollable {
+ public:
+  SpliceEnd(std::shared_ptr<Splice> splice, int fd, bool connected) : splice_(std::move(splice)), connected_(connected) {
+    fd_ = fd;
+  }
+  SpliceEnd* other() const { return this == splice_->client ? splice_->target : splice_->client; }
+
+  void onEvents(uint32_t events) override {
+    Splice& s = *splice_;
+    if (!connected_) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) return s.close("cannot connect to the target");
+      if (!(events & EPOLLOUT)) return;
+      connected_ = true;
+    }
+    if (events & EPOLLERR) return s.close("socket error");
+    if ((events & (EPOLLIN | EPOLLHUP)) && !readEof_) readSome();
+    if (dead_) return;
+    if ((events & EPOLLHUP) && readEof_ && out_.empty()) {
+      // Both directions of this socket are gone; whatever the other side still sends has nowhere to go.
+      if (other()->readEof_ || other()->out_.empty()) return s.close(nullptr);
+    }
+    if (events & EPOLLOUT) flush();
+    if (dead_) return;
+    update();
+    other()->update();
+  }
+
+  void onSweep(int64_t now, bool stopping) override {
+    if (this != splice_->client) return;  // one end acts for the splice
+    Splice& s = *splice_;
+    if (stopping) return s.close(nullptr);
+    if (!s.target->connected_ && now - s.createdAt > kConnectTimeoutMs) return s.close("connect timeout");
+    if (now - s.lastActive > s.idleMs) return s.close(nullptr);
+    if (now - s.createdAt > kMaxLifetimeMs) return s.close(nullptr);  // ConnectionDurationExceeded
+  }
+
+  void readSome() {
+    SpliceEnd* to = other();
+    while (to->out_.size() < kHighWater) {
+      size_t old = to->out_.size();
+      to->out_.resize(old + kReadChunk);
+      ssize_t n = ::read(fd_, to->out_.data() + old, kReadChunk);
+      to->out_.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+      if (n > 0) {
+        splice_->lastActive = splice_->worker.nowMillis();
+        continue;
+      }
+      if (n == 0) {
+        readEof_ = true;
+        break;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      return splice_->close("read error");
+    }
+    to->flush();
+  }
+
+  // Writes out_; passes a half-close on once the other side's EOF and all its bytes went through.
+  void flush() {
+    if (!connected_ || dead_) return;
+    size_t done = 0;
+    while (done < out_.size()) {
+      ssize_t n = ::send(fd_, out_.data() + done, out_.size() - done, MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      return splice_->close(nullptr);  // the peer is gone
+    }
+    out_.erase(0, done);
+    if (out_.empty() && other()->readEof_ && !shutWr_) {
+      shutWr_ = true;
+      ::shutdown(fd_, SHUT_WR);
+      if (other()->shutWr_) return splice_->close(nullptr);  // both directions finished
+    }
+  }
+
+  void update() {
+    if (dead_) return;
+    uint32_t events = 0;
+    if (!readEof_ && other()->out_.size() < kHighWater) events |= EPOLLIN;
+    if (!connected_ || !out_.empty()) events |= EPOLLOUT;
+    splice_->worker.setInterest(this, events);
+  }
+
+  std::shared_ptr<Splice> splice_;
+  std::string out_;  // bytes for this end's socket
+  bool connected_;
+  bool readEof_ = false;  // this end's peer sent FIN
+  bool shutWr_ = false;   // we sent FIN to this end's peer
+};
+
+void Splice::close(const char* why) {
+  if (why) logDebug("proxy: passthrough ", description, " closed: ", why);
+  if (client) worker.retire(client);
+  if (target) worker.retire(target);
+}
+
+}  // namespace
+
+bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
+                      const snapshot::Listener& listener, std::string firstBytes) {
+  // Spec 5.2: only the default action, forwarding to TCP target groups by weight.
+  const snapshot::Action& action = listener.defaultAction;
+  const snapshot::WeightedTargetGroup* weighted =
+      action.kind == snapshot::Action::Kind::Forward ? worker.router().pickTargetGroup(action) : nullptr;
+  const snapshot::Target* target =
+      weighted && weighted->group ? worker.router().pickTarget(*weighted->group) : nullptr;
+  int fd = target ? socket(target->socketAddress.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                  : -1;
+  int rc = -1;
+  if (fd >= 0) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    rc = connect(fd, reinterpret_cast<const sockaddr*>(&target->socketAddress.storage), target->socketAddress.length);
+  }
+  if (fd < 0 || (rc != 0 && errno != EINPROGRESS)) {
+    logInfo("proxy: passthrough for ", service.id, " from ", clientIpPort, ": no target to connect to");
+    if (fd >= 0) ::close(fd);
+    ::close(clientFd);
+    return false;
+  }
+  auto splice = std::make_shared<Splice>(worker);
+  splice->createdAt = splice->lastActive = worker.nowMillis();
+  splice->idleMs = int64_t{service.idleTimeoutSeconds} * 1000;
+  splice->description = clientIpPort + " → " + target->ipPort;
+  splice->client = new SpliceEnd(splice, clientFd, true);
+  splice->target = new SpliceEnd(splice, fd, rc == 0);
+  splice->target->out_ = std::move(firstBytes);
+  worker.adopt(splice->client, EPOLLIN);
+  worker.adopt(splice->target, EPOLLIN | EPOLLOUT);
+  return true;
+}
+
+}  // namespace trellis::proxy
