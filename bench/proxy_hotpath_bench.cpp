@@ -26,8 +26,9 @@ using namespace trellis;
 constexpr const char* kVpc = "vpc-0000000000000beef";
 
 // `services` services in one service network associated with kVpc; each has a 25/75 default action
-// and five rules that do not match kRequest, so routing walks them all.
-store::StoreContents makeStore(int services, int port = 80, int originPort = 80) {
+// and five rules that do not match kRequest, so routing walks them all. Target groups hold 127.0.0.1
+// and, unless `oneTarget`, 127.0.0.2.
+store::StoreContents makeStore(int services, int port = 80, int originPort = 80, bool oneTarget = false) {
   store::StoreContents c;
   c.revision = 1;
   auto add = [&](std::string kind, std::string id, std::string doc) { c.records.push_back({kind, id, doc, 1, 1}); };
@@ -43,7 +44,8 @@ store::StoreContents makeStore(int services, int port = 80, int originPort = 80)
         R"({"id":"snsa-)" + n + R"(","serviceId":"svc-)" + n + R"(","serviceNetworkId":"sn-0","status":"ACTIVE"})");
     add("targetgroup", "tg-" + n,
         R"({"id":"tg-)" + n + R"(","config":{"port":)" + origin +
-            R"(,"healthCheck":{"enabled":false}},"targets":[{"id":"127.0.0.1"},{"id":"127.0.0.2"}]})");
+            R"(,"healthCheck":{"enabled":false}},"targets":[{"id":"127.0.0.1"})" +
+            (oneTarget ? "" : R"(,{"id":"127.0.0.2"})") + "]}");
     add("listener", "listener-" + n,
         R"({"id":"listener-)" + n + R"(","serviceId":"svc-)" + n + R"(","port":)" + p +
             R"(,"protocol":"HTTP","defaultAction":{"forward":{"targetGroups":[{"targetGroupIdentifier":"tg-)" + n +
@@ -223,7 +225,7 @@ void BM_ProxyRoundTrip(benchmark::State& state) {
   uint16_t proxyPort = 0;
   close(listenLoopback(proxyPort));  // a free port for the listener (the data plane binds it itself)
   snapshot::SnapshotHolder holder;
-  holder.publish(snapshot::compileSnapshot(makeStore(1, proxyPort, origin.port()), makeConfig()));
+  holder.publish(snapshot::compileSnapshot(makeStore(1, proxyPort, origin.port(), true), makeConfig()));
   proxy::DataPlane dataPlane({"127.0.0.1", 1, "/tmp", 1000}, holder);
   dataPlane.start();
 

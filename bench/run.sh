@@ -107,20 +107,22 @@ for t in "${targets[@]}"; do
 done
 
 ticks() { local sum=0; for p in $1; do sum=$((sum + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $sum; }
+# CPU1's busy and total ticks: what neither the proxy nor the origin used there is other load (noise).
+cpu1() { awk '/^cpu1 /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
 for t in "${targets[@]}"; do taskset -c 0 wrk -t1 -c64 -d${warmup}s "http://127.0.0.1:${t#*=}/" >/dev/null; done
 results=$run/results.tsv
-echo -e "target\trep\tmode\trps\tp50_us\tp90_us\tp99_us\tp999_us\tproxy_us_per_req\tbackend_us_per_req\terrors" > "$results"
+echo -e "target\trep\tmode\trps\tp50_us\tp90_us\tp99_us\tp999_us\tproxy_us_per_req\tbackend_us_per_req\tother_cpu1_pct\terrors" > "$results"
 to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) print v+0; else if (v ~ /ms$/) print v*1000; else if (v ~ /s$/) print v*1e6; else print v }'; }
 for r in $(seq "$reps"); do
   for t in "${targets[@]}"; do
     name=${t%%=*} port=${t#*=} url="http://127.0.0.1:${t#*=}/"
     for c in 64 1; do
       raw=$run/raw/${name//\//_}.c$c.r$r.txt
-      k0=$(ticks "${procs[$name]}") b0=$(ticks "$backend")
+      k0=$(ticks "${procs[$name]}") b0=$(ticks "$backend") s0=$(cpu1)
       taskset -c 0 wrk -t1 -c$c -d${secs}s --latency "$url" > "$raw" 2>&1
-      k1=$(ticks "${procs[$name]}") b1=$(ticks "$backend")
+      k1=$(ticks "${procs[$name]}") b1=$(ticks "$backend") s1=$(cpu1)
       n=$(awk '/requests in/{print $1}' "$raw")
       rps=$(awk '/Requests\/sec/{print $2}' "$raw")
       p50=$(to_us "$(awk '/^ +50%/{print $2}' "$raw")")
@@ -128,12 +130,14 @@ for r in $(seq "$reps"); do
       p99=$(to_us "$(awk '/^ +99%/{print $2}' "$raw")")
       cpu=$(awk -v d=$((k1 - k0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
       bcpu=$(awk -v d=$((b1 - b0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
+      other=$(awk -v a="$s0" -v b="$s1" -v own=$((k1 - k0 + b1 - b0)) 'BEGIN{split(a, x, " "); split(b, y, " ");
+        o = (y[1] - x[1] - own) * 100 / (y[2] - x[2]); printf "%.0f", o < 0 ? 0 : o}')
       err=$(grep -E 'Non-2xx|Socket errors' "$raw" | tr -s ' \n' ' ' || true)
-      echo -e "$name\t$r\twrk-c$c\t$rps\t$p50\t$p90\t$p99\t-\t$cpu\t$bcpu\t$err" | tee -a "$results"
+      echo -e "$name\t$r\twrk-c$c\t$rps\t$p50\t$p90\t$p99\t-\t$cpu\t$bcpu\t$other\t$err" | tee -a "$results"
     done
     line=$(taskset -c 0 "$probe" "$port" "$secs")
     v() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $line"; }
-    echo -e "$name\t$r\tprobe-c1\t$(v rps)\t$(v p50)\t$(v p90)\t$(v p99)\t$(v p999)\t-\t-\t" | tee -a "$results"
+    echo -e "$name\t$r\tprobe-c1\t$(v rps)\t$(v p50)\t$(v p90)\t$(v p99)\t$(v p999)\t-\t-\t-\t" | tee -a "$results"
   done
 done
 
@@ -141,32 +145,39 @@ python3 - "$results" "$run/results.md" "$secs" "$reps" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 secs, reps = sys.argv[3], sys.argv[4]
+def vals(name, mode, col):
+    return [float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")]
 def med(name, mode, col):
-    vals = [float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")]
-    return statistics.median(vals) if vals else float("nan")
+    v = vals(name, mode, col)
+    return statistics.median(v) if v else float("nan")
 def spread(name, mode, col):
-    vals = [float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")]
-    return (max(vals) - min(vals)) / statistics.median(vals) if len(vals) > 1 else 0.0
+    v = vals(name, mode, col)
+    return (max(v) - min(v)) / statistics.median(v) if len(v) > 1 else 0.0
 names = list(dict.fromkeys(r["target"] for r in rows))
-def base(name, peer):
-    return peer + ("-25/75" if name.endswith("25/75") else "")
 def ratio(name, peer, mode, col):
-    b = base(name, peer)
-    if b not in names: return "–"
-    return f"{med(name, mode, col) / med(b, mode, col):.2f}"
-out = [f"Medians of {reps} interleaved repetitions, {secs} s each. Ratios are Trellis-over-peer on the same shape (>1: Trellis does more req/s, or has the higher latency).", "",
-       "| target | c=64 req/s (spread) | ×nginx | ×HAProxy | p50 | p99 | proxy CPU µs/req | origin CPU µs/req | c=1 req/s (wrk) | c=1 probe req/s | probe p50 | p90 | p99 | p99.9 |",
-       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = peer + ("-25/75" if name.endswith("25/75") else "")
+    return f"{med(name, mode, col) / med(base, mode, col):.2f}" if base in names else "–"
+out = [f"Medians of {reps} interleaved repetitions, {secs} s each; spread = (max-min)/median. "
+       "×peer = Trellis ÷ that proxy on the same shape (single or 25/75): above 1 is better for req/s, worse for CPU and latency.",
+       "",
+       "| target | c=64 req/s (spread) | ×nginx | ×HAProxy | wrk p50 | wrk p99 | proxy CPU µs/req | ×nginx | ×HAProxy "
+       "| origin CPU µs/req | other load on CPU1 | c=1 wrk req/s |",
+       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for n in names:
-    out.append(f"| {n} | {med(n,'wrk-c64','rps')/1000:.1f}k ({spread(n,'wrk-c64','rps')*100:.0f}%) | {ratio(n,'nginx','wrk-c64','rps')} | {ratio(n,'haproxy','wrk-c64','rps')} "
-               f"| {med(n,'wrk-c64','p50_us')/1000:.2f} ms | {med(n,'wrk-c64','p99_us')/1000:.2f} ms | {med(n,'wrk-c64','proxy_us_per_req'):.1f} | {med(n,'wrk-c64','backend_us_per_req'):.1f} "
-               f"| {med(n,'wrk-c1','rps')/1000:.1f}k | {med(n,'probe-c1','rps')/1000:.1f}k | {med(n,'probe-c1','p50_us'):.1f} µs | {med(n,'probe-c1','p90_us'):.1f} µs "
-               f"| {med(n,'probe-c1','p99_us'):.1f} µs | {med(n,'probe-c1','p999_us'):.0f} µs |")
-ps = [n for n in names if n.startswith("trellis")]
-if ps:
-    out += ["", "| Trellis c=1 (probe) | p50 ×nginx | p50 ×HAProxy | p99 ×nginx | p99 ×HAProxy |", "|---|---|---|---|---|"]
-    for n in ps:
-        out.append(f"| {n} | {ratio(n,'nginx','probe-c1','p50_us')} | {ratio(n,'haproxy','probe-c1','p50_us')} | {ratio(n,'nginx','probe-c1','p99_us')} | {ratio(n,'haproxy','probe-c1','p99_us')} |")
+    m = lambda col, mode="wrk-c64": med(n, mode, col)
+    out.append(f"| {n} | {m('rps')/1000:.1f}k ({spread(n,'wrk-c64','rps')*100:.0f}%) | {ratio(n,'nginx','wrk-c64','rps')} "
+               f"| {ratio(n,'haproxy','wrk-c64','rps')} | {m('p50_us')/1000:.2f} ms | {m('p99_us')/1000:.2f} ms "
+               f"| {m('proxy_us_per_req'):.1f} | {ratio(n,'nginx','wrk-c64','proxy_us_per_req')} "
+               f"| {ratio(n,'haproxy','wrk-c64','proxy_us_per_req')} | {m('backend_us_per_req'):.1f} "
+               f"| {m('other_cpu1_pct'):.0f}% | {m('rps','wrk-c1')/1000:.1f}k |")
+out += ["", "c=1, bench/latency_probe (serial keep-alive requests, raw percentiles, µs):", "",
+        "| target | req/s | p50 | p90 | p99 | p99.9 | p50 ×nginx | p50 ×HAProxy | p99 ×nginx | p99 ×HAProxy |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+for n in names:
+    m = lambda col: med(n, "probe-c1", col)
+    out.append(f"| {n} | {m('rps')/1000:.1f}k | {m('p50_us'):.1f} | {m('p90_us'):.1f} | {m('p99_us'):.1f} | {m('p999_us'):.0f} "
+               f"| {ratio(n,'nginx','probe-c1','p50_us')} | {ratio(n,'haproxy','probe-c1','p50_us')} "
+               f"| {ratio(n,'nginx','probe-c1','p99_us')} | {ratio(n,'haproxy','probe-c1','p99_us')} |")
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 PY

@@ -35,8 +35,12 @@ void Tx::requireRevision(std::string_view kind, std::string_view id, int64_t mod
   conditions.push_back({std::string(kind), std::string(id), modRevision});
 }
 
-Resources::Resources(store::Store& store, const model::Config& config)
-    : store_(store), config_(config), arns_{config.partition, config.region, config.accountId} {}
+Resources::Resources(store::Store& store) : store_(store) {}
+
+void Resources::pin(model::ConfigPtr config) {
+  arns_ = {config->partition, config->region, config->accountId};
+  config_ = std::move(config);
+}
 
 std::string Resources::now() const { return formatRfc3339(systemNow(), true); }
 
@@ -190,8 +194,8 @@ void enforceQuota(size_t count, int limit, const std::string& resourceType, cons
                         "You have reached the quota of " + std::to_string(limit) + " " + what + ".", resourceId);
 }
 
-Api::Api(store::Store& store, const model::Config& config, Authenticator authenticate)
-    : resources_(store, config), authenticate_(std::move(authenticate)) {
+Api::Api(store::Store& store, ConfigSource config, Authenticator authenticate)
+    : resources_(store), config_(std::move(config)), authenticate_(std::move(authenticate)) {
   registerServiceNetworkOps(handlers_);
   registerServiceOps(handlers_);
   registerListenerOps(handlers_);
@@ -227,7 +231,9 @@ HttpResponse Api::handle(const HttpRequest& request) {
                        "The method " + request.method + " is not allowed on " + request.path);
       throw ApiError(404, "UnknownOperationException", "No operation matches " + request.method + " " + request.path);
     }
-    auto identity = authenticate_(request);
+    model::ConfigPtr config = config_();
+    resources_.pin(config);
+    auto identity = authenticate_(request, *config);
     if (auto* error = std::get_if<ApiError>(&identity)) throw *error;
 
     Call call{request, match.route->operation, std::move(match.labels), {}, json::object(),

@@ -62,10 +62,12 @@ using TargetStatusFn = std::function<std::pair<std::string, std::string>(
 // Shared helpers for operation handlers: documents in the store, ids, ARNs, pagination, idempotency.
 class Resources {
  public:
-  Resources(store::Store& store, const model::Config& config);
+  explicit Resources(store::Store& store);
+  // The config for the call being served (pinned by Api::handle, so a reload never changes it mid-call).
+  void pin(model::ConfigPtr config);
 
   store::Store& store() { return store_; }
-  const model::Config& config() const { return config_; }
+  const model::Config& config() const { return *config_; }
   const model::ArnContext& arns() const { return arns_; }
   std::string now() const;
 
@@ -93,7 +95,7 @@ class Resources {
 
  private:
   store::Store& store_;
-  const model::Config& config_;
+  model::ConfigPtr config_;
   model::ArnContext arns_;
 };
 
@@ -110,17 +112,21 @@ void enforceQuota(size_t count, int limit, const std::string& resourceType, cons
 using Handler = std::function<json(Resources&, Call&)>;
 using HandlerMap = std::map<std::string, Handler>;
 
-// Authenticates a request: the caller's identity, or the AWS error to answer with.
-using Authenticator = std::function<std::variant<const model::Identity*, ApiError>(const HttpRequest&)>;
+// Authenticates a request against `config`'s identities: the caller, or the AWS error to answer with.
+using Authenticator =
+    std::function<std::variant<const model::Identity*, ApiError>(const HttpRequest&, const model::Config& config)>;
+// The current config; trellisd swaps it on reload.
+using ConfigSource = std::function<model::ConfigPtr()>;
 
 class Api {
  public:
-  Api(store::Store& store, const model::Config& config, Authenticator authenticate);
+  Api(store::Store& store, ConfigSource config, Authenticator authenticate);
   HttpResponse handle(const HttpRequest& request);
   Resources& resources() { return resources_; }
 
  private:
   Resources resources_;
+  ConfigSource config_;
   Authenticator authenticate_;
   HandlerMap handlers_;
 };

@@ -11,6 +11,8 @@
 
 #include "common/strings.h"
 #include "common/time.h"
+#include "gateway/manifest.h"
+#include "gateway/reconcile.h"
 #include "model/config.h"
 #include "model/ids.h"
 #include "proxy/certificates.h"
@@ -35,6 +37,8 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
                   "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG")
       ->required();
   get->add_option("parents", out.args, "parent identifiers");
+  get->add_option("-n,--namespace", out.ns, "namespace of gateways, httproutes, grpcroutes")->capture_default_str();
+  get->add_flag("-A,--all-namespaces", out.allNamespaces, "gateways, httproutes, grpcroutes of every namespace");
   auto* describe = app.add_subcommand("describe", "show one resource by id or ARN");
   std::string identifier;
   describe->add_option("identifier", identifier, "sn-…, svc-…, tg-…, snsa-…, snva-…, als-…, or any Lattice ARN")
@@ -55,6 +59,17 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
     local->add_option("--data-dir", out.dataDir, "trellisd's --data-dir")->capture_default_str();
   }
 
+  // Kubernetes Gateway API manifests, translated as the AWS Gateway API controller does.
+  auto* apply = app.add_subcommand("apply", "create or update what Kubernetes Gateway API manifests describe");
+  auto* del = app.add_subcommand("delete", "remove what `trellis apply` made for the manifests");
+  for (auto* sub : {apply, del}) {
+    sub->add_option("-f,--filename", out.files, "YAML file, directory of them, or - for stdin (repeatable)")
+        ->required();
+    sub->add_option("--cluster", out.clusterName, "cluster name in the ManagedBy tag")->capture_default_str();
+    sub->add_option("--vpc", out.vpc, "the cluster's VPC (default: the --config's first VPC, else the "
+                                      "development VPC)");
+  }
+
   std::vector<const char*> raw;
   for (const auto& a : argv) raw.push_back(a.c_str());
   if (raw.empty()) raw.push_back("trellis");
@@ -65,6 +80,8 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
     return code == 0 ? 0 : 2;
   }
   if (get->parsed()) out.command = "get";
+  if (apply->parsed()) out.command = "apply";
+  if (del->parsed()) out.command = "delete";
   if (caExport->parsed()) out.command = "ca-export";
   if (certImport->parsed()) out.command = "cert-import";
   if (describe->parsed()) {
@@ -380,6 +397,64 @@ json call(const Settings& settings, const ApiRequest& request, const std::string
 
 }  // namespace
 
+bool isGatewayResource(const std::string& resource) {
+  return resource == "gateways" || resource == "gateway" || resource == "httproutes" || resource == "httproute" ||
+         resource == "grpcroutes" || resource == "grpcroute";
+}
+
+namespace {
+
+// The Gateway API reconciler's view of the API: the CLI's signed calls.
+class SignedApi : public gateway::LatticeApi {
+ public:
+  explicit SignedApi(const Settings& settings) : settings_(settings) {}
+  json call(const std::string& method, const std::string& path, const std::string& query, const json& body) override {
+    try {
+      return cli::call(settings_, ApiRequest{method, path, body.is_null() ? "" : body.dump()}, query);
+    } catch (const ApiFailure& f) {
+      throw gateway::ApiCallError(f.error.status, f.error.type, method + " " + path + ": " + f.error.message);
+    }
+  }
+
+ private:
+  const Settings& settings_;
+};
+
+int runGateway(const Options& options, const Settings& settings, std::ostream& stdOut, std::ostream& stdErr) {
+  gateway::Options translation;
+  translation.clusterName = options.clusterName;
+  translation.accountId.clear();  // from the config, else from the ARNs in Lattice
+  translation.vpcId = options.vpc;
+  if (!options.configPath.empty()) {
+    model::Config config = model::loadConfig(options.configPath);
+    translation.accountId = config.accountId;
+    if (translation.vpcId.empty() && !config.vpcs.empty()) translation.vpcId = config.vpcs.front().id;
+  }
+  if (translation.vpcId.empty()) translation.vpcId = gateway::Options{}.vpcId;
+  SignedApi api(settings);
+  gateway::Reconciler reconciler(api, translation);
+  if (options.command == "get") {
+    std::string kind = startsWith(options.resource, "gateway") ? "Gateway"
+                       : startsWith(options.resource, "http")  ? "HTTPRoute"
+                                                               : "GRPCRoute";
+    json list = reconciler.get(kind, options.allNamespaces ? "" : options.ns);
+    if (options.output == "json")
+      stdOut << list.dump(2) << "\n";
+    else if (list["items"].empty())
+      stdOut << "No resources found" << (options.allNamespaces ? "" : " in " + options.ns + " namespace") << ".\n";
+    else
+      stdOut << gateway::formatStatusTable(list, options.allNamespaces);
+    return 0;
+  }
+  auto objects = gateway::loadManifests(options.files, std::cin);
+  auto report = options.command == "apply" ? reconciler.apply(objects) : reconciler.remove(objects);
+  for (const auto& w : report.warnings) stdErr << "Warning: " << w << "\n";
+  for (const auto& line : report.lines) stdOut << line << "\n";
+  return 0;
+}
+
+}  // namespace
+
 bool isLocalCommand(const Options& options) {
   return options.command == "ca-export" || options.command == "cert-import";
 }
@@ -431,6 +506,9 @@ int runLocal(const Options& options, const EnvLookup& env, std::ostream& stdOut,
 
 int run(const Options& options, const Settings& settings, std::ostream& stdOut, std::ostream& stdErr) {
   try {
+    if (options.command == "apply" || options.command == "delete" ||
+        (options.command == "get" && isGatewayResource(options.resource)))
+      return runGateway(options, settings, stdOut, stdErr);
     if (options.command == "describe") {
       ApiRequest request;
       std::string error;
@@ -461,6 +539,9 @@ int run(const Options& options, const Settings& settings, std::ostream& stdOut, 
     } while (!token.empty());
     stdOut << (options.output == "json" ? json{{"items", items}}.dump(2) + "\n" : formatTable(items, plan.columns));
     return 0;
+  } catch (const gateway::ManifestError& e) {
+    stdErr << "trellis: error: " << e.what() << "\n";
+    return 1;
   } catch (const ApiFailure& f) {
     stdErr << "trellis: " << f.error.type << " (HTTP " << f.error.status << "): " << f.error.message << "\n";
     return 1;

@@ -15,8 +15,9 @@ namespace trellis::cli {
 inline constexpr const char* kDefaultEndpoint = "http://127.0.0.1:8440";
 
 struct Options {
-  std::string command;            // "get" or "describe"
-  std::string resource;           // get: servicenetworks, services, targetgroups, listeners, rules, targets
+  std::string command;            // "get", "describe", "apply" or "delete"
+  std::string resource;           // get: servicenetworks, services, targetgroups, listeners, rules, targets,
+                                  // or the Gateway API views: gateways, httproutes, grpcroutes
   std::vector<std::string> args;  // get: parent ids; describe: the id or ARN
   std::string output = "table";   // "table" or "json"
   std::string endpoint;           // --endpoint (else TRELLIS_ENDPOINT, else kDefaultEndpoint)
@@ -25,7 +26,16 @@ struct Options {
   // Local commands on trellisd's data dir (no API call): "ca-export", "cert-import".
   std::string dataDir = "./trellis-data";  // --data-dir, as trellisd's
   std::string certificateFile, keyFile;    // cert import --cert / --key
+  // Kubernetes Gateway API front door (apply, delete, get gateways|httproutes|grpcroutes).
+  std::vector<std::string> files;  // -f FILE|DIR|- (repeatable)
+  std::string clusterName = "trellis";  // --cluster: the ManagedBy tag's cluster part
+  std::string vpc;                 // --vpc (else the config's first VPC, else the development VPC)
+  std::string ns = "default";      // get -n
+  bool allNamespaces = false;      // get -A
 };
+
+// Whether `resource` is one of the Gateway API views of `trellis get`.
+bool isGatewayResource(const std::string& resource);
 
 // Parses the command line (argv[0] included). Returns -1 to go on, or the exit code to stop with after
 // help (0) or a usage error (2), which it has printed.

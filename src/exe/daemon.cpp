@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
@@ -48,8 +49,9 @@ model::Identity developmentIdentity(const std::string& dataDir, const std::strin
   return identity;
 }
 
-api::Authenticator makeAuthenticator(const model::Config& config) {
-  return [&config](const HttpRequest& request) -> std::variant<const model::Identity*, api::ApiError> {
+api::Authenticator makeAuthenticator() {
+  return [](const HttpRequest& request, const model::Config& config)
+             -> std::variant<const model::Identity*, api::ApiError> {
     auth::SigV4Request input{request.method, request.path, request.query, request.headers, request.body};
     auto lookup = [&config](std::string_view key) { return config.identityByAccessKey(std::string(key)); };
     auto result = auth::verifySigV4(input, "vpc-lattice", config.region, lookup, systemNow());
@@ -80,10 +82,50 @@ void printWelcome(const DaemonOptions& options, const model::Config& config, boo
   std::cout << std::flush;
 }
 
-// The admin port: readiness, Prometheus metrics, and the data plane's listener ports.
+// Re-reads the config file (SIGHUP, POST /reload) and hands it to the API and the data plane; open
+// connections are kept. What would change existing resources' ARNs (region, account, partition) needs
+// a restart. Returns an empty string on success, else why the old config stays.
+class ConfigReloader {
+ public:
+  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, snapshot::SnapshotBuilder& snapshots)
+      : file_(std::move(file)), current_(current), snapshots_(snapshots) {}
+
+  std::string reload() {
+    std::lock_guard lock(mutex_);
+    if (file_.empty()) return "trellisd runs without --config: nothing to reload";
+    model::ConfigPtr fresh;
+    try {
+      fresh = std::make_shared<const model::Config>(model::loadConfig(file_));
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    auto old = current_.load();
+    if (fresh->region != old->region || fresh->accountId != old->accountId || fresh->partition != old->partition)
+      return "region, accountId and partition cannot change without a restart";
+    current_.store(fresh);
+    snapshots_.setConfig(*fresh);
+    logInfo("config reloaded from ", file_, ": ", fresh->identities.size(), " identities, ", fresh->vpcs.size(),
+            " VPCs");
+    return "";
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string file_;
+  std::atomic<model::ConfigPtr>& current_;
+  snapshot::SnapshotBuilder& snapshots_;
+};
+
+// The admin port: readiness, Prometheus metrics, the data plane's listener ports, config reload.
 HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready,
-                           const snapshot::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane) {
+                           const snapshot::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane,
+                           ConfigReloader& reloader) {
   const HeaderList text = {{"content-type", "text/plain; charset=utf-8"}};
+  if (request.path == "/reload") {
+    if (request.method != "POST") return HttpResponse{405, text, "use POST\n"};
+    std::string problem = reloader.reload();
+    return problem.empty() ? HttpResponse{200, text, "reloaded\n"} : HttpResponse{400, text, problem + "\n"};
+  }
   if (request.path == "/ready")
     return ready ? HttpResponse{200, text, "ready\n"} : HttpResponse{503, text, "starting\n"};
   if (request.path == "/metrics")
@@ -133,14 +175,17 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
                              snapshots);
 
-  api::Api api(*store, config, makeAuthenticator(config));
+  std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
+  ConfigReloader reloader(options.configFile, currentConfig, snapshots);
+  api::Api api(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
   api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
     auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));
     return std::make_pair(health.status, health.reasonCode);
   };
   HttpServer apiServer("api", [&api](const HttpRequest& r) { return api.handle(r); });
   std::atomic<bool> ready{false};
-  HttpServer adminServer("admin", [&](const HttpRequest& r) { return adminResponse(r, ready, snapshots, dataPlane); });
+  HttpServer adminServer("admin",
+                         [&](const HttpRequest& r) { return adminResponse(r, ready, snapshots, dataPlane, reloader); });
   std::unique_ptr<dns::DnsServer> dnsServer;
   try {
     snapshots.start();
@@ -168,7 +213,8 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     int signal = 0;
     sigwait(&signals, &signal);
     if (signal == SIGHUP) {
-      logInfo("SIGHUP: config reload is not supported yet; ignoring");
+      std::string problem = reloader.reload();
+      if (!problem.empty()) logError("config reload failed, keeping the running config: ", problem);
       continue;
     }
     logInfo("signal ", signal, ": shutting down");

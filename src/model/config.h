@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -86,6 +87,8 @@ struct Config {
   }
   const Identity* identityByAccessKey(const std::string& accessKeyId) const;
 };
+
+using ConfigPtr = std::shared_ptr<const Config>;
 
 // Loads and validates a YAML config. Unknown keys and bad values throw ConfigError naming
 // the file, line and reason.

@@ -333,6 +333,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
   Buffer in_, out_;
   std::unique_ptr<Exchange> exchange_;
   std::string spareReplay_;  // the last exchange's replay buffer, for its capacity
+  std::string forwardedHeaders_;  // x-forwarded-for/-port/-proto lines, built at the first request
   bool paused_ = false;  // a request completed; the next one waits until its exchange is done
   bool peerClosed_ = false;
   bool closeAfterResponse_ = false;
@@ -485,9 +486,12 @@ void DownstreamConnection::startUpstream(const snapshot::Target* avoid) {
     }
     o.append(name).append(": ").append(value).append("\r\n");
   }
-  o.append("x-forwarded-for: ").append(peerIp_).append("\r\n");
-  o.append("x-forwarded-port: ").append(std::to_string(port_)).append("\r\n");
-  o.append(transport_.tls() ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  if (forwardedHeaders_.empty()) {  // the same for every request of the connection
+    forwardedHeaders_.append("x-forwarded-for: ").append(peerIp_).append("\r\n");
+    forwardedHeaders_.append("x-forwarded-port: ").append(std::to_string(port_)).append("\r\n");
+    forwardedHeaders_.append(transport_.tls() ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  }
+  o.append(forwardedHeaders_);
   o.append("x-amzn-requestid: ").append(e.requestId).append("\r\n");
   o.append("x-amzn-lattice-target: ServiceArn=").append(e.service->arn);
   o.append("; ServiceNetworkArn=").append(e.network ? e.network->arn : "");

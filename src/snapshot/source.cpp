@@ -61,6 +61,15 @@ bool SnapshotBuilder::waitForRevision(int64_t revision, std::chrono::millisecond
   return published_.wait_for(lock, timeout, [&] { return publishedRevision_ >= revision; });
 }
 
+void SnapshotBuilder::setConfig(model::Config config) {
+  {
+    std::lock_guard lock(mutex_);
+    config_ = std::move(config);
+    pending_ = true;
+  }
+  wake_.notify_one();
+}
+
 void SnapshotBuilder::run() {
   std::unique_lock lock(mutex_);
   while (true) {
@@ -74,14 +83,16 @@ void SnapshotBuilder::run() {
 
 void SnapshotBuilder::buildOnce() {
   std::chrono::steady_clock::time_point since;
+  model::Config config;
   {
     std::lock_guard lock(mutex_);
     since = oldestPending_;
     pending_ = false;  // commits arriving from here on trigger another build
+    config = config_;  // a copy: setConfig may replace it while this build runs
   }
   SnapshotPtr snapshot;
   try {
-    snapshot = compileSnapshot(reader_(), config_, &cells_);
+    snapshot = compileSnapshot(reader_(), config, &cells_);
   } catch (const std::exception& e) {
     logError("snapshot: build failed, keeping revision ", current()->revision, ": ", e.what());
     std::lock_guard lock(mutex_);

@@ -63,6 +63,8 @@ class SnapshotBuilder : public SnapshotSource {
   void stop();
   // Cheap, from any thread (e.g. Store::watch): revision `revision` is durable.
   void notifyCommitted(int64_t revision);
+  // A reloaded config (identities, VPCs, instances...): the next build uses it; one is triggered now.
+  void setConfig(model::Config config);
   // Blocks until a snapshot at or beyond `revision` is published; false on timeout.
   bool waitForRevision(int64_t revision, std::chrono::milliseconds timeout);
 

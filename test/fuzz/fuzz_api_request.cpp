@@ -27,9 +27,12 @@ struct Fixture {
     char dir[] = "/tmp/trellis-fuzz-api-XXXXXX";
     store = store::openSqliteStore(mkdtemp(dir));
     identity.arn = "arn:aws:iam::111122223333:role/fuzz";
-    api = std::make_unique<api::Api>(*store, config, [this](const HttpRequest&) {
-      return std::variant<const model::Identity*, api::ApiError>(&identity);
-    });
+    auto pinned = std::make_shared<const model::Config>(config);
+    api = std::make_unique<api::Api>(
+        *store, [pinned] { return pinned; },
+        [this](const HttpRequest&, const model::Config&) {
+          return std::variant<const model::Identity*, api::ApiError>(&identity);
+        });
   }
 };
 }  // namespace
