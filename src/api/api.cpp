@@ -2,6 +2,7 @@
 
 #include "api/routes.h"
 #include "api/validation.h"
+#include "auth/policy_api.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -221,6 +222,53 @@ HttpResponse errorResponse(const ApiError& error, const std::string& requestId) 
 }
 }  // namespace
 
+namespace {
+
+// The ARN an operation acts on, for IAM: the most specific resource named in the path, or "*" for
+// operations without one (lists, top-level creates). Ids are expanded to ARNs by their prefix.
+std::string resourceArnOf(const Call& call, const model::ArnContext& arns) {
+  if (call.labels.empty()) return "*";
+  const std::string& last = call.labels.back();
+  if (startsWith(last, "arn:")) return last;
+  using model::Kind;
+  for (Kind kind : {Kind::ServiceNetwork, Kind::Service, Kind::TargetGroup, Kind::ServiceNetworkServiceAssociation,
+                    Kind::ServiceNetworkVpcAssociation, Kind::AccessLogSubscription}) {
+    if (model::isId(kind, last)) return model::arnFor(arns, kind, last);
+  }
+  // Listener and rule ids live under their service (and listener) in the path.
+  auto idOf = [&](size_t i, Kind kind) { return model::idFromIdentifier(kind, call.labels[i]).value_or("*"); };
+  if (model::isId(Kind::Listener, last) && call.labels.size() == 2)
+    return model::listenerArn(arns, idOf(0, Kind::Service), last);
+  if (model::isId(Kind::Rule, last) && call.labels.size() == 3)
+    return model::ruleArn(arns, idOf(0, Kind::Service), idOf(1, Kind::Listener), last);
+  return "*";
+}
+
+// Control-plane condition keys (spec 5.6) that the request itself carries.
+auth::ConditionKeys conditionKeysOf(const Call& call, const model::ArnContext& arns) {
+  auth::ConditionKeys keys;
+  const json& body = call.body;
+  auto add = [&](const char* key, const char* member) {
+    if (body.contains(member) && body[member].is_string()) keys.emplace_back(key, body[member].get<std::string>());
+  };
+  add("vpc-lattice:AuthType", "authType");
+  add("vpc-lattice:Protocol", "protocol");
+  add("vpc-lattice:VpcId", "vpcIdentifier");
+  if (body.contains("securityGroupIds") && body["securityGroupIds"].is_array())
+    for (const auto& sg : body["securityGroupIds"])
+      if (sg.is_string()) keys.emplace_back("vpc-lattice:SecurityGroupIds", sg.get<std::string>());
+  auto arnKey = [&](const char* key, const char* member, model::Kind kind) {
+    if (!body.contains(member) || !body[member].is_string()) return;
+    const auto& value = body[member].get_ref<const std::string&>();
+    if (auto id = model::idFromIdentifier(kind, value)) keys.emplace_back(key, model::arnFor(arns, kind, *id));
+  };
+  arnKey("vpc-lattice:ServiceNetworkArn", "serviceNetworkIdentifier", model::Kind::ServiceNetwork);
+  arnKey("vpc-lattice:ServiceArn", "serviceIdentifier", model::Kind::Service);
+  return keys;
+}
+
+}  // namespace
+
 HttpResponse Api::handle(const HttpRequest& request) {
   std::string requestId = randomUuid();
   try {
@@ -246,6 +294,13 @@ HttpResponse Api::handle(const HttpRequest& request) {
       call.body = json::parse(request.body, nullptr, false);
       if (call.body.is_discarded() || !call.body.is_object())
         throw validationError("The request body is not a JSON object", {}, "cannotParse");
+    }
+
+    // The caller's identity-based policy (config `identities[].policy`) decides what it may do here.
+    if (!call.caller->policy.empty()) {
+      auto decision = auth::authorizeApiCall(*call.caller, call.operation, resourceArnOf(call, resources_.arns()),
+                                             conditionKeysOf(call, resources_.arns()));
+      if (!decision.allowed) throw accessDenied(decision.message);
     }
 
     auto handler = handlers_.find(call.operation);

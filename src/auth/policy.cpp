@@ -168,10 +168,15 @@ bool splitArn(std::string_view arn, std::array<std::string_view, 5>& parts) {
 struct ArnPattern {
   bool any = false;  // "*"
   std::array<Glob, 5> parts;
+  // Lattice's "*/rates" and "*/*" (spec 5.6): a pattern that starts with a wildcard and is no ARN
+  // matches the whole resource string.
+  bool whole = false;
+  Glob wholeGlob;
 };
 
 Match matchArn(const ArnPattern& pattern, std::string_view arn, const RequestContext& ctx) {
   if (pattern.any) return Match::Yes;
+  if (pattern.whole) return matchGlob(pattern.wholeGlob, arn, ctx);
   std::array<std::string_view, 5> parts;
   if (!splitArn(arn, parts)) return Match::Error;
   // Segment by segment, stopping at the first that differs (an unresolvable variable further on changes nothing).
@@ -590,6 +595,11 @@ ArnPattern compileArn(std::string_view text, const std::string& where, bool igno
     return pattern;
   }
   std::array<std::string_view, 5> parts;
+  if (!splitArn(text, parts) && ignoreCasePrefix && text.starts_with('*')) {  // Resource only
+    pattern.whole = true;
+    pattern.wholeGlob = compileGlob(text, {.wildcards = true, .variables = variables, .ignoreCase = false});
+    return pattern;
+  }
   if (!splitArn(text, parts))
     fail(where, "\"" + std::string(text) + "\" is not a valid ARN (arn:partition:service:region:account:resource)");
   for (size_t i = 0; i < parts.size(); ++i)

@@ -9,12 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
+#include "auth/policy.h"
 #include "auth/sigv4.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "dns/server.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
+#include "snapshot/compiler.h"
 #include "snapshot/source.h"
 #include "store/store.h"
 
@@ -82,6 +84,18 @@ void printWelcome(const DaemonOptions& options, const model::Config& config, boo
   std::cout << std::flush;
 }
 
+// Identity-based policies must compile (the engine lives in src/auth, above the config loader).
+void checkIdentityPolicies(const model::Config& config, const std::string& file) {
+  for (size_t i = 0; i < config.identities.size(); ++i) {
+    const auto& policy = config.identities[i].policy;
+    if (policy.empty()) continue;
+    auto parsed = auth::parsePolicy(policy, auth::PolicyKind::Identity);
+    if (auto* error = std::get_if<auth::PolicyError>(&parsed))
+      throw model::ConfigError(file + ": identities[" + std::to_string(i) + "] (" + config.identities[i].arn +
+                               ").policy: " + error->message);
+  }
+}
+
 // Re-reads the config file (SIGHUP, POST /reload) and hands it to the API and the data plane; open
 // connections are kept. What would change existing resources' ARNs (region, account, partition) needs
 // a restart. Returns an empty string on success, else why the old config stays.
@@ -96,9 +110,11 @@ class ConfigReloader {
     model::ConfigPtr fresh;
     try {
       fresh = std::make_shared<const model::Config>(model::loadConfig(file_));
+      checkIdentityPolicies(*fresh, file_);
     } catch (const std::exception& e) {
       return e.what();
     }
+    if (std::string problem = snapshot::identityPolicyError(*fresh, file_); !problem.empty()) return problem;
     auto old = current_.load();
     if (fresh->region != old->region || fresh->accountId != old->accountId || fresh->partition != old->partition)
       return "region, accountId and partition cannot change without a restart";
@@ -131,6 +147,11 @@ HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& 
   if (request.path == "/metrics")
     return HttpResponse{200, {{"content-type", "text/plain; version=0.0.4"}},
                         snapshots.renderMetrics() + dataPlane.renderMetrics()};
+  if (request.path == "/ca.pem") {
+    auto pem = dataPlane.rootCertificatePem();
+    return pem.empty() ? HttpResponse{503, text, "HTTPS is not available\n"}
+                       : HttpResponse{200, {{"content-type", "application/x-pem-file"}}, pem};
+  }
   if (request.path == "/listeners") {
     auto ports = nlohmann::json::array();
     for (const auto& status : dataPlane.listenerStatus())
@@ -150,9 +171,17 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   model::Config config;
   bool devIdentity = options.configFile.empty();
   try {
-    if (!devIdentity) config = model::loadConfig(options.configFile);
+    if (!devIdentity) {
+      config = model::loadConfig(options.configFile);
+      checkIdentityPolicies(config, options.configFile);
+    }
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
+    return 2;
+  }
+  // Identity policies are checked here rather than by loadConfig: trellis_model cannot use trellis_auth.
+  if (std::string problem = snapshot::identityPolicyError(config, options.configFile); !problem.empty()) {
+    std::cerr << "trellisd: " << problem << "\n";
     return 2;
   }
 

@@ -79,7 +79,8 @@ class Session {
   Tags tagsOf(const std::string& arn) {
     Tags tags;
     json out = api_.call("GET", "/tags/" + seg(arn), "", json());
-    for (auto& [k, v] : out.value("tags", json::object()).items())
+    json all = out.value("tags", json::object());
+    for (auto& [k, v] : all.items())
       if (v.is_string()) tags[k] = v.get<std::string>();
     return tags;
   }
@@ -114,7 +115,8 @@ class Session {
     for (const auto& sn : networks) {
       if (sn.get("GatewayName").empty()) continue;
       KnownGateway k{sn.get("GatewayNamespace"), sn.get("GatewayName"), sn.get("GatewayClass"), {}};
-      for (auto item : split(sn.get("GatewayListeners"), ',')) {
+      std::string encoded = sn.get("GatewayListeners");
+      for (auto item : split(encoded, ',')) {
         auto parts = split(item, ':');
         if (parts.size() == 3)
           k.listeners.push_back({std::string(parts[0]), std::string(parts[1]), std::atoi(std::string(parts[2]).c_str()), ""});
@@ -752,7 +754,8 @@ json Reconciler::get(const std::string& kind, const std::string& ns) {
       std::sort(assocs.begin(), assocs.end(),
                 [](const json& a, const json& b) { return a.value("createdAt", "") < b.value("createdAt", ""); });
       json listeners = json::array();
-      for (auto item : split(sn.get("GatewayListeners"), ',')) {
+      std::string encoded = sn.get("GatewayListeners");
+      for (auto item : split(encoded, ',')) {
         auto parts = split(item, ':');
         if (parts.size() == 3)
           listeners.push_back({{"name", std::string(parts[0])}, {"attachedRoutes", assocs.size()},

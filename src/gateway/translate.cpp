@@ -590,7 +590,8 @@ class Translator {
       std::string type = str(exp, exported[i], "routeType", at("spec.exportedPorts", i) + ".routeType");
       ports.emplace_back(*port, type.empty() ? "HTTP" : type);
     }
-    for (auto item : split(exp.annotation(tag("port")), ','))
+    std::string legacyPorts = exp.annotation(tag("port"));
+    for (auto item : split(legacyPorts, ','))
       if (!trim(item).empty()) ports.emplace_back(std::atoll(std::string(trim(item)).c_str()), "HTTP");
     if (ports.empty()) fail(exp, "spec.exportedPorts", "exports no port");
     std::vector<const Object*> slices;

@@ -336,7 +336,11 @@ void Parser::identity(const YAML::Node& node, Config& config, std::map<std::stri
                id.orgPaths.push_back(path);
              });
            }},
-          {"policy", [&](const YAML::Node& v) { id.policy = policyJson(v); }}});
+          {"policy",
+           [&](const YAML::Node& v) {
+             id.policy = policyJson(v);
+             id.policyLine = v.Mark().line + 1;
+           }}});
   config.identities.push_back(std::move(id));
 }
 

@@ -20,6 +20,7 @@ struct Identity {
   std::string orgId;
   std::vector<std::string> orgPaths;
   std::string policy;  // identity-based policy JSON; empty means allow
+  int policyLine = 0;  // where `policy` is in the config file, for errors found after loading
 };
 
 struct Vpc {

@@ -34,6 +34,10 @@ struct AccessLogEntry {
   int64_t durationMs = 0, requestToTargetDurationMs = -1, responseFromTargetDurationMs = -1;
   std::string requestId;
   std::string failureReason;
+  // Auth (spec 5.6); resolvedUser and authDeniedReason empty: null.
+  std::string resolvedUser, authDeniedReason;
+  std::string callerPrincipal, callerPrincipalOrgID;
+  std::string callerPrincipalTags;  // a JSON object; empty: none
   std::vector<snapshot::AccessLogDestination> destinations;
 };
 

@@ -16,6 +16,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "proxy/auth.h"
 #include "proxy/passthrough.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/tls_transport.h"
@@ -158,6 +159,7 @@ struct Exchange {
   const snapshot::Target* target = nullptr;
   const snapshot::Vpc* vpc = nullptr;  // the client's source VPC in `snap`
   const snapshot::ServiceNetwork* network = nullptr;
+  AuthOutcome auth;  // who the caller is (spec 5.6), for the identity headers and the access log
   // The worker's counters for `service` and `group`, looked up once per exchange instead of by id at
   // every event.
   RequestCounters* serviceStats = nullptr;
@@ -315,7 +317,8 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
   // --- exchange life ---
   void startUpstream(const snapshot::Target* avoid);
   void upstreamFailed(const char* reason, bool retriable);
-  void respondLocal(int status, const char* failureReason = "");
+  // `body`: a text body (the 403 of an auth denial); none otherwise.
+  void respondLocal(int status, const char* failureReason = "", std::string_view body = {});
   void responseHead(const ResponseHead& head);
   void responseBody(std::string_view data);
   void responseComplete();
@@ -441,6 +444,13 @@ void DownstreamConnection::onRequestHead(RequestHead& head) {
   e.network = r.network;
   e.serviceStats = &w_.stats().services[r.service->id];
   ++e.serviceStats->active;
+  if (r.service->usesIam || (r.network && r.network->usesIam)) {
+    std::string denial;
+    AuthRequest request{*e.snap, *r.service, r.network, e.vpc, e.head, port_, peerIp_, transport_.tls() != nullptr};
+    if (!RequestAuthorizer::forThisThread().authorize(request, e.auth, denial)) {
+      return respondLocal(403, "ClientAccessDenied", denial);
+    }
+  }
   if (r.action->kind == snapshot::Action::Kind::FixedResponse) return respondLocal(r.action->statusCode);
   const snapshot::WeightedTargetGroup* weighted = w_.router().pickTargetGroup(*r.action);
   if (!weighted || !weighted->group) return respondLocal(503);
@@ -500,6 +510,7 @@ void DownstreamConnection::startUpstream(const snapshot::Target* avoid) {
     o.append("x-amzn-lattice-network: SourceVpcArn=").append(e.vpc->arn).append("\r\n");
     o.append("x-amzn-source-vpc: ").append(e.vpc->id).append("\r\n");
   }
+  if (e.auth.caller) o.append(e.auth.caller->identityHeaders);  // spec 5.7: only after SigV4 auth succeeded
   if (h.chunked) {
     o.append("transfer-encoding: chunked\r\n");
   } else if (h.hasContentLength) {
@@ -577,7 +588,7 @@ void DownstreamConnection::upstreamFailed(const char* reason, bool retriable) {
   abort(reason);
 }
 
-void DownstreamConnection::respondLocal(int status, const char* failureReason) {
+void DownstreamConnection::respondLocal(int status, const char* failureReason, std::string_view body) {
   Exchange& e = *exchange_;
   e.local = true;
   e.status = status;
@@ -585,9 +596,12 @@ void DownstreamConnection::respondLocal(int status, const char* failureReason) {
   e.responseHeadSent = e.responseDone = true;
   std::string& o = out_.tail();
   o.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reasonPhrase(status));
-  o.append("\r\ncontent-length: 0\r\nx-amzn-requestid: ").append(e.requestId).append("\r\n");
+  o.append("\r\ncontent-length: ").append(std::to_string(body.size()));
+  if (!body.empty()) o.append("\r\ncontent-type: text/plain");
+  o.append("\r\nx-amzn-requestid: ").append(e.requestId).append("\r\n");
   if (closeAfterResponse_) o.append("connection: close\r\n");
   o.append("\r\n");
+  if (e.head.method != "HEAD") o.append(body);
   if (e.requestDone || closeAfterResponse_) {
     w_.defer([this] {
       if (!dead_ && exchange_ && exchange_->responseDone) finishExchange();
@@ -711,6 +725,15 @@ void DownstreamConnection::finishExchange() {
     if (e.firstResponseMs > 0) entry.responseFromTargetDurationMs = static_cast<int64_t>(end - e.firstResponseMs);
     entry.requestId = e.requestId;
     entry.failureReason = e.failureReason;
+    if (e.auth.enforced) {
+      entry.resolvedUser = e.auth.resolvedUser();
+      entry.authDeniedReason = e.auth.deniedBy;
+      if (const snapshot::Caller* caller = e.auth.caller) {
+        entry.callerPrincipal = caller->identity.arn;
+        entry.callerPrincipalOrgID = caller->identity.orgId;
+        entry.callerPrincipalTags = caller->tagsJson;
+      }
+    }
     entry.destinations = e.service->accessLogs;
     w_.log(std::move(entry));
   }

@@ -147,6 +147,67 @@ uint64_t bigEndian64(const uint8_t* p) {
   return v;
 }
 
+// An auth policy record's compiled policy; null (with a warning) when it does not parse, so its layer denies.
+AuthPolicyPtr compileAuthPolicy(const json& doc) {
+  std::string text = str(doc, "policy");
+  auto parsed = auth::parsePolicy(text, auth::PolicyKind::Resource);
+  if (auto* error = std::get_if<auth::PolicyError>(&parsed)) {
+    logWarn("snapshot: auth policy of ", str(doc, "id"), " does not parse (its AWS_IAM layer denies): ", error->message);
+    return nullptr;
+  }
+  return std::make_shared<const auth::Policy>(std::get<auth::Policy>(std::move(parsed)));
+}
+
+// Header values come from the config: no line breaks may reach the wire.
+std::string headerSafe(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c != '\r' && c != '\n' && c != '\0') out += c;
+  }
+  return out;
+}
+
+// The x-amzn-lattice-identity-tags form: ';' in a key or value escaped as "\;".
+std::string tagEscaped(std::string_view value) {
+  std::string out;
+  for (char c : headerSafe(value)) {
+    if (c == ';') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Spec 5.7: what targets learn about a caller whose SigV4 signature checked out.
+std::string identityHeaders(const model::Identity& identity) {
+  std::string_view arn = identity.arn;
+  // A role session's ARN ends in the session name: arn:aws:sts::111122223333:assumed-role/role/session.
+  std::string_view session;
+  if (arn.find(":assumed-role/") != std::string_view::npos) session = arn.substr(arn.rfind('/') + 1);
+  std::string paths;
+  for (const auto& path : identity.orgPaths) paths += (paths.empty() ? "" : ",") + path;
+  std::string out = "x-amzn-lattice-identity: Principal=" + headerSafe(arn) +
+                    "; PrincipalOrgID=" + headerSafe(identity.orgId);
+  if (!paths.empty()) out += "; PrincipalOrgPaths=" + headerSafe(paths);
+  out += "; SessionName=" + headerSafe(session) + "; Type=AWS_IAM\r\n";
+  out += "x-amzn-lattice-identity-tags: principal=" + tagEscaped(arn) + ";principalorgid=" + tagEscaped(identity.orgId);
+  for (const auto& path : identity.orgPaths) out += ";principalorgpath=" + tagEscaped(path);
+  size_t tags = 0;
+  for (const auto& [key, value] : identity.tags) {
+    if (++tags > 99) break;  // Lattice passes at most 99
+    out += ";" + tagEscaped(key) + "=" + tagEscaped(value);
+  }
+  out += "\r\n";
+  return out;
+}
+
+// A stand-in for an identity policy that does not parse: allows nothing, so the identity layer denies.
+const auth::Policy& allowsNothing() {
+  static const auth::Policy policy = std::get<auth::Policy>(auth::parsePolicy(
+      R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"trellis:Nothing","Resource":"*"}]})",
+      auth::PolicyKind::Identity));
+  return policy;
+}
+
 Address fromV4(const uint8_t* bytes) {
   uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, bytes[0], bytes[1], bytes[2], bytes[3]};
   return Address{bigEndian64(mapped), bigEndian64(mapped + 8), true};
@@ -301,6 +362,19 @@ std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text) {
   return ranges;
 }
 
+std::string identityPolicyError(const model::Config& config, const std::string& fileName) {
+  for (size_t i = 0; i < config.identities.size(); ++i) {
+    const model::Identity& identity = config.identities[i];
+    if (identity.policy.empty()) continue;
+    auto parsed = auth::parsePolicy(identity.policy, auth::PolicyKind::Identity);
+    if (auto* error = std::get_if<auth::PolicyError>(&parsed)) {
+      return fileName + ":" + std::to_string(identity.policyLine) + ": identities[" + std::to_string(i) +
+             "].policy: " + error->message;
+    }
+  }
+  return {};
+}
+
 bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out) {
   out = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
@@ -409,6 +483,7 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     network.arn = str(doc, "arn");
     network.name = str(doc, "name");
     network.authType = str(doc, "authType", "NONE");
+    network.usesIam = network.authType == "AWS_IAM";
     std::string id = network.id;
     snap->serviceNetworks.emplace(id, std::move(network));
   });
@@ -420,6 +495,7 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     service.arn = str(doc, "arn");
     service.name = str(doc, "name");
     service.authType = str(doc, "authType", "NONE");
+    service.usesIam = service.authType == "AWS_IAM";
     int idle = integer(doc, "idleTimeoutSeconds", 0);
     service.idleTimeoutSeconds = idle > 0 ? idle : 60;
     if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
@@ -508,6 +584,32 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
       }
     }
   });
+
+  each("authpolicy", [&](const json& doc) {
+    std::string id = str(doc, "id");
+    if (auto service = snap->services.find(id); service != snap->services.end()) {
+      service->second.authPolicy = compileAuthPolicy(doc);
+    } else if (auto network = snap->serviceNetworks.find(id); network != snap->serviceNetworks.end()) {
+      network->second.authPolicy = compileAuthPolicy(doc);
+    }
+  });
+
+  for (const auto& identity : config.identities) {
+    Caller caller;
+    caller.identity = identity;
+    if (!identity.policy.empty()) {
+      auto parsed = auth::parsePolicy(identity.policy, auth::PolicyKind::Identity);
+      if (auto* error = std::get_if<auth::PolicyError>(&parsed)) {
+        logWarn("snapshot: identity ", identity.arn, ": policy does not parse (denies everything): ", error->message);
+        caller.policy = std::make_shared<const auth::Policy>(allowsNothing());
+      } else {
+        caller.policy = std::make_shared<const auth::Policy>(std::get<auth::Policy>(std::move(parsed)));
+      }
+    }
+    caller.identityHeaders = identityHeaders(identity);
+    if (!identity.tags.empty()) caller.tagsJson = json(identity.tags).dump(-1, ' ', false, json::error_handler_t::replace);
+    snap->callers.emplace(identity.accessKeyId, std::move(caller));
+  }
 
   each("accesslogsubscription", [&](const json& doc) {
     AccessLogDestination destination{str(doc, "id"), str(doc, "destinationArn"), str(doc, "resourceId")};

@@ -13,6 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/policy.h"
+#include "model/config.h"
+
 namespace trellis::snapshot {
 
 // The one mutable thing a snapshot points at: whether the prober currently lets a target take
@@ -117,13 +120,21 @@ struct AccessLogDestination {
   std::string resourceId;  // the service or service network the subscription is on
 };
 
+// An auth policy (spec 5.6) compiled once per snapshot. Null when the resource has none, or when the stored
+// one does not parse (logged): either way an AWS_IAM layer without a policy denies.
+using AuthPolicyPtr = std::shared_ptr<const auth::Policy>;
+
 struct ServiceNetwork {
   std::string id, arn, name, authType;
+  bool usesIam = false;  // authType AWS_IAM
+  AuthPolicyPtr authPolicy;
   std::vector<AccessLogDestination> accessLogs;  // subscriptions with log type SERVICE
 };
 
 struct Service {
   std::string id, arn, name, authType;
+  bool usesIam = false;  // authType AWS_IAM
+  AuthPolicyPtr authPolicy;
   std::vector<std::string> hostNames;  // lower-case: generated DNS name, customDomainName
   std::string generatedName, customDomainName;  // lower-case; either may be empty
   std::string certificateArn;                   // for HTTPS to customDomainName (spec 5.2)
@@ -200,6 +211,15 @@ class VpcTable {
   std::vector<Level> levels_;  // descending length
 };
 
+// A config identity as the data plane sees a SigV4 caller: its compiled identity-based policy and what
+// Lattice writes about it, prepared once per snapshot so the request path only copies.
+struct Caller {
+  model::Identity identity;
+  AuthPolicyPtr policy;         // identity-based policy; null: none (allow)
+  std::string identityHeaders;  // the x-amzn-lattice-identity and -identity-tags lines, CRLF-ended (spec 5.7)
+  std::string tagsJson;         // the access log's callerPrincipalTags; empty: no tags
+};
+
 struct Snapshot {
   Snapshot() = default;
   Snapshot(const Snapshot&) = delete;  // holds pointers into itself
@@ -216,6 +236,12 @@ struct Snapshot {
   const Vpc* defaultVpc = nullptr;  // config `defaultVpc`: where clients outside every VPC belong
   std::vector<uint16_t> httpListenerPorts;  // sorted, unique: the ports the HTTP proxy serves
   std::vector<uint16_t> listenerPorts;      // sorted, unique: every listener's port (HTTP, HTTPS, TLS_PASSTHROUGH)
+  // SigV4 callers by access key id (config identities).
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, Caller, KeyHash, std::equal_to<>> callers;
 
   // `host` lower-case, without port.
   const Service* serviceByHost(std::string_view host) const;
@@ -225,10 +251,16 @@ struct Snapshot {
   const Vpc* sourceVpc(const Address& address) const;
   // sourceVpc's id, or empty.
   std::string vpcOf(const sockaddr* address) const;
+  // The caller that owns `accessKeyId`, or null. Allocation-free.
+  const Caller* callerByAccessKey(std::string_view accessKeyId) const {
+    auto it = callers.find(accessKeyId);
+    return it == callers.end() ? nullptr : &it->second;
+  }
   // The service network through which a client in `vpcId` reaches `service`, or null.
   const ServiceNetwork* networkFor(const Service& service, std::string_view vpcId) const;
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
 
 }  // namespace trellis::snapshot

@@ -184,7 +184,7 @@ TEST(Reconcile, ChangedFilesReconcileTheDifferenceInPlace) {
   std::string base = "/services/" + svc["id"].get<std::string>() + "/listeners";
   std::string rulesPath = base + "/" + only(api, base)["id"].get<std::string>() + "/rules";
   std::string ruleId;
-  for (const auto& r : api.call("GET", rulesPath, "", json())["items"])
+  for (const auto& r : json(api.call("GET", rulesPath, "", json())["items"]))
     if (!r["isDefault"].get<bool>()) ruleId = r["id"];
 
   Report changed = reconciler.apply(files("50"));
@@ -205,7 +205,7 @@ endpoints: [{addresses: [127.0.0.14]}]
 )";
   reconciler.apply(files("50", extra));
   std::string tgV2;
-  for (const auto& tg : api.call("GET", "/targetgroups", "", json())["items"])
+  for (const auto& tg : json(api.call("GET", "/targetgroups", "", json())["items"]))
     if (tg["name"].get<std::string>().find("checkoutv2") != std::string::npos) tgV2 = tg["id"];
   auto targets = api.call("POST", "/targetgroups/" + tgV2 + "/listtargets", "", json::object())["items"];
   EXPECT_EQ(targets.size(), 2u);
@@ -266,7 +266,7 @@ TEST(Reconcile, ServiceNamesNeverCollideWithExistingServices) {
   Reconciler reconciler(api, Options{});
   reconciler.apply(files());
   bool hashed = false;
-  for (const auto& s : api.call("GET", "/services", "", json())["items"])
+  for (const auto& s : json(api.call("GET", "/services", "", json())["items"]))
     if (s["name"] != "checkoutroute-checkout") hashed = s["name"] == hashedServiceName("checkoutroute", "checkout");
   EXPECT_TRUE(hashed);
   EXPECT_EQ(reconciler.apply(files()).writes, 0u);
