@@ -107,8 +107,9 @@ for t in "${targets[@]}"; do
 done
 
 ticks() { local sum=0; for p in $1; do sum=$((sum + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $sum; }
-# CPU1's busy and total ticks: what neither the proxy nor the origin used there is other load (noise).
-cpu1() { awk '/^cpu1 /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+# CPU1's user+system and total ticks: what neither the proxy nor the origin used there is other load
+# (noise). irq/softirq ticks are left out: without IRQ time accounting they are our own loopback traffic.
+cpu1() { awk '/^cpu1 /{print $2+$3+$4, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
 for t in "${targets[@]}"; do taskset -c 0 wrk -t1 -c64 -d${warmup}s "http://127.0.0.1:${t#*=}/" >/dev/null; done
@@ -158,17 +159,19 @@ def ratio(name, peer, mode, col):
     base = peer + ("-25/75" if name.endswith("25/75") else "")
     return f"{med(name, mode, col) / med(base, mode, col):.2f}" if base in names else "–"
 out = [f"Medians of {reps} interleaved repetitions, {secs} s each; spread = (max-min)/median. "
-       "×peer = Trellis ÷ that proxy on the same shape (single or 25/75): above 1 is better for req/s, worse for CPU and latency.",
+       "×peer = Trellis ÷ that proxy on the same shape (single or 25/75): above 1 is better for req/s, worse for CPU and latency. "
+       "Server-core capacity = 1e6 / (proxy + origin CPU µs per request): the req/s CPU1 would carry with nothing else on it.",
        "",
        "| target | c=64 req/s (spread) | ×nginx | ×HAProxy | wrk p50 | wrk p99 | proxy CPU µs/req | ×nginx | ×HAProxy "
-       "| origin CPU µs/req | other load on CPU1 | c=1 wrk req/s |",
-       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+       "| origin CPU µs/req | server-core capacity | other load on CPU1 | c=1 wrk req/s |",
+       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for n in names:
     m = lambda col, mode="wrk-c64": med(n, mode, col)
     out.append(f"| {n} | {m('rps')/1000:.1f}k ({spread(n,'wrk-c64','rps')*100:.0f}%) | {ratio(n,'nginx','wrk-c64','rps')} "
                f"| {ratio(n,'haproxy','wrk-c64','rps')} | {m('p50_us')/1000:.2f} ms | {m('p99_us')/1000:.2f} ms "
                f"| {m('proxy_us_per_req'):.1f} | {ratio(n,'nginx','wrk-c64','proxy_us_per_req')} "
                f"| {ratio(n,'haproxy','wrk-c64','proxy_us_per_req')} | {m('backend_us_per_req'):.1f} "
+               f"| {1000 / (m('proxy_us_per_req') + m('backend_us_per_req')):.1f}k/s "
                f"| {m('other_cpu1_pct'):.0f}% | {m('rps','wrk-c1')/1000:.1f}k |")
 out += ["", "c=1, bench/latency_probe (serial keep-alive requests, raw percentiles, µs):", "",
         "| target | req/s | p50 | p90 | p99 | p99.9 | p50 ×nginx | p50 ×HAProxy | p99 ×nginx | p99 ×HAProxy |",

@@ -34,7 +34,8 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
 
   auto* get = app.add_subcommand("get", "list resources (follows pagination)");
   get->add_option("resource", out.resource,
-                  "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG")
+                  "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG | "
+                  "gateways | httproutes | grpcroutes (-n NS, -A)")
       ->required();
   get->add_option("parents", out.args, "parent identifiers");
   get->add_option("-n,--namespace", out.ns, "namespace of gateways, httproutes, grpcroutes")->capture_default_str();

@@ -16,7 +16,6 @@
 #include "dns/server.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
 #include "store/store.h"
 
@@ -91,7 +90,8 @@ void checkIdentityPolicies(const model::Config& config, const std::string& file)
     if (policy.empty()) continue;
     auto parsed = auth::parsePolicy(policy, auth::PolicyKind::Identity);
     if (auto* error = std::get_if<auth::PolicyError>(&parsed))
-      throw model::ConfigError(file + ": identities[" + std::to_string(i) + "] (" + config.identities[i].arn +
+      throw model::ConfigError(file + ":" + std::to_string(config.identities[i].policyLine) + ": identities[" +
+                               std::to_string(i) + "] (" + config.identities[i].arn +
                                ").policy: " + error->message);
   }
 }
@@ -114,7 +114,6 @@ class ConfigReloader {
     } catch (const std::exception& e) {
       return e.what();
     }
-    if (std::string problem = snapshot::identityPolicyError(*fresh, file_); !problem.empty()) return problem;
     auto old = current_.load();
     if (fresh->region != old->region || fresh->accountId != old->accountId || fresh->partition != old->partition)
       return "region, accountId and partition cannot change without a restart";
@@ -177,11 +176,6 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     }
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
-    return 2;
-  }
-  // Identity policies are checked here rather than by loadConfig: trellis_model cannot use trellis_auth.
-  if (std::string problem = snapshot::identityPolicyError(config, options.configFile); !problem.empty()) {
-    std::cerr << "trellisd: " << problem << "\n";
     return 2;
   }
 

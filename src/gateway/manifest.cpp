@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -50,6 +51,18 @@ const KindInfo* findKind(std::string_view kind) {
   return nullptr;
 }
 
+// The first shell-style "${NAME}" in `s` (what envsubst would replace), or "". IAM policy variables such
+// as "${aws:username}" are not shell names and stay.
+std::string unexpandedVariable(const std::string& s) {
+  for (size_t at = s.find("${"); at != std::string::npos; at = s.find("${", at + 2)) {
+    size_t i = at + 2;
+    while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+    bool name = i > at + 2 && !std::isdigit(static_cast<unsigned char>(s[at + 2]));
+    if (name && i < s.size() && s[i] == '}') return s.substr(at, i - at + 1);
+  }
+  return "";
+}
+
 // Aliases can make a small document expand enormously; conversion stops past these limits.
 constexpr size_t kMaxNodes = 200000;
 constexpr int kMaxDepth = 64;
@@ -91,10 +104,9 @@ struct Converter {
       case YAML::NodeType::Scalar: {
         json v = scalar(node);
         if (v.is_string()) {
-          const std::string& s = v.get_ref<const std::string&>();
-          auto at = s.find("${");
-          if (at != std::string::npos && s.find('}', at) != std::string::npos)
-            fail(path, "'" + s + "' holds an unexpanded variable " + s.substr(at, s.find('}', at) - at + 1) +
+          std::string var = unexpandedVariable(v.get_ref<const std::string&>());
+          if (!var.empty())
+            fail(path, "'" + v.get<std::string>() + "' holds an unexpanded variable " + var +
                            ": substitute it first (e.g. envsubst < FILE | trellis apply -f -)");
         }
         return v;
@@ -120,6 +132,58 @@ struct Converter {
     return nullptr;
   }
 };
+
+// Line number (1-based) of the first YAML tag ("!foo", "!!str") outside quotes, comments and block
+// scalars; 0 if none. Manifests never need tags, and yaml-cpp 0.7 can loop forever on some of them
+// ("!a ,"), so they are refused before parsing.
+size_t firstTagLine(std::string_view text) {
+  size_t line = 0, blockIndent = std::string_view::npos;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    size_t indent = l.find_first_not_of(" \t");
+    if (indent == std::string_view::npos) continue;  // blank lines belong to any block scalar
+    if (blockIndent != std::string_view::npos) {
+      if (indent > blockIndent) continue;  // block scalar content
+      blockIndent = std::string_view::npos;
+    }
+    char quote = 0;
+    char prev = ' ';
+    size_t lastSignificant = std::string_view::npos;
+    for (size_t i = 0; i < l.size(); ++i) {
+      char c = l[i];
+      if (quote) {
+        if (c == '\'' && quote == c && i + 1 < l.size() && l[i + 1] == '\'')
+          ++i;  // '' is an escaped quote
+        else if (c == quote)
+          quote = 0;
+        else if (c == '\\' && quote == '"')
+          ++i;
+      } else if (c == '#' && (prev == ' ' || prev == '\t')) {
+        break;
+      } else if ((c == '"' || c == '\'') && (prev == ' ' || prev == '\t' || prev == ':' || prev == '[' ||
+                                            prev == '{' || prev == ',' || prev == '-' || i == indent)) {
+        quote = c;
+      } else if (c == '!' && (i == indent || prev == ' ' || prev == '\t' || prev == '[' || prev == '{' || prev == ',')) {
+        return line;
+      }
+      if (c != ' ' && c != '\t') lastSignificant = i;
+      prev = c;
+    }
+    // "key: |" / "- >-": the following more-indented lines are a block scalar.
+    if (lastSignificant != std::string_view::npos && !quote) {
+      size_t k = lastSignificant;
+      while (k > 0 && (std::isdigit(static_cast<unsigned char>(l[k])) || l[k] == '-' || l[k] == '+')) --k;
+      if ((l[k] == '|' || l[k] == '>') && (k == indent || l[k - 1] == ' ')) blockIndent = indent;
+    }
+    if (end == text.size()) break;
+  }
+  return 0;
+}
 
 std::string str(const json& obj, const char* key) {
   auto it = obj.find(key);
@@ -155,6 +219,9 @@ bool isNamespaced(std::string_view kind) {
 }
 
 std::vector<Object> parseManifests(std::string_view text, const std::string& file) {
+  if (size_t line = firstTagLine(text))
+    throw ManifestError(file + ": line " + std::to_string(line) +
+                        ": YAML tags (!...) are not supported in manifests; quote the value if it starts with '!'");
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));

@@ -151,7 +151,13 @@ class Session {
              const std::string& query = "") {
     ++report.writes;
     changed.insert(who);
-    return api_.call(method, path, query, body);
+    try {
+      return api_.call(method, path, query, body);
+    } catch (const ApiCallError& e) {
+      // Say which object the failed write was for; what was written before stays, and applying again
+      // continues from there.
+      throw ApiCallError(e.status, e.type, who + ": " + e.message);
+    }
   }
 
   void tagIfNeeded(const std::string& who, const Res& r, const Tags& want) {
@@ -437,6 +443,8 @@ class Apply {
     } else {
       doc = apiGet("/services/" + seg(existing->id));
       s_.tagIfNeeded(who, *existing, svc.tags);
+      if (existing->tags.count(kUnsupportedTag) && !svc.tags.count(kUnsupportedTag))
+        s_.write(who, "DELETE", "/tags/" + seg(existing->arn), json(), "tagKeys=" + seg(kUnsupportedTag));
       if (doc.value("certificateArn", "") != svc.certificateArn)
         s_.write(who, "PATCH", "/services/" + seg(existing->id), {{"certificateArn", svc.certificateArn}});
     }
@@ -813,6 +821,9 @@ json Reconciler::get(const std::string& kind, const std::string& ns) {
                   : !noBackend.empty() ? condition("ResolvedRefs", false, "BackendNotFound",
                                                    "rule " + noBackend + " has no backend (answers 500)")
                                        : condition("ResolvedRefs", true, "ResolvedRefs", ""));
+      if (svc.tags.count(kUnsupportedTag))
+        c.push_back(condition("PartiallyInvalid", true, "UnsupportedValue",
+                              "ignored, VPC Lattice has no equivalent: " + svc.tags.at(kUnsupportedTag)));
       bool programmed = doc.value("status", "") == "ACTIVE" && assocsActive && !listeners.empty();
       c.push_back(condition("Programmed", programmed, programmed ? "Programmed" : "Pending",
                             programmed ? "aws-service-arn: " + svc.arn : "service " + doc.value("status", "") +

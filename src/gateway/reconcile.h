@@ -22,8 +22,10 @@ namespace trellis::gateway {
 struct ApiCallError : std::runtime_error {
   int status = 0;
   std::string type;  // "ConflictException"
-  ApiCallError(int s, std::string t, const std::string& message)
-      : std::runtime_error(t + " (HTTP " + std::to_string(s) + "): " + message), status(s), type(std::move(t)) {}
+  std::string message;
+  ApiCallError(int s, std::string t, std::string m)
+      : std::runtime_error(t + " (HTTP " + std::to_string(s) + "): " + m), status(s), type(std::move(t)),
+        message(std::move(m)) {}
 };
 
 // One signed call of the Lattice API. `path` is the wire form (labels percent-encoded); `query` is

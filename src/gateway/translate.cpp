@@ -727,16 +727,20 @@ class Translator {
   }
 
   // Filters, timeouts and retries are ignored by the AWS controller; apply says so instead.
-  void warnIgnored(const Object& route, const json& rule, const std::string& field) {
+  void warnIgnored(const Object& route, const json& rule, const std::string& field, std::vector<std::string>& ignored) {
     for (const char* key : {"filters", "timeouts", "retry", "sessionPersistence"}) {
       const json* v = member(rule, key);
-      if (v && !(v->is_array() && v->empty()))
+      if (v && !(v->is_array() && v->empty())) {
         out_.warnings.push_back(route.where(field + "." + key) +
                                 ": ignored: VPC Lattice rules have no equivalent (as with the AWS controller)");
+        ignored.push_back(field + "." + key);
+      }
     }
     for (size_t i = 0; rule.contains("backendRefs") && rule["backendRefs"].is_array() && i < rule["backendRefs"].size(); ++i)
-      if (const json* f = member(rule["backendRefs"][i], "filters"); f && f->is_array() && !f->empty())
+      if (const json* f = member(rule["backendRefs"][i], "filters"); f && f->is_array() && !f->empty()) {
         out_.warnings.push_back(route.where(at(field + ".backendRefs", i) + ".filters") + ": ignored");
+        ignored.push_back(at(field + ".backendRefs", i) + ".filters");
+      }
   }
 
   json forwardAction(const Object& route, const json& rule, const std::string& field) {
@@ -790,14 +794,17 @@ class Translator {
     svc.routeName = r.name;
     svc.source = &r;
     svc.nameOverride = r.annotation(tag("service-name-override"));
+    std::vector<std::string> ignored;
     const json& spec = r.spec();
     const json& hostnames = array(r, spec, "hostnames", "spec.hostnames");
     if (!hostnames.empty()) {
       if (!hostnames[0].is_string()) fail(r, "spec.hostnames[0]", "must be a string");
       svc.customDomainName = hostnames[0];
-      if (hostnames.size() > 1)
+      if (hostnames.size() > 1) {
         out_.warnings.push_back(r.where("spec.hostnames") + ": only the first hostname is used (VPC Lattice takes one "
                                                              "custom domain name)");
+        ignored.push_back("spec.hostnames[1:]");
+      }
     }
     const json& rules = array(r, spec, "rules", "spec.rules");
     bool tls = r.kind == "TLSRoute";
@@ -857,7 +864,7 @@ class Translator {
     for (size_t i = 0; i < rules.size(); ++i) {
       std::string rp = at("spec.rules", i);
       if (!rules[i].is_object()) fail(r, rp, "must be a mapping");
-      warnIgnored(r, rules[i], rp);
+      warnIgnored(r, rules[i], rp, ignored);
       if (tls) {
         if (member(rules[i], "matches")) fail(r, rp + ".matches", "a TLSRoute rule has no matches");
         passthroughAction = forwardAction(r, rules[i], rp);
@@ -887,6 +894,11 @@ class Translator {
     svc.tags[tag("RouteNamespace")] = r.ns;
     svc.tags[tag("RouteType")] = r.kind == "HTTPRoute" ? "http" : r.kind == "GRPCRoute" ? "grpc" : "tls";
     for (auto& [k, v] : userTags(r)) svc.tags[k] = v;
+    if (!ignored.empty()) {
+      std::string list;
+      for (const auto& f : ignored) list += (list.empty() ? "" : ",") + f;
+      svc.tags[kUnsupportedTag] = list.size() <= 256 ? list : list.substr(0, 252) + ",...";
+    }
     out_.services.push_back(std::move(svc));
   }
 };

@@ -19,6 +19,8 @@ using Tags = std::map<std::string, std::string>;
 inline constexpr const char* kTagBase = "application-networking.k8s.aws/";
 inline constexpr const char* kControllerName = "application-networking.k8s.aws/gateway-api-controller";
 inline constexpr const char* kDomainAnnotation = "application-networking.k8s.aws/lattice-assigned-domain-name";
+// Tag on a route's service listing the fields apply could not translate (shown as PartiallyInvalid).
+inline constexpr const char* kUnsupportedTag = "trellis/UnsupportedFields";
 std::string tag(const char* key);  // kTagBase + key
 
 struct Options {

@@ -362,19 +362,6 @@ std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text) {
   return ranges;
 }
 
-std::string identityPolicyError(const model::Config& config, const std::string& fileName) {
-  for (size_t i = 0; i < config.identities.size(); ++i) {
-    const model::Identity& identity = config.identities[i];
-    if (identity.policy.empty()) continue;
-    auto parsed = auth::parsePolicy(identity.policy, auth::PolicyKind::Identity);
-    if (auto* error = std::get_if<auth::PolicyError>(&parsed)) {
-      return fileName + ":" + std::to_string(identity.policyLine) + ": identities[" + std::to_string(i) +
-             "].policy: " + error->message;
-    }
-  }
-  return {};
-}
-
 bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out) {
   out = {};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);

@@ -32,11 +32,6 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
 // Parses "200", "200-299", "200,202" into inclusive ranges; empty result when malformed.
 std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text);
 
-// The first config identity whose `policy` is not a valid identity-based policy, as
-// "FILE:LINE: identities[i].policy: <why>"; empty when all are. trellis_model cannot check this while
-// loading (trellis_auth depends on it), so trellisd calls this after loadConfig.
-std::string identityPolicyError(const model::Config& config, const std::string& fileName);
-
 // Fills a SocketAddress from an IP literal and port; false when `ip` is not an IP literal.
 bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out);
 

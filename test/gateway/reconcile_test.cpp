@@ -292,6 +292,32 @@ TEST(Reconcile, ConflictsAreFoundBeforeAnyWrite) {
   EXPECT_GT(elsewhere.apply(files()).writes, 0u);
 }
 
+TEST(Reconcile, IgnoredFieldsShowAsPartiallyInvalidUntilRemoved) {
+  InProcessApi api;
+  Reconciler reconciler(api, Options{});
+  std::string text = kFiles;
+  text.replace(text.find("WEIGHT"), 6, "75");
+  std::string filtered = text;
+  filtered.replace(filtered.find("  - backendRefs:"), 16,
+                   "  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}]\n"
+                   "    backendRefs:");
+  Report report = reconciler.apply(parseManifests(filtered, "w.yaml"));
+  ASSERT_EQ(report.warnings.size(), 1u);
+  auto condition = [&](const char* type) -> json {
+    json routes = reconciler.get("HTTPRoute", "checkout");
+    for (const auto& c : routes["items"][0]["status"]["parents"][0]["conditions"])
+      if (c["type"] == type) return c;
+    return nullptr;
+  };
+  json partial = condition("PartiallyInvalid");
+  ASSERT_FALSE(partial.is_null());
+  EXPECT_EQ(partial["reason"], "UnsupportedValue");
+  EXPECT_NE(partial["message"].get<std::string>().find("spec.rules[0].filters"), std::string::npos);
+  EXPECT_EQ(reconciler.apply(parseManifests(filtered, "w.yaml")).writes, 0u);
+  EXPECT_EQ(reconciler.apply(parseManifests(text, "w.yaml")).writes, 1u);  // the tag goes
+  EXPECT_TRUE(condition("PartiallyInvalid").is_null());
+}
+
 TEST(Reconcile, GetShowsRoutesAndGatewaysLikeKubectl) {
   InProcessApi api;
   Reconciler reconciler(api, Options{});

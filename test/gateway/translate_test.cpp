@@ -360,6 +360,7 @@ TEST(Translate, IgnoredFiltersAreReportedNotDropped) {
   ASSERT_EQ(d.warnings.size(), 2u);
   EXPECT_NE(d.warnings[0].find("HTTPRoute checkout/r: spec.rules[0].filters: ignored"), std::string::npos) << d.warnings[0];
   EXPECT_NE(d.warnings[1].find("spec.rules[0].timeouts"), std::string::npos);
+  EXPECT_EQ(d.services.at(0).tags.at(kUnsupportedTag), "spec.rules[0].filters,spec.rules[0].timeouts");
 }
 
 TEST(Translate, GatewayPolicies) {

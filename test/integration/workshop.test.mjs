@@ -164,6 +164,15 @@ test('the original files are refused: ${EKS_CLUSTER_NAME} is named with its file
   const r = trellis(['apply', '-f', WORKSHOP]);
   assert.equal(r.code, 1, r.out);
   assert.match(r.err, /checkout-route\.yaml: document 1: spec\.parentRefs\[0\]\.name: .*\$\{EKS_CLUSTER_NAME\}/);
+  // From stdin: an unknown kind, and a reference to a Service that is not there, named likewise.
+  const unknown = trellis(['apply', '-f', '-'], 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: checkout}\n');
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.err, /-: document 1: kind: unknown kind 'Deployment'/);
+  const route = readFileSync(path.join(WORKSHOP, 'checkout-route.yaml'), 'utf8').replaceAll('${EKS_CLUSTER_NAME}', CLUSTER);
+  const gateway = readFileSync(path.join(WORKSHOP, 'gateway.yaml'), 'utf8').replaceAll('${EKS_CLUSTER_NAME}', CLUSTER);
+  const missing = trellis(['apply', '-f', '-'], `${gateway}\n---\n${route}`);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /-: HTTPRoute checkout\/checkoutroute: spec\.rules\[0\]\.backendRefs\[0\]: Service checkout\/checkout is not in the applied files/);
   assert.equal(await revision(), before, 'nothing was written');
 });
 

@@ -494,27 +494,5 @@ TEST_F(AuthTest, AccessLogLeavesAuthFieldsNullWhenAuthIsOff) {
   EXPECT_EQ(lines[0]["callerPrincipalTags"], "-");
 }
 
-TEST(IdentityPolicies, CheckedAfterLoadingWithFileAndLine) {
-  const std::string yaml = R"(identities:
-  - arn: arn:aws:iam::111122223333:role/ok
-    accessKeyId: AKIAEXAMPLEOK00001
-    secretAccessKey: s
-    policy: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "vpc-lattice-svcs:Invoke", Resource: "*"}]}
-  - arn: arn:aws:iam::111122223333:role/bad
-    accessKeyId: AKIAEXAMPLEBAD0001
-    secretAccessKey: s
-    policy:
-      Version: "2012-10-17"
-      Statement: [{Effect: Allow, Action: "vpc-lattice-svcs:Invoke", Resource: "*", Condition: {StringEqualz: {a: b}}}]
-)";
-  model::Config ok = model::parseConfig(yaml.substr(0, yaml.find("  - arn: arn:aws:iam::111122223333:role/bad")),
-                                        "ok.yaml");
-  EXPECT_EQ(snapshot::identityPolicyError(ok, "ok.yaml"), "");
-  model::Config bad = model::parseConfig(yaml, "trellis.yaml");
-  std::string error = snapshot::identityPolicyError(bad, "trellis.yaml");
-  EXPECT_EQ(error.rfind("trellis.yaml:10: identities[1].policy: ", 0), 0u) << error;
-  EXPECT_NE(error.find("StringEqualz"), std::string::npos) << error;
-}
-
 }  // namespace
 }  // namespace trellis::testing
