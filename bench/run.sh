@@ -14,6 +14,7 @@
 #   TARGETS="trellis nginx haproxy"  which proxies to measure
 #   BASELINE=/path/to/trellis_bench_proxy  also measure this build as "trellis-before" (:18121/:18122)
 #   TRELLIS_BIN=/path/to/trellis_bench_proxy  measure this build instead of building one
+#   C1=0  skip the c=1 measurements
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -22,6 +23,7 @@ reps=${REPS:-3}
 warmup=${WARMUP:-3}
 run=${RUNDIR:-/tmp/trellis-bench}
 targets_wanted=${TARGETS:-trellis nginx haproxy}
+c1=${C1:-1}  # 0: c=64 only (quicker, for paired CPU comparisons)
 build=$repo/build/bench-release
 
 for tool in wrk nginx haproxy curl python3 taskset; do
@@ -63,7 +65,9 @@ targets=()
 declare -A procs
 trellis() {  # label binary portSingle portWeighted
   sed "s/18111/$3/; s/18112/$4/" "$repo/bench/conf/trellis-records.json" > "$run/$1-records.json"
-  taskset -c 1 "$2" "$run/$1-records.json" 1 "$repo/bench/conf/trellis-config.yaml" 2>"$run/logs/$1.err" &
+  # setsid: its own session, hence its own scheduler autogroup, as nginx and haproxy get when they daemonize.
+  # Left in ours, it shared CPU1 with whatever else ran there (20-30% fewer req/s under load).
+  setsid taskset -c 1 "$2" "$run/$1-records.json" 1 "$repo/bench/conf/trellis-config.yaml" 2>"$run/logs/$1.err" &
   pids+=($!)
   procs[$1]=$!
   procs[$1-25/75]=$!
@@ -119,7 +123,7 @@ to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) print v+0; else if (v ~ /ms$/) pr
 for r in $(seq "$reps"); do
   for t in "${targets[@]}"; do
     name=${t%%=*} port=${t#*=} url="http://127.0.0.1:${t#*=}/"
-    for c in 64 1; do
+    for c in 64 $([[ $c1 == 1 ]] && echo 1); do
       raw=$run/raw/${name//\//_}.c$c.r$r.txt
       k0=$(ticks "${procs[$name]}") b0=$(ticks "$backend") s0=$(cpu1)
       taskset -c 0 wrk -t1 -c$c -d${secs}s --latency "$url" > "$raw" 2>&1
@@ -136,6 +140,7 @@ for r in $(seq "$reps"); do
       err=$(grep -E 'Non-2xx|Socket errors' "$raw" | tr -s ' \n' ' ' || true)
       echo -e "$name\t$r\twrk-c$c\t$rps\t$p50\t$p90\t$p99\t-\t$cpu\t$bcpu\t$other\t$err" | tee -a "$results"
     done
+    [[ $c1 == 1 ]] || continue
     line=$(taskset -c 0 "$probe" "$port" "$secs")
     v() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $line"; }
     echo -e "$name\t$r\tprobe-c1\t$(v rps)\t$(v p50)\t$(v p90)\t$(v p99)\t$(v p999)\t-\t-\t-\t" | tee -a "$results"
@@ -158,6 +163,14 @@ names = list(dict.fromkeys(r["target"] for r in rows))
 def ratio(name, peer, mode, col):
     base = peer + ("-25/75" if name.endswith("25/75") else "")
     return f"{med(name, mode, col) / med(base, mode, col):.2f}" if base in names else "–"
+def paired(name, peer, mode, col):
+    # Median of per-repetition ratios: each pair ran minutes apart at most, so shared noise cancels better.
+    base = peer + ("-25/75" if name.endswith("25/75") else "")
+    if base not in names: return "–"
+    mine = {r["rep"]: float(r[col]) for r in rows if r["target"] == name and r["mode"] == mode and r[col] not in ("", "-")}
+    theirs = {r["rep"]: float(r[col]) for r in rows if r["target"] == base and r["mode"] == mode and r[col] not in ("", "-")}
+    v = sorted(mine[k] / theirs[k] for k in mine if k in theirs and theirs[k])
+    return f"{statistics.median(v):.2f} ({v[0]:.2f}–{v[-1]:.2f})" if v else "–"
 out = [f"Medians of {reps} interleaved repetitions, {secs} s each; spread = (max-min)/median. "
        "×peer = Trellis ÷ that proxy on the same shape (single or 25/75): above 1 is better for req/s, worse for CPU and latency. "
        "Server-core capacity = 1e6 / (proxy + origin CPU µs per request): the req/s CPU1 would carry with nothing else on it.",
@@ -172,7 +185,17 @@ for n in names:
                f"| {m('proxy_us_per_req'):.1f} | {ratio(n,'nginx','wrk-c64','proxy_us_per_req')} "
                f"| {ratio(n,'haproxy','wrk-c64','proxy_us_per_req')} | {m('backend_us_per_req'):.1f} "
                f"| {1000 / (m('proxy_us_per_req') + m('backend_us_per_req')):.1f}k/s "
-               f"| {m('other_cpu1_pct'):.0f}% | {m('rps','wrk-c1')/1000:.1f}k |")
+               f"| {m('other_cpu1_pct'):.0f}% | " + (f"{m('rps','wrk-c1')/1000:.1f}k |" if vals(n, 'wrk-c1', 'rps') else "– |"))
+ps = [n for n in names if n.startswith("trellis")]
+out += ["", "Paired ratios at c=64, median (min–max) over repetitions of Trellis ÷ peer in the same repetition:", "",
+        "| target | req/s ×nginx | req/s ×HAProxy | CPU µs/req ×nginx | CPU µs/req ×HAProxy |", "|---|---|---|---|---|"]
+for n in ps:
+    out.append(f"| {n} | {paired(n,'nginx','wrk-c64','rps')} | {paired(n,'haproxy','wrk-c64','rps')} "
+               f"| {paired(n,'nginx','wrk-c64','proxy_us_per_req')} | {paired(n,'haproxy','wrk-c64','proxy_us_per_req')} |")
+if not any(r["mode"] == "probe-c1" for r in rows):
+    open(sys.argv[2], "w").write("\n".join(out) + "\n")
+    print("\n".join(out))
+    sys.exit(0)
 out += ["", "c=1, bench/latency_probe (serial keep-alive requests, raw percentiles, µs):", "",
         "| target | req/s | p50 | p90 | p99 | p99.9 | p50 ×nginx | p50 ×HAProxy | p99 ×nginx | p99 ×HAProxy |",
         "|---|---|---|---|---|---|---|---|---|---|"]

@@ -185,6 +185,32 @@ size_t firstTagLine(std::string_view text) {
   return 0;
 }
 
+// Line (1-based) where a document starts with ',' (yaml-cpp 0.7 does not return on that either); 0 if none.
+size_t strayCommaLine(std::string_view text) {
+  size_t line = 0, pos = 0;
+  bool atDocumentStart = true;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (l.substr(0, 3) == "---") {
+      atDocumentStart = true;
+      l.remove_prefix(3);
+    } else if (!l.empty() && l[0] == '%') {
+      continue;  // a directive
+    }
+    size_t first = l.find_first_not_of(" \t\r");
+    if (atDocumentStart && first != std::string_view::npos && l[first] != '#') {
+      if (l[first] == ',') return line;
+      atDocumentStart = false;
+    }
+    if (end == text.size()) break;
+  }
+  return 0;
+}
+
 std::string str(const json& obj, const char* key) {
   auto it = obj.find(key);
   return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
@@ -222,6 +248,8 @@ std::vector<Object> parseManifests(std::string_view text, const std::string& fil
   if (size_t line = firstTagLine(text))
     throw ManifestError(file + ": line " + std::to_string(line) +
                         ": YAML tags (!...) are not supported in manifests; quote the value if it starts with '!'");
+  if (size_t line = strayCommaLine(text))
+    throw ManifestError(file + ": line " + std::to_string(line) + ": a document cannot start with ','");
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));

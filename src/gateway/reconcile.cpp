@@ -193,8 +193,7 @@ class Session {
       std::string dest = s.value("destinationArn", "");
       have.insert(dest);
       bool wanted = std::find(destinations.begin(), destinations.end(), dest) != destinations.end();
-      if (!wanted && tagsOf(s.value("arn", "")).count(tag("ManagedBy")) &&
-          tagsOf(s.value("arn", ""))[tag("ManagedBy")] == owner)
+      if (!wanted && tagsOf(s.value("arn", ""))[tag("ManagedBy")] == owner)
         write(who, "DELETE", "/accesslogsubscriptions/" + seg(s.value("id", "")), json());
     }
     for (const auto& d : destinations)
@@ -789,13 +788,13 @@ json Reconciler::get(const std::string& kind, const std::string& ns) {
     }
     return {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
   }
+  std::set<std::string> tgIds;
+  for (const auto& tg : s.listAll("/targetgroups")) tgIds.insert(tg.value("id", ""));
   for (const auto& svc : s.loadAll("/services")) {
     if (!svc.has("RouteType", routeType(kind)) || (!ns.empty() && !svc.has("RouteNamespace", ns))) continue;
     json doc = s.read("/services/" + seg(svc.id));
     std::string base = "/services/" + seg(svc.id) + "/listeners";
     auto listeners = s.listAll(base);
-    std::set<std::string> tgIds;
-    for (const auto& tg : s.listAll("/targetgroups")) tgIds.insert(tg.value("id", ""));
     std::string missing, noBackend;
     for (const auto& l : listeners)
       for (const auto& r : s.listAll(base + "/" + seg(l.value("id", "")) + "/rules")) {

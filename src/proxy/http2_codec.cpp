@@ -479,7 +479,8 @@ void Http2ClientSession::headBlockDone(Stream& s, bool endStream) {
   head.status = status;
   head.versionMinor = 1;
   head.keepAlive = true;
-  head.bodyless = s.requestHead || status == 204 || status == 304;
+  // Ended with its head: nothing follows (a gRPC trailers-only response keeps that shape downstream).
+  head.bodyless = s.requestHead || status == 204 || status == 304 || endStream;
   head.headers = std::move(s.headers);
   s.headers.clear();
   for (const auto& [name, value] : head.headers) {

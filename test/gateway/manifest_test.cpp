@@ -144,6 +144,9 @@ TEST(Manifest, TagsAreRefusedBeforeYamlCppSeesThem) {
   // yaml-cpp 0.7 loops forever on "!a ,"; manifests never need tags.
   for (const char* yaml : {"!a ,", "---\n!pi0Version:ay.,x", "kind: !!str Service\n", "x: [!a, b]\n"})
     EXPECT_NE(errorOf(yaml).find("YAML tags"), std::string::npos) << yaml;
+  // ... and on a document starting with ','.
+  for (const char* yaml : {",", "  ,", "# c\n,", "a: 1\n--- ,", "---\n\n ,x"})
+    EXPECT_NE(errorOf(yaml).find("cannot start with ','"), std::string::npos) << yaml;
   // '!' inside quotes, comments and block scalars is content.
   auto objects = parseManifests(R"(apiVersion: v1
 kind: Service  # not !a tag
