@@ -5,18 +5,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { ListServicesCommand, CreateServiceCommand } from '@aws-sdk/client-vpc-lattice';
-import { startTrellis, expectError, BASE_CONFIG } from './harness.mjs';
+import { startTrellis, expectError, until, BASE_CONFIG } from './harness.mjs';
 
 const NEWCOMER = { arn: 'arn:aws:iam::111122223333:role/newcomer', accessKeyId: 'AKIAEXAMPLENEWCOMER1', secretAccessKey: 'newcomer-secret' };
 
-async function until(what, fn, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('SIGHUP and POST /reload pick up new identities; a bad file changes nothing', async () => {
   const t = await startTrellis();

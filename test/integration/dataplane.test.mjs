@@ -2,8 +2,6 @@
 // backends started here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -14,39 +12,19 @@ import {
   CreateServiceNetworkServiceAssociationCommand, CreateServiceNetworkVpcAssociationCommand,
   CreateAccessLogSubscriptionCommand, ListTargetsCommand, DeleteListenerCommand,
 } from '@aws-sdk/client-vpc-lattice';
-import { startTrellis, ACCOUNT, REGION } from './harness.mjs';
+import { startTrellis, startEchoBackend, freePort, until, ACCOUNT, REGION } from './harness.mjs';
 
 const CLIENT_IP = '127.0.1.10'; // inside vpc-0123456789abcdef0 (127.0.1.0/24) of the harness config
 let t;
 const backends = [];
 const ids = {};
 
-function startBackend(name) {
-  return new Promise((resolve) => {
-    const seen = [];
-    const server = http.createServer((req, res) => {
-      seen.push({ url: req.url, headers: req.headers });
-      let body = '';
-      req.on('data', (d) => { body += d; });
-      req.on('end', () => {
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ backend: name, url: req.url, headers: req.headers, bodyLength: body.length }));
-      });
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const b = { name, server, seen, port: server.address().port };
-      backends.push(b);
-      resolve(b);
-    });
-  });
+async function startBackend(name) {
+  const b = await startEchoBackend(name);
+  backends.push(b);
+  return b;
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 // curl runs asynchronously: the backends live in this process and must keep answering meanwhile.
 const execFileAsync = promisify(execFile);
@@ -63,15 +41,6 @@ async function curl(port, host, pathname = '/', extra = []) {
   return { status, body: lines.join('\n') };
 }
 
-async function until(what, fn, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 before(async () => {
   t = await startTrellis();
@@ -97,7 +66,7 @@ before(async () => {
 
 after(async () => {
   await t?.stop();
-  for (const b of backends) b.server.close();
+  for (const b of backends) b.close();
 });
 
 test('a request by the generated DNS name reaches the target with Lattice headers', async () => {
@@ -170,8 +139,7 @@ test('a killed backend turns UNHEALTHY and takes no traffic; deregistration drai
   const status = async (port) => (await t.client.send(new ListTargetsCommand({ targetGroupIdentifier: ids.tgA })))
     .items.find((i) => i.port === port)?.status;
   await until('the spare target to be HEALTHY', async () => (await status(spare.port)) === 'HEALTHY');
-  spare.server.close();
-  spare.server.closeAllConnections();
+  spare.close();
   await until('the spare target to be UNHEALTHY', async () => (await status(spare.port)) === 'UNHEALTHY', 40000);
   for (let i = 0; i < 40; i++) assert.notEqual((await curl(ids.port, ids.host, '/after-kill')).status, 502);
 

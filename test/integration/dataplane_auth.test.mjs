@@ -3,7 +3,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
@@ -14,7 +13,7 @@ import {
 import { SignatureV4 } from '@smithy/signature-v4';
 import { HttpRequest } from '@smithy/protocol-http';
 import { Sha256 } from '@aws-crypto/sha256-js';
-import { startTrellis, ACCOUNT, REGION, ADMIN } from './harness.mjs';
+import { startTrellis, startEchoBackend, freePort, until, ACCOUNT, REGION, ADMIN } from './harness.mjs';
 
 const CLIENT_IP = '127.0.1.10'; // inside vpc-0123456789abcdef0 (127.0.1.0/24), associated with the network below
 const ALICE = {
@@ -33,26 +32,7 @@ let t;
 let backend;
 const ids = {};
 
-function startBackend() {
-  return new Promise((resolve) => {
-    const server = http.createServer((req, res) => {
-      let length = 0;
-      req.on('data', (d) => { length += d.length; });
-      req.on('end', () => {
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ url: req.url, method: req.method, headers: req.headers, bodyLength: length }));
-      });
-    });
-    server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port }));
-  });
-}
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 // Sends one request from CLIENT_IP to the proxy; `headers` as given (a Host header naming the service).
 function send({ method = 'GET', path = '/', headers = {}, body }) {
@@ -103,15 +83,6 @@ print(json.dumps(dict(request.headers.items())))
   return { method, path, headers: { host: hostHeader(), ...JSON.parse(stdout) } };
 }
 
-async function until(what, fn, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const allow = (principal, extra = {}) => ({ Effect: 'Allow', Principal: principal, Action: 'vpc-lattice-svcs:Invoke', Resource: '*', ...extra });
 const policyOf = (...statements) => JSON.stringify({ Version: '2012-10-17', Statement: statements });
@@ -121,7 +92,7 @@ const deniedBody = (user, path, why) =>
 before(async () => {
   t = await startTrellis({ config: { identities: [ADMIN, ALICE, BOB] } });
   const c = t.client;
-  backend = await startBackend();
+  backend = await startEchoBackend();
   ids.sn = (await c.send(new CreateServiceNetworkCommand({ name: 'auth-net' }))).id;
   const svc = await c.send(new CreateServiceCommand({ name: 'auth-svc' }));
   ids.svc = svc.id;

@@ -7,6 +7,8 @@
 // TRELLISD names the binary (CTest sets it); otherwise the debug build is used.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,4 +109,46 @@ export async function expectError(promise) {
     return e;
   }
   throw new Error('expected the call to fail, but it succeeded');
+}
+
+// Polls `fn` (sync or async) until it returns something truthy, which is returned.
+export async function until(what, fn, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// A TCP port that was free a moment ago (for listener ports, which come from the API).
+export function freePort(host = '127.0.0.1') {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, host, () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+// An HTTP backend in this process that answers every request with JSON describing it:
+// {backend, url, method, headers, bodyLength}. `seen` records each request. Clients in this process
+// must be asynchronous (no spawnSync), or the backend cannot answer.
+export function startEchoBackend(name = 'backend', host = '127.0.0.1', port = 0) {
+  return new Promise((resolve, reject) => {
+    const seen = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ url: req.url, method: req.method, headers: req.headers });
+      let bodyLength = 0;
+      req.on('data', (d) => { bodyLength += d.length; });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ backend: name, url: req.url, method: req.method, headers: req.headers, bodyLength }));
+      });
+    });
+    server.on('error', reject);
+    server.listen(port, host, () => resolve({
+      name, server, seen, port: server.address().port,
+      close() { server.close(); server.closeAllConnections(); },
+    }));
+  });
 }

@@ -85,7 +85,7 @@ python3 -m http.server 18181 --bind 127.0.0.1 --directory "$work/www" >/dev/null
 pids+=($!)
 
 sn=$(lattice create-service-network --name netns-net | field '["id"]')
-svcjson=$(lattice create-service --name billing)
+svcjson=$(lattice create-service --name billing --custom-domain-name billing.example.com)
 svc=$(echo "$svcjson" | field '["id"]')
 name=$(echo "$svcjson" | field '["dnsEntry"]["domainName"]')
 tg=$(lattice create-target-group --name billing-tg --type IP \
@@ -107,11 +107,17 @@ curlIn() { ip netns exec "$1" curl -s --max-time 5 "${@:2}"; }
 
 for _ in $(seq 50); do [[ "$(curlIn "$nsA" "http://$name:8080/index.txt")" == "hello from billing" ]] && break; sleep 0.1; done
 check "VPC A: dig resolves the service to the data plane" "$edge" "$(digIn "$nsA" "$name" A +short)"
+check "VPC A: dig over TCP" "$edge" "$(digIn "$nsA" "$name" A +short +tcp)"
+check "VPC A: the custom domain name is a CNAME to the service" "$name. $edge" \
+  "$(digIn "$nsA" billing.example.com A +short | xargs)"
+check "VPC A: names outside the directory are REFUSED without upstreams" "REFUSED" "$(status "$nsA" example.org A)"
 check "VPC A: the system resolver finds it" "$edge" "$(ip netns exec "$nsA" getent ahostsv4 "$name" | awk 'NR==1 {print $1}')"
 check "VPC A: curl by name reaches the target" "hello from billing" "$(curlIn "$nsA" "http://$name:8080/index.txt")"
 check "VPC A outside the security group: dropped" "000" \
   "$(curlIn "$nsA" --interface "10.$r.1.200" -o /dev/null -w '%{http_code}' -H "Host: $name" "http://$edge:8080/index.txt")"
 check "VPC B: the name is NXDOMAIN" "NXDOMAIN" "$(status "$nsB" "$name" A)"
+check "VPC B: the custom domain name is NXDOMAIN" "NXDOMAIN" "$(status "$nsB" billing.example.com A)"
+check "VPC B: the system resolver fails" "2" "$(ip netns exec "$nsB" getent ahostsv4 "$name" >/dev/null; echo $?)"
 check "VPC B: a direct request is 404" "404" \
   "$(curlIn "$nsB" -o /dev/null -w '%{http_code}' -H "Host: $name" "http://$edge:8080/index.txt")"
 
