@@ -1,5 +1,7 @@
 #include "proxy/router.h"
 
+#include <iterator>
+
 #include "common/strings.h"
 
 namespace trellis::proxy {
@@ -76,19 +78,54 @@ RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, u
   return result;
 }
 
+namespace {
+
+// Whether a target group can take a request without failing open. Stops at the first usable target,
+// so the common case costs one look.
+bool hasHealthyTarget(const snapshot::TargetGroup& group) {
+  for (const auto& t : group.targets) {
+    if (t.draining || !t.resolvable()) continue;
+    if (!group.healthCheck.enabled || t.health->healthy.load(std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+// One step of smooth weighted round robin over the groups `eligible` admits.
+template <typename Eligible>
+size_t smoothWeightedPick(const std::vector<snapshot::WeightedTargetGroup>& groups, std::vector<int>& current,
+                          Eligible eligible) {
+  if (current.size() != groups.size()) current.assign(groups.size(), 0);
+  size_t best = groups.size();
+  int total = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (!eligible(i)) continue;
+    current[i] += groups[i].weight;
+    total += groups[i].weight;
+    if (best == groups.size() || current[i] > current[best]) best = i;
+  }
+  if (best != groups.size()) current[best] -= total;
+  return best;
+}
+
+}  // namespace
+
 const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot::Action& action) {
   const auto& groups = action.targetGroups;
   if (groups.empty()) return nullptr;
   if (groups.size() == 1) return &groups[0];
-  auto& current = weights_[&action];
-  if (current.size() != groups.size()) current.assign(groups.size(), 0);
-  size_t best = 0;
-  for (size_t i = 0; i < groups.size(); ++i) {
-    current[i] += groups[i].weight;
-    if (current[i] > current[best]) best = i;
+  size_t best = smoothWeightedPick(groups, weights_[&action], [](size_t) { return true; });
+  if (!groups[best].group || hasHealthyTarget(*groups[best].group)) return &groups[best];
+  // The picked group has no healthy target: move the request to the groups that do, if any.
+  bool healthy[16] = {};  // an action forwards to at most 10 groups
+  bool any = false;
+  for (size_t i = 0; i < groups.size() && i < std::size(healthy); ++i) {
+    healthy[i] = groups[i].group && hasHealthyTarget(*groups[i].group);
+    any = any || healthy[i];
   }
-  current[best] -= action.totalWeight;
-  return &groups[best];
+  if (!any) return &groups[best];
+  size_t failover = smoothWeightedPick(groups, failoverWeights_[&action],
+                                       [&](size_t i) { return i < std::size(healthy) && healthy[i]; });
+  return &groups[failover];
 }
 
 const snapshot::Target* RouterState::pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid) {

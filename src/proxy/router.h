@@ -35,10 +35,14 @@ class RouterState {
  public:
   void reset() {
     weights_.clear();
+    failoverWeights_.clear();
     cursors_.clear();
   }
   // Smooth weighted round robin (nginx's algorithm): every TG's share is exact over each cycle of
-  // totalWeight picks and spread evenly within it. Null when the action has no target groups.
+  // totalWeight picks and spread evenly within it. When the picked TG has no healthy target but others
+  // do, the pick moves to those (by their weights), so a dead group's share goes to the live ones; only
+  // when no group has a healthy target does the pick stay, to fail open inside it (spec 5.3).
+  // Null when the action has no target groups.
   const snapshot::WeightedTargetGroup* pickTargetGroup(const snapshot::Action& action);
   // Round robin over targets that are healthy, not draining and resolvable; when none is healthy,
   // over all non-draining resolvable ones (fail open, spec 5.3). Null when no target can be used.
@@ -46,6 +50,7 @@ class RouterState {
 
  private:
   std::unordered_map<const snapshot::Action*, std::vector<int>> weights_;
+  std::unordered_map<const snapshot::Action*, std::vector<int>> failoverWeights_;  // among healthy groups only
   std::unordered_map<const snapshot::TargetGroup*, size_t> cursors_;
 };
 

@@ -50,8 +50,8 @@ class TlsContextProvider {
   SSL_CTX* clientContext() const { return client_.get(); }
   const CertificateAuthority& authority() const { return authority_; }
 
-  // Whether ALPN offers h2: only once the HTTP/2 downstream codec serves TLS connections.
-  static constexpr bool kOfferH2 = false;
+  // Whether ALPN offers h2 (HTTP2Preferred, spec 5.2): the downstream HTTP/2 codec serves such connections.
+  static constexpr bool kOfferH2 = true;
 
  private:
   std::string dataDir_;

@@ -17,6 +17,8 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "proxy/auth.h"
+#include "proxy/http2_codec.h"
+#include "proxy/http2_upstream.h"
 #include "proxy/passthrough.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/tls_transport.h"
@@ -149,8 +151,73 @@ class ListenSocket : public Pollable {
   uint16_t port_;
 };
 
-// One request/response on a downstream connection: the stream of the codec/stream/router layering.
-struct Exchange {
+// The client side of one exchange: the current request of an HTTP/1.1 connection, or one HTTP/2 stream.
+// The exchange (routing, headers, upstream, logging) talks only to this, never to the connection's codec.
+class DownstreamStream {
+ public:
+  virtual ~DownstreamStream() = default;
+  virtual bool http2() const = 0;
+  // The final response head: `head.headers` minus hop-by-hop ones and x-amzn-requestid, plus `requestId`.
+  virtual void sendHead(const ResponseHead& head, std::string_view requestId) = 0;
+  virtual void sendContinue() = 0;  // a target's 100 Continue, where the client can take it
+  virtual void sendBody(std::string_view data) = 0;
+  virtual void sendEnd(const Headers& trailers) = 0;
+  // Response bytes not yet on the wire: the target is not read while this is above kHighWater.
+  virtual size_t bufferedBytes() const = 0;
+  // The target took the request body sent so far: read more of it.
+  virtual void resumeRequestBody() = 0;
+  // The response is complete but the request is not: the rest of the request has nowhere to go.
+  virtual void abandonRequest() = 0;
+  // Whether a local answer may finish the exchange before the request has been read to its end.
+  virtual bool endsBeforeRequest() const = 0;
+  // The exchange is over and logged: the HTTP/1.1 connection moves on to its next request, the HTTP/2
+  // stream lets go of it. The Exchange is destroyed in here: the caller returns right after.
+  virtual void exchangeDone() = 0;
+  // The response cannot be completed: cut the client off (HTTP/1.1: the connection; HTTP/2: the stream).
+  virtual void abortStream(const char* reason) = 0;
+  // Writes what the exchange produced.
+  virtual void flushOutput() = 0;
+};
+
+// One request/response: the stream of the codec/stream/router layering. Routing (router.h), auth (5.6), the
+// protocol matrix (5.4), headers (5.7/5.8), the upstream (a pooled HTTP/1.1 connection or a stream on a
+// multiplexed HTTP/2 one), retries, logging and metrics. Owned by its DownstreamStream.
+class Exchange : public UpstreamStreamSink {
+ public:
+  Exchange(DownstreamConnection& connection, DownstreamStream& stream);
+  ~Exchange() override;
+
+  void start(RequestHead&& requestHead);
+  void startUpstream(const snapshot::Target* avoid);
+  void requestBody(std::string_view data);
+  void requestComplete();
+  // The upstream cannot take more request body right now.
+  bool bodyBlocked() const;
+  void upstreamFailed(const char* reason, bool retriable);
+  // `body`: a text body (the 403 of an auth denial); none otherwise.
+  void respondLocal(int status, const char* reason = "", std::string_view body = {});
+  void responseHead(const ResponseHead& response);
+  void responseBody(std::string_view data);
+  void responseComplete();
+  // The client took enough of the response: read the target again.
+  void downstreamDrained();
+  // Metrics and the access log, then the stream lets go of (and destroys) the exchange.
+  void finish();
+  // Lets go of the upstream without a response: the HTTP/1.1 connection is retired, the HTTP/2 stream reset.
+  void dropUpstream();
+  bool hasUpstream() const { return up || h2up; }
+
+  // UpstreamStreamSink: an HTTP/2 target group's stream.
+  void onUpstreamHead(ResponseHead& response) override;
+  void onUpstreamBody(std::string_view data) override;
+  void onUpstreamTrailers(Headers& trailers) override;
+  void onUpstreamComplete() override;
+  void onUpstreamFailed(const char* reason, bool retriable) override;
+  void onUpstreamDrained() override;
+
+  DownstreamConnection& conn;
+  DownstreamStream& down;
+  Worker& w;
   snapshot::SnapshotPtr snap;  // pinned for the whole exchange
   RequestHead head;
   std::string requestId;
@@ -165,6 +232,13 @@ struct Exchange {
   RequestCounters* serviceStats = nullptr;
   TargetGroupCounters* groupStats = nullptr;
   UpstreamConnection* up = nullptr;
+  // HTTP2/GRPC target groups: the stream on a pooled multiplexed connection.
+  Http2UpstreamConnection* h2up = nullptr;
+  int32_t h2stream = -1;
+  size_t upstreamHeld = 0;       // response bytes from h2up not yet acknowledged (the client is behind)
+  bool upstreamBlocked = false;  // h2up's request backlog reached kStreamHighWater
+  bool grpc = false;             // a gRPC request: log grpcResponseCode
+  int grpcCode = -1;
   bool local = false;           // answered by the proxy itself; request body is discarded
   bool requestDone = false;     // the whole request was parsed
   bool responseHeadSent = false;
@@ -173,16 +247,22 @@ struct Exchange {
   bool interim = false;          // the response being parsed is 1xx
   bool clientChunked = false;
   bool upstreamKeepAlive = true;
-  std::string replay;  // request bytes sent so far, for a retry; cleared when too big
+  std::string replay;  // request bytes sent so far, for a retry (HTTP/2 targets: the body only)
   bool replayValid = true;
   int attempts = 0;
   Headers requestTrailers, responseTrailers;
   int status = 0;
   const char* failureReason = "";
   double startMs = 0, requestSentMs = 0, firstResponseMs = 0;
-  int64_t startWall = 0;
   uint64_t bytesReceived = 0, bytesSent = 0;
   int64_t upstreamDeadline = 0;
+
+ private:
+  void startHttp2Upstream();
+  void keepForReplay(std::string_view bytes);
+  void refreshDeadline();
+  // Runs finish() at the end of the loop turn if the exchange is still there and `ready` holds then.
+  void finishLater(bool needRequestDone);
 };
 
 class UpstreamConnection : public Pollable, public Http1ResponseHandler {
@@ -194,15 +274,11 @@ class UpstreamConnection : public Pollable, public Http1ResponseHandler {
   void onEvents(uint32_t events) override;
   void flush();
   void processInput();
-  void attach(Exchange* ex, DownstreamConnection* down) {
+  void attach(Exchange* ex) {
     ex_ = ex;
-    down_ = down;
     parser_.expectBodyless(ex->head.method == "HEAD");
   }
-  void detach() {
-    ex_ = nullptr;
-    down_ = nullptr;
-  }
+  void detach() { ex_ = nullptr; }
   void updateInterest();
   void handleEof();
 
@@ -221,14 +297,66 @@ class UpstreamConnection : public Pollable, public Http1ResponseHandler {
   ssize_t readTls();
   bool writeTls(uint64_t& sent);
   Exchange* ex_ = nullptr;
-  DownstreamConnection* down_ = nullptr;
   bool connected_ = false;
   bool reused_ = false;
   bool eof_ = false;
   int64_t openedAt_ = 0, idleSince_ = 0;
 };
 
-class DownstreamConnection : public Pollable, public Http1RequestHandler {
+class Http2Downstream;
+
+// One HTTP/2 stream of a downstream connection: the DownstreamStream of one exchange.
+class Http2Stream : public DownstreamStream {
+ public:
+  Http2Stream(DownstreamConnection& c, Http2Downstream& h2, int32_t id) : c_(c), h2_(h2), id_(id) {}
+  bool http2() const override { return true; }
+  void sendHead(const ResponseHead& head, std::string_view requestId) override;
+  void sendContinue() override {}
+  void sendBody(std::string_view data) override;
+  void sendEnd(const Headers& trailers) override;
+  size_t bufferedBytes() const override;
+  void resumeRequestBody() override;
+  void abandonRequest() override {}
+  bool endsBeforeRequest() const override { return true; }  // the rest of the request body is dropped
+  void exchangeDone() override;
+  void abortStream(const char* reason) override;
+  void flushOutput() override;
+
+  DownstreamConnection& c_;
+  Http2Downstream& h2_;
+  int32_t id_;
+  std::unique_ptr<Exchange> exchange;
+  bool ended_ = false;  // the response head carried END_STREAM
+};
+
+// The HTTP/2 codec of a downstream connection (ALPN h2, or h2c with prior knowledge) and its streams.
+class Http2Downstream : public Http2ServerHandler {
+ public:
+  explicit Http2Downstream(DownstreamConnection& c) : c_(c), session_(*this) {}
+
+  void onRequestHead(int32_t id, RequestHead& head) override;
+  void onMalformedRequest(int32_t id, std::string_view reason) override;
+  void onBody(int32_t id, std::string_view data) override;
+  void onTrailers(int32_t id, Headers& trailers) override;
+  void onComplete(int32_t id) override;
+  void onStreamClosed(int32_t id, uint32_t errorCode) override;
+  void onStreamDrained(int32_t id) override;
+
+  Exchange* exchangeOf(int32_t id) const {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second->exchange.get();
+  }
+  // Ends every exchange (logged with `reason`) before the connection closes.
+  void abortAll(const char* reason);
+  void dropUpstreams();
+  bool idle() const { return streams_.empty(); }
+
+  DownstreamConnection& c_;
+  Http2ServerSession session_;
+  std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+};
+
+class DownstreamConnection : public Pollable, public Http1RequestHandler, public DownstreamStream {
  public:
   DownstreamConnection(Worker& w, int fd, uint16_t port, const sockaddr_storage& peer, const snapshot::Address& address)
       : w_(w), port_(port), peer_(peer), peerAddress_(address), parser_(*this) {
@@ -252,6 +380,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
     if (n == -1) return;
     if (n <= 0) {
       peerClosed_ = true;
+      if (h2_) return h2_->idle() ? close() : abort("ClientConnectionClosed");
       if (exchange_ && !exchange_->requestDone) return abort("ClientConnectionClosed");
       if (!exchange_) return close();
       updateInterest();  // finish the response, then close
@@ -261,12 +390,12 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
     process();
   }
 
-  bool bodyBlocked() const {
-    return exchange_ && exchange_->up && !exchange_->local && exchange_->up->out_.size() >= kHighWater;
-  }
+  bool bodyBlocked() const { return exchange_ && exchange_->bodyBlocked(); }
 
-  // Feeds buffered bytes to the parser as far as backpressure and pipelining allow.
+  // Feeds buffered bytes to the codec (HTTP/1.1: as far as backpressure and pipelining allow).
   void process() {
+    if (!codecChosen_ && !chooseCodec()) return updateInterest();
+    if (h2_) return processHttp2();
     while (!dead_ && !in_.empty() && !paused_ && !bodyBlocked()) {
       size_t consumed = 0;
       ParseStatus status = parser_.parse(in_.data(), std::min(in_.size(), kReadChunk), consumed);
@@ -280,6 +409,35 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
     if (!dead_) updateInterest();
   }
 
+  // HTTP/2 over TLS when ALPN chose h2; in plaintext when the client's first bytes are the HTTP/2
+  // preface (h2c with prior knowledge). False while the first bytes do not tell yet.
+  bool chooseCodec() {
+    if (const TlsSession* tls = transport_.tls()) {
+      if (tls->alpn() == "h2") h2_ = std::make_unique<Http2Downstream>(*this);
+    } else {
+      PrefaceMatch match = matchHttp2Preface(std::string_view(in_.data(), in_.size()));
+      if (match == PrefaceMatch::Partial) return false;
+      if (match == PrefaceMatch::Yes) h2_ = std::make_unique<Http2Downstream>(*this);
+    }
+    codecChosen_ = true;
+    return true;
+  }
+
+  void processHttp2() {
+    inHttp2_ = true;
+    bool ok = h2_->session_.receive(std::string_view(in_.data(), in_.size()));
+    inHttp2_ = false;
+    in_.clear();
+    if (dead_) return;
+    if (!ok) {
+      logDebug("proxy: HTTP/2 from ", peerIpPort_, ": ", h2_->session_.error());
+      ++w_.stats().badRequests;
+      h2_->abortAll("ClientProtocolError");
+      closing_ = true;
+    }
+    flush();
+  }
+
   void updateInterest() {
     if (dead_) return;
     uint32_t events = 0;
@@ -288,7 +446,25 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
     w_.setInterest(this, events);
   }
 
+  // HTTP/2: moves frames from the session to out_, up to kHighWater unsent bytes (beyond that the streams
+  // keep their backlog, which is what holds their targets back). Not from inside the session's callbacks.
+  void pullHttp2() {
+    if (inHttp2_) {
+      http2FlushPending_ = true;
+      return;
+    }
+    do {
+      http2FlushPending_ = false;
+      inHttp2_ = true;
+      bool ok = h2_->session_.send(out_.tail(), out_.tail().size() - out_.size() + kHighWater);
+      inHttp2_ = false;
+      if (!ok) closing_ = true;
+    } while (http2FlushPending_ && !closing_);
+  }
+
   void flush() {
+    if (dead_) return;
+    if (h2_) return flushHttp2();
     uint64_t sent = 0;
     if (!(transport_.plain() ? writeFrom(fd_, out_, &sent) : writeTransport(sent))) {
       return abort("ClientConnectionClosed");
@@ -296,33 +472,82 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
     if (exchange_) exchange_->bytesSent += sent;
     if (out_.empty() && rawOut_.empty() && (closing_ || (peerClosed_ && !exchange_))) return close();
     // Downstream drained: let the target's response flow again.
-    if (exchange_ && exchange_->up && out_.size() < kLowWater && exchange_->up->in_.size() > 0) {
-      UpstreamConnection* up = exchange_->up;
-      w_.defer([this, up] {
-        if (!dead_ && !up->dead_ && exchange_ && exchange_->up == up) up->processInput();
-      });
-    }
-    if (exchange_ && exchange_->up && out_.size() < kLowWater) exchange_->up->updateInterest();
+    if (exchange_ && out_.size() < kLowWater) exchange_->downstreamDrained();
     updateInterest();
   }
 
-  // --- downstream codec events ---
+  void flushHttp2() {
+    if (inHttp2_) {
+      http2FlushPending_ = true;
+      return;
+    }
+    // A few rounds while the socket takes everything and the session has more; EPOLLOUT does the rest.
+    for (int round = 0; round < 16; ++round) {
+      pullHttp2();
+      uint64_t sent = 0;
+      if (!(transport_.plain() ? writeFrom(fd_, out_, &sent) : writeTransport(sent))) {
+        return abort("ClientConnectionClosed");
+      }
+      if (dead_) return;
+      if (!out_.empty() || !rawOut_.empty() || closing_ || !h2_->session_.wantsWrite()) break;
+    }
+    // While out_ was full every stream counted as blocked (Http2Stream::bufferedBytes): wake them all.
+    if (http2OutHigh_ && out_.size() < kLowWater) {
+      http2OutHigh_ = false;
+      for (const auto& [id, stream] : h2_->streams_) {
+        if (stream->exchange) stream->exchange->downstreamDrained();
+      }
+    }
+    if (out_.size() >= kHighWater) http2OutHigh_ = true;
+    if (out_.empty() && rawOut_.empty() && (closing_ || h2_->session_.finished() || (peerClosed_ && h2_->idle()))) {
+      return close();
+    }
+    updateInterest();
+  }
+
+  // --- downstream codec events (HTTP/1.1) ---
   void onRequestHead(RequestHead& head) override;
-  void onBody(std::string_view data) override;
+  void onBody(std::string_view data) override {
+    if (exchange_) exchange_->requestBody(data);
+  }
   void onTrailers(Headers& trailers) override {
     if (exchange_) exchange_->requestTrailers = std::move(trailers);
   }
-  void onComplete() override;
+  void onComplete() override {
+    if (exchange_) exchange_->requestComplete();
+  }
 
-  // --- exchange life ---
-  void startUpstream(const snapshot::Target* avoid);
-  void upstreamFailed(const char* reason, bool retriable);
-  // `body`: a text body (the 403 of an auth denial); none otherwise.
-  void respondLocal(int status, const char* failureReason = "", std::string_view body = {});
-  void responseHead(const ResponseHead& head);
-  void responseBody(std::string_view data);
-  void responseComplete();
-  void finishExchange();
+  // --- DownstreamStream (HTTP/1.1: the connection's current exchange) ---
+  bool http2() const override { return false; }
+  void sendHead(const ResponseHead& head, std::string_view requestId) override;
+  void sendContinue() override {
+    if (exchange_->head.versionMinor >= 1) out_.tail().append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  void sendBody(std::string_view data) override {
+    if (exchange_->clientChunked) {
+      appendChunk(out_.tail(), data);
+    } else {
+      out_.tail().append(data);
+    }
+  }
+  void sendEnd(const Headers& trailers) override {
+    if (exchange_->clientChunked) appendLastChunk(out_.tail(), trailers);
+  }
+  size_t bufferedBytes() const override { return out_.size(); }
+  void resumeRequestBody() override {
+    if (!in_.empty() && !paused_) {
+      w_.defer([this] {
+        if (!dead_) process();
+      });
+    }
+    updateInterest();
+  }
+  void abandonRequest() override { closeAfterResponse_ = true; }
+  bool endsBeforeRequest() const override { return closeAfterResponse_; }
+  void exchangeDone() override;
+  void abortStream(const char* reason) override { abort(reason); }
+  void flushOutput() override { flush(); }
+
   void badRequest();
   void abort(const char* reason);
   void close();
@@ -334,7 +559,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
   std::string peerIp_, peerIpPort_;
   Http1RequestParser parser_;
   Buffer in_, out_;
-  std::unique_ptr<Exchange> exchange_;
+  std::unique_ptr<Exchange> exchange_;  // HTTP/1.1 only: the request being served
   std::string spareReplay_;  // the last exchange's replay buffer, for its capacity
   std::string forwardedHeaders_;  // x-forwarded-for/-port/-proto lines, built at the first request
   bool paused_ = false;  // a request completed; the next one waits until its exchange is done
@@ -343,6 +568,12 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler {
   bool closing_ = false;  // close once out_ is flushed
   int64_t createdAt_ = 0, lastActive_ = 0;
   int idleTimeoutSeconds_ = 60;
+  // HTTP/2: decided by the first bytes (chooseCodec); then in_ goes to the session and out_ gets its frames.
+  bool codecChosen_ = false;
+  std::unique_ptr<Http2Downstream> h2_;
+  bool inHttp2_ = false;  // inside the session: output waits (nghttp2 is not re-entrant)
+  bool http2FlushPending_ = false;
+  bool http2OutHigh_ = false;  // out_ reached kHighWater: the streams' targets wait for it to drain
 
   // Plaintext HTTP, TLS terminated here, or a passthrough handoff (tls_transport.h). Unless plaintext, in_
   // and out_ hold plaintext and rawOut_ what goes on the wire.
@@ -415,222 +646,26 @@ bool DownstreamConnection::writeTransport(uint64_t& sent) {
 }
 
 void DownstreamConnection::onRequestHead(RequestHead& head) {
-  auto ex = std::make_unique<Exchange>();
-  ex->startMs = monotonicMillisPrecise();
-  ex->snap = w_.snapshot();
-  ex->head = std::move(head);
-  ex->replay = std::move(spareReplay_);
-  ex->replay.clear();
-  ex->bytesReceived = ex->head.headerBytes;
-  const std::string* id = ex->head.header("x-amzn-requestid");
-  ex->requestId = id && !id->empty() ? id->substr(0, 512) : w_.newRequestId();
-  if (!ex->head.keepAlive) closeAfterResponse_ = true;
-  exchange_ = std::move(ex);
-  Exchange& e = *exchange_;
-  // Per request, not per connection: the snapshot (and with it the VPC's associations) may have changed.
-  e.vpc = e.snap->sourceVpc(peerAddress_);
-
-  RouteResult r = route(*e.snap, e.vpc, port_, e.head);
-  if (r.kind == RouteResult::Kind::NoService) {
-    ++(r.unreachable ? w_.stats().unreachableService : w_.stats().unknownHost);
-    return respondLocal(404);
-  }
-  // Ports may carry listeners of different protocols: the one that matched must be this connection's. Over
-  // TLS the Host must also name the service the SNI did, whose certificate this connection was shown.
-  if (transport_.tls() && r.service->id != transport_.serviceId()) return respondLocal(421, "ClientProtocolError");
-  if (r.listener->protocol != (transport_.tls() ? "HTTPS" : "HTTP")) return respondLocal(400, "ClientProtocolError");
-  e.service = r.service;
-  idleTimeoutSeconds_ = r.service->idleTimeoutSeconds;
-  e.network = r.network;
-  e.serviceStats = &w_.stats().services[r.service->id];
-  ++e.serviceStats->active;
-  if (r.service->usesIam || (r.network && r.network->usesIam)) {
-    std::string denial;
-    AuthRequest request{*e.snap, *r.service, r.network, e.vpc, e.head, port_, peerIp_, transport_.tls() != nullptr};
-    if (!RequestAuthorizer::forThisThread().authorize(request, e.auth, denial)) {
-      return respondLocal(403, "ClientAccessDenied", denial);
-    }
-  }
-  if (r.action->kind == snapshot::Action::Kind::FixedResponse) return respondLocal(r.action->statusCode);
-  const snapshot::WeightedTargetGroup* weighted = w_.router().pickTargetGroup(*r.action);
-  if (!weighted || !weighted->group) return respondLocal(503);
-  e.group = weighted->group;
-  e.groupStats = &w_.stats().targetGroups[e.group->id];
-  startUpstream(nullptr);
+  if (!head.keepAlive) closeAfterResponse_ = true;
+  exchange_ = std::make_unique<Exchange>(*this, *this);
+  exchange_->replay = std::move(spareReplay_);
+  exchange_->replay.clear();
+  exchange_->start(std::move(head));
 }
 
-void DownstreamConnection::startUpstream(const snapshot::Target* avoid) {
+void DownstreamConnection::sendHead(const ResponseHead& head, std::string_view requestId) {
   Exchange& e = *exchange_;
-  const snapshot::Target* target = w_.router().pickTarget(*e.group, avoid);
-  if (!target) target = avoid && !avoid->draining ? avoid : nullptr;  // a lone target gets its retry too
-  if (!target) return respondLocal(503);
-  e.target = target;
-  ++e.attempts;
-  bool tls = e.group->protocol == "HTTPS";
-  UpstreamConnection* up = e.attempts == 1 ? w_.takeIdleUpstream(*target, tls) : nullptr;
-  if (!up) up = w_.connectUpstream(*target, e.group->id, tls);
-  if (!up) return upstreamFailed("TargetConnectionError", true);
-  e.up = up;
-  up->attach(&e, this);
-  e.upstreamDeadline = w_.nowMillis() + int64_t{idleTimeoutSeconds_} * 1000;
-  ++e.groupStats->requests.active;
-  if (e.attempts > 1) {
-    // Retry: the same bytes again, and whatever the client sends next follows.
-    up->out_.tail().append(e.replay);
-    return up->flush();
-  }
-  std::string& o = up->out_.tail();
-  size_t start = o.size();
-  const RequestHead& h = e.head;
-  o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
-  std::vector<std::string> connectionTokens;
-  for (const auto& [name, value] : h.headers) {
-    if (name != "connection") continue;
-    for (auto token : split(value, ',')) connectionTokens.push_back(toLower(trim(token)));
-  }
-  for (const auto& [name, value] : h.headers) {
-    if (isHopByHop(name) || name == "content-length" || strippedFromClient(name)) continue;
-    if (!connectionTokens.empty() &&
-        std::find(connectionTokens.begin(), connectionTokens.end(), name) != connectionTokens.end()) {
-      continue;
-    }
-    o.append(name).append(": ").append(value).append("\r\n");
-  }
-  if (forwardedHeaders_.empty()) {  // the same for every request of the connection
-    forwardedHeaders_.append("x-forwarded-for: ").append(peerIp_).append("\r\n");
-    forwardedHeaders_.append("x-forwarded-port: ").append(std::to_string(port_)).append("\r\n");
-    forwardedHeaders_.append(transport_.tls() ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
-  }
-  o.append(forwardedHeaders_);
-  o.append("x-amzn-requestid: ").append(e.requestId).append("\r\n");
-  o.append("x-amzn-lattice-target: ServiceArn=").append(e.service->arn);
-  o.append("; ServiceNetworkArn=").append(e.network ? e.network->arn : "");
-  o.append("; TargetGroupArn=").append(e.group->arn).append("\r\n");
-  if (e.vpc) {
-    o.append("x-amzn-lattice-network: SourceVpcArn=").append(e.vpc->arn).append("\r\n");
-    o.append("x-amzn-source-vpc: ").append(e.vpc->id).append("\r\n");
-  }
-  if (e.auth.caller) o.append(e.auth.caller->identityHeaders);  // spec 5.7: only after SigV4 auth succeeded
-  if (h.chunked) {
-    o.append("transfer-encoding: chunked\r\n");
-  } else if (h.hasContentLength) {
-    o.append("content-length: ").append(std::to_string(h.contentLength)).append("\r\n");
-  }
-  o.append("\r\n");
-  e.replay.assign(o, start, std::string::npos);
-  if (e.requestDone) e.requestSentMs = monotonicMillisPrecise();
-}
-
-void DownstreamConnection::onBody(std::string_view data) {
-  if (!exchange_) return;
-  Exchange& e = *exchange_;
-  e.bytesReceived += data.size();
-  if (e.local || !e.up) return;  // answered already: the body is read and dropped
-  std::string& o = e.up->out_.tail();
-  size_t start = o.size();
-  if (e.head.chunked) {
-    appendChunk(o, data);
-  } else {
-    o.append(data);
-  }
-  if (e.replayValid) {
-    if (e.replay.size() + (o.size() - start) > kMaxReplay) {
-      e.replayValid = false;
-      e.replay.clear();
-      e.replay.shrink_to_fit();
-    } else {
-      e.replay.append(o, start, std::string::npos);
-    }
-  }
-}
-
-void DownstreamConnection::onComplete() {
-  if (!exchange_) return;
-  Exchange& e = *exchange_;
-  e.requestDone = true;
-  if (!e.local && e.up) {
-    if (e.head.chunked) {
-      std::string& o = e.up->out_.tail();
-      size_t start = o.size();
-      appendLastChunk(o, e.requestTrailers);
-      if (e.replayValid) e.replay.append(o, start, std::string::npos);
-    }
-    e.requestSentMs = monotonicMillisPrecise();
-  }
-  if (e.responseDone) {
-    w_.defer([this] {
-      if (!dead_ && exchange_ && exchange_->responseDone && exchange_->requestDone) finishExchange();
-    });
-  }
-}
-
-void DownstreamConnection::upstreamFailed(const char* reason, bool retriable) {
-  Exchange& e = *exchange_;
-  if (e.up) {
-    --e.groupStats->requests.active;
-    UpstreamConnection* up = e.up;
-    up->detach();
-    e.up = nullptr;
-    w_.retire(up);
-  }
-  const snapshot::Target* failed = e.target;
-  if (retriable && !e.responseStarted && e.replayValid && e.attempts < 2) {
-    logDebug("proxy: ", reason, " to ", failed ? failed->ipPort : "-", ", retrying on another target");
-    return startUpstream(failed);
-  }
-  if (!e.responseHeadSent) {
-    logInfo("proxy: ", reason, " for ", e.service->id, " via ", failed ? failed->ipPort : "-");
-    if (!e.requestDone) closeAfterResponse_ = true;
-    return respondLocal(std::strcmp(reason, "TargetDataTimeout") == 0 ? 504 : 502, reason);
-  }
-  // The response was already under way: all we can do is cut the client off.
-  e.failureReason = reason;
-  abort(reason);
-}
-
-void DownstreamConnection::respondLocal(int status, const char* failureReason, std::string_view body) {
-  Exchange& e = *exchange_;
-  e.local = true;
-  e.status = status;
-  e.failureReason = failureReason;
-  e.responseHeadSent = e.responseDone = true;
-  std::string& o = out_.tail();
-  o.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reasonPhrase(status));
-  o.append("\r\ncontent-length: ").append(std::to_string(body.size()));
-  if (!body.empty()) o.append("\r\ncontent-type: text/plain");
-  o.append("\r\nx-amzn-requestid: ").append(e.requestId).append("\r\n");
-  if (closeAfterResponse_) o.append("connection: close\r\n");
-  o.append("\r\n");
-  if (e.head.method != "HEAD") o.append(body);
-  if (e.requestDone || closeAfterResponse_) {
-    w_.defer([this] {
-      if (!dead_ && exchange_ && exchange_->responseDone) finishExchange();
-    });
-  }
-  flush();
-}
-
-void DownstreamConnection::responseHead(const ResponseHead& head) {
-  Exchange& e = *exchange_;
-  if (e.firstResponseMs == 0) e.firstResponseMs = monotonicMillisPrecise();
-  if (head.status < 200) {
-    e.interim = true;
-    if (head.status == 100 && e.head.versionMinor >= 1) out_.tail().append("HTTP/1.1 100 Continue\r\n\r\n");
-    return;
-  }
-  e.interim = false;
-  e.status = head.status;
-  e.responseHeadSent = true;
-  e.upstreamKeepAlive = head.keepAlive;
   if (w_.stopping() || w_.nowMillis() - createdAt_ > kMaxConnectionAgeMs) closeAfterResponse_ = true;
   std::string& o = out_.tail();
   o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
   o.append(head.reason.empty() ? std::string(reasonPhrase(head.status)) : head.reason).append("\r\n");
+  bool lengthGiven = false;
   for (const auto& [name, value] : head.headers) {
     if (isHopByHop(name) || name == "x-amzn-requestid" || (name == "content-length" && !head.bodyless)) continue;
+    lengthGiven = lengthGiven || name == "content-length";
     o.append(name).append(": ").append(value).append("\r\n");
   }
-  o.append("x-amzn-requestid: ").append(e.requestId).append("\r\n");
+  o.append("x-amzn-requestid: ").append(requestId).append("\r\n");
   if (!head.bodyless) {
     if (head.hasContentLength) {
       o.append("content-length: ").append(std::to_string(head.contentLength)).append("\r\n");
@@ -640,6 +675,9 @@ void DownstreamConnection::responseHead(const ResponseHead& head) {
     } else {
       closeAfterResponse_ = true;  // HTTP/1.0: the end of the body is the end of the connection
     }
+  } else if (!lengthGiven && head.status >= 200 && head.status != 204 && head.status != 304 &&
+             e.head.method != "HEAD") {
+    o.append("content-length: 0\r\n");  // an HTTP/2 target's response that ended with its head
   }
   if (closeAfterResponse_) {
     o.append("connection: close\r\n");
@@ -649,97 +687,12 @@ void DownstreamConnection::responseHead(const ResponseHead& head) {
   o.append("\r\n");
 }
 
-void DownstreamConnection::responseBody(std::string_view data) {
-  Exchange& e = *exchange_;
-  if (e.clientChunked) {
-    appendChunk(out_.tail(), data);
-  } else {
-    out_.tail().append(data);
-  }
-}
-
-void DownstreamConnection::responseComplete() {
-  Exchange& e = *exchange_;
-  if (e.clientChunked) appendLastChunk(out_.tail(), e.responseTrailers);
-  e.responseDone = true;
-  UpstreamConnection* up = e.up;
-  e.up = nullptr;
-  --e.groupStats->requests.active;
-  up->detach();
-  if (e.upstreamKeepAlive && e.requestDone && up->out_.empty() && up->in_.empty()) {
-    w_.releaseUpstream(up);
-  } else {
-    w_.retire(up);
-  }
-  if (!e.requestDone) closeAfterResponse_ = true;  // the rest of the request body has nowhere to go
-  finishExchange();
-}
-
-void DownstreamConnection::finishExchange() {
+void DownstreamConnection::exchangeDone() {
   std::unique_ptr<Exchange> ex = std::move(exchange_);
-  Exchange& e = *ex;
-  double end = monotonicMillisPrecise();
-  double ms = end - e.startMs;
-  int status = e.status ? e.status : 400;
-  if (e.serviceStats) {
-    auto& c = *e.serviceStats;
-    c.record(status, ms);
-    --c.active;
-    if (status == 504) ++c.timeouts;
-  }
-  if (e.groupStats) {
-    auto& c = e.groupStats->requests;
-    c.record(status, ms);
-    if (status == 504) ++c.timeouts;
-  }
-  if (e.service && !e.service->accessLogs.empty()) {
-    AccessLogEntry entry;
-    entry.startTimeSeconds = time(nullptr) - static_cast<int64_t>(ms / 1000);
-    entry.serviceArn = e.service->arn;
-    if (e.network) entry.serviceNetworkArn = e.network->arn;
-    if (e.group) {
-      entry.targetGroupArn = e.group->arn;
-      entry.destinationVpcId = e.group->vpcId;
-    }
-    if (e.vpc) {
-      entry.sourceVpcId = e.vpc->id;
-      entry.sourceVpcArn = e.vpc->arn;
-    }
-    entry.sourceIpPort = peerIpPort_;
-    if (e.target && e.firstResponseMs > 0) entry.targetIpPort = e.target->ipPort;
-    entry.requestMethod = e.head.method;
-    entry.requestPath = e.head.target;
-    entry.protocol = e.head.versionMinor >= 1 ? "HTTP/1.1" : "HTTP/1.0";
-    if (const auto* host = e.head.header("host")) entry.hostHeader = *host;
-    if (const auto* ua = e.head.header("user-agent")) entry.userAgent = *ua;
-    if (const TlsSession* tls = transport_.tls()) {
-      entry.tlsVersion = tls->version();
-      entry.sslCipher = tls->cipher();
-      entry.serverNameIndication = transport_.serverName();
-    }
-    entry.responseCode = status;
-    entry.bytesReceived = e.bytesReceived;
-    entry.bytesSent = e.bytesSent + out_.size();
-    entry.durationMs = static_cast<int64_t>(ms);
-    if (e.requestSentMs > 0) entry.requestToTargetDurationMs = static_cast<int64_t>(e.requestSentMs - e.startMs);
-    if (e.firstResponseMs > 0) entry.responseFromTargetDurationMs = static_cast<int64_t>(end - e.firstResponseMs);
-    entry.requestId = e.requestId;
-    entry.failureReason = e.failureReason;
-    if (e.auth.enforced) {
-      entry.resolvedUser = e.auth.resolvedUser();
-      entry.authDeniedReason = e.auth.deniedBy;
-      if (const snapshot::Caller* caller = e.auth.caller) {
-        entry.callerPrincipal = caller->identity.arn;
-        entry.callerPrincipalOrgID = caller->identity.orgId;
-        entry.callerPrincipalTags = caller->tagsJson;
-      }
-    }
-    entry.destinations = e.service->accessLogs;
-    w_.log(std::move(entry));
-  }
   // The next request on this connection reuses this one's storage instead of allocating its own.
-  parser_.recycle(std::move(e.head.headers));
-  if (e.replay.capacity() <= kSpareReplayCapacity) spareReplay_ = std::move(e.replay);
+  parser_.recycle(std::move(ex->head.headers));
+  if (ex->replay.capacity() <= kSpareReplayCapacity) spareReplay_ = std::move(ex->replay);
+  ex.reset();
   if (closeAfterResponse_ || peerClosed_ || w_.stopping()) {
     closing_ = true;
     return flush();
@@ -760,51 +713,607 @@ void DownstreamConnection::badRequest() {
   logDebug("proxy: 400 from ", peerIpPort_, ": ", parser_.error());
   closeAfterResponse_ = true;
   if (exchange_ && exchange_->responseHeadSent) return abort("ClientProtocolError");
-  if (exchange_ && exchange_->up) {
-    --exchange_->groupStats->requests.active;
-    UpstreamConnection* up = exchange_->up;
-    up->detach();
-    exchange_->up = nullptr;
-    w_.retire(up);
-  }
+  if (exchange_) exchange_->dropUpstream();
   if (!exchange_) {
-    exchange_ = std::make_unique<Exchange>();
-    exchange_->startMs = monotonicMillisPrecise();
+    exchange_ = std::make_unique<Exchange>(*this, *this);
     exchange_->requestId = w_.newRequestId();
   }
   exchange_->requestDone = true;
-  respondLocal(400, "ClientProtocolError");
+  exchange_->respondLocal(400, "ClientProtocolError");
 }
 
 void DownstreamConnection::abort(const char* reason) {
   if (dead_) return;
-  if (exchange_) {
+  if (h2_) {
+    h2_->abortAll(reason);
+  } else if (exchange_) {
     if (!*exchange_->failureReason) exchange_->failureReason = reason;
-    if (exchange_->up) {
-      if (exchange_->groupStats) --exchange_->groupStats->requests.active;
-      UpstreamConnection* up = exchange_->up;
-      up->detach();
-      exchange_->up = nullptr;
-      w_.retire(up);
-    }
+    exchange_->dropUpstream();
     closing_ = true;
     out_.clear();
-    finishExchange();
+    exchange_->finish();
   }
   close();
 }
 
 void DownstreamConnection::close() {
   if (dead_) return;
-  if (exchange_ && exchange_->up) {
-    UpstreamConnection* up = exchange_->up;
-    up->detach();
-    exchange_->up = nullptr;
-    w_.retire(up);
-  }
+  if (exchange_) exchange_->dropUpstream();
+  if (h2_) h2_->dropUpstreams();
   w_.downstreams_.erase(this);
   --w_.stats().activeDownstreamConnections;
   w_.retire(this);
+}
+
+// ---------------- HTTP/2 downstream ----------------
+
+void Http2Stream::sendHead(const ResponseHead& head, std::string_view requestId) {
+  Headers headers;
+  headers.reserve(head.headers.size() + 2);
+  for (const auto& [name, value] : head.headers) {
+    if (isHopByHop(name) || name == "x-amzn-requestid" || name == "content-length") continue;
+    headers.emplace_back(name, value);
+  }
+  headers.emplace_back("x-amzn-requestid", requestId);
+  if (head.hasContentLength && head.status >= 200 && head.status != 204) {
+    headers.emplace_back("content-length", std::to_string(head.contentLength));
+  }
+  ended_ = head.bodyless;
+  h2_.session_.submitResponse(id_, head.status, headers, head.bodyless);
+}
+
+void Http2Stream::sendBody(std::string_view data) {
+  if (ended_) return;
+  if (exchange) exchange->bytesSent += data.size();
+  h2_.session_.sendData(id_, data);
+}
+
+void Http2Stream::sendEnd(const Headers& trailers) {
+  if (!ended_) h2_.session_.endStream(id_, trailers);
+  ended_ = true;
+}
+
+size_t Http2Stream::bufferedBytes() const {
+  // The connection's own unsent bytes count too: frames are pulled only while the socket keeps up.
+  return h2_.session_.bufferedBytes(id_) + (c_.out_.size() >= kHighWater ? c_.out_.size() : 0);
+}
+
+void Http2Stream::resumeRequestBody() {
+  h2_.session_.consume(id_, SIZE_MAX);  // everything received and held back so far
+  c_.flush();
+}
+
+void Http2Stream::abortStream(const char* reason) {
+  if (!exchange) return;
+  if (!*exchange->failureReason) exchange->failureReason = reason;
+  exchange->dropUpstream();
+  h2_.session_.resetStream(id_, NGHTTP2_INTERNAL_ERROR);
+  exchange->finish();  // destroys it
+  c_.flush();
+}
+
+void Http2Stream::flushOutput() { c_.flush(); }
+
+void Http2Stream::exchangeDone() {
+  exchange.reset();
+  c_.flush();  // the response's last frames
+}
+
+void Http2Downstream::onRequestHead(int32_t id, RequestHead& head) {
+  auto& stream = streams_[id];
+  stream = std::make_unique<Http2Stream>(c_, *this, id);
+  stream->exchange = std::make_unique<Exchange>(c_, *stream);
+  stream->exchange->start(std::move(head));
+}
+
+void Http2Downstream::onMalformedRequest(int32_t id, std::string_view reason) {
+  ++c_.w_.stats().badRequests;
+  logDebug("proxy: 400 from ", c_.peerIpPort_, " (HTTP/2 stream ", id, "): ", reason);
+  auto& stream = streams_[id];
+  stream = std::make_unique<Http2Stream>(c_, *this, id);
+  stream->exchange = std::make_unique<Exchange>(c_, *stream);
+  stream->exchange->requestId = c_.w_.newRequestId();
+  stream->exchange->requestDone = true;
+  stream->exchange->respondLocal(400, "ClientProtocolError");
+}
+
+void Http2Downstream::onBody(int32_t id, std::string_view data) {
+  Exchange* e = exchangeOf(id);
+  if (e) e->requestBody(data);
+  // Acknowledged now unless the target is behind; then when it drains (resumeRequestBody).
+  e = exchangeOf(id);
+  if (!e || !e->bodyBlocked()) session_.consume(id, data.size());
+}
+
+void Http2Downstream::onTrailers(int32_t id, Headers& trailers) {
+  if (Exchange* e = exchangeOf(id)) e->requestTrailers = std::move(trailers);
+}
+
+void Http2Downstream::onComplete(int32_t id) {
+  if (Exchange* e = exchangeOf(id)) e->requestComplete();
+}
+
+void Http2Downstream::onStreamClosed(int32_t id, uint32_t errorCode) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  std::unique_ptr<Http2Stream> stream = std::move(it->second);
+  streams_.erase(it);
+  if (Exchange* e = stream->exchange.get()) {
+    // Reset by the client, or the connection went: whatever the exchange was doing ends here.
+    if (!e->responseDone || errorCode != NGHTTP2_NO_ERROR) {
+      if (!*e->failureReason) e->failureReason = "ClientConnectionClosed";
+      e->dropUpstream();
+    }
+    e->finish();
+  }
+  c_.lastActive_ = c_.w_.nowMillis();
+}
+
+void Http2Downstream::onStreamDrained(int32_t id) {
+  if (Exchange* e = exchangeOf(id)) e->downstreamDrained();
+}
+
+void Http2Downstream::abortAll(const char* reason) {
+  std::vector<int32_t> ids;
+  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  for (int32_t id : ids) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || !it->second->exchange) continue;
+    Exchange& e = *it->second->exchange;
+    if (!*e.failureReason) e.failureReason = reason;
+    e.dropUpstream();
+    e.finish();
+  }
+}
+
+void Http2Downstream::dropUpstreams() {
+  for (auto& [id, stream] : streams_) {
+    if (stream->exchange) stream->exchange->dropUpstream();
+  }
+}
+
+// ---------------- Exchange ----------------
+
+Exchange::Exchange(DownstreamConnection& connection, DownstreamStream& stream)
+    : conn(connection), down(stream), w(connection.w_) {
+  startMs = monotonicMillisPrecise();
+  w.exchanges().insert(this);
+}
+
+Exchange::~Exchange() { w.exchanges().erase(this); }
+
+void Exchange::start(RequestHead&& requestHead) {
+  snap = w.snapshot();
+  head = std::move(requestHead);
+  bytesReceived = head.headerBytes;
+  const std::string* id = head.header("x-amzn-requestid");
+  requestId = id && !id->empty() ? id->substr(0, 512) : w.newRequestId();
+  // Per request, not per connection: the snapshot (and with it the VPC's associations) may have changed.
+  vpc = snap->sourceVpc(conn.peerAddress_);
+
+  RouteResult r = route(*snap, vpc, conn.port_, head);
+  if (r.kind == RouteResult::Kind::NoService) {
+    ++(r.unreachable ? w.stats().unreachableService : w.stats().unknownHost);
+    return respondLocal(404);
+  }
+  // Ports may carry listeners of different protocols: the one that matched must be this connection's. Over
+  // TLS the Host must also name the service the SNI did, whose certificate this connection was shown.
+  const DownstreamTransport& transport = conn.transport_;
+  if (transport.tls() && r.service->id != transport.serviceId()) return respondLocal(421, "ClientProtocolError");
+  if (r.listener->protocol != (transport.tls() ? "HTTPS" : "HTTP")) return respondLocal(400, "ClientProtocolError");
+  service = r.service;
+  conn.idleTimeoutSeconds_ = r.service->idleTimeoutSeconds;
+  network = r.network;
+  serviceStats = &w.stats().services[r.service->id];
+  ++serviceStats->active;
+  if (r.service->usesIam || (r.network && r.network->usesIam)) {
+    std::string denial;
+    AuthRequest request{*snap, *r.service, r.network, vpc, head, conn.port_, conn.peerIp_, transport.tls() != nullptr};
+    if (!RequestAuthorizer::forThisThread().authorize(request, auth, denial)) {
+      return respondLocal(403, "ClientAccessDenied", denial);
+    }
+  }
+  if (r.action->kind == snapshot::Action::Kind::FixedResponse) return respondLocal(r.action->statusCode);
+  const snapshot::WeightedTargetGroup* weighted = w.router().pickTargetGroup(*r.action);
+  if (!weighted || !weighted->group) return respondLocal(503);
+  // Spec 5.4: which request protocols a target group's protocolVersion can carry.
+  RequestProtocol protocol = requestProtocol(down.http2(), head);
+  grpc = protocol == RequestProtocol::Grpc;
+  ProtocolVerdict verdict = checkProtocolCompatibility(protocol, weighted->group->protocolVersion, head.method);
+  if (!verdict.ok()) return respondLocal(verdict.status, verdict.failureReason);
+  group = weighted->group;
+  groupStats = &w.stats().targetGroups[group->id];
+  startUpstream(nullptr);
+}
+
+void Exchange::refreshDeadline() { upstreamDeadline = w.nowMillis() + int64_t{conn.idleTimeoutSeconds_} * 1000; }
+
+void Exchange::startUpstream(const snapshot::Target* avoid) {
+  target = w.router().pickTarget(*group, avoid);
+  if (!target) target = avoid && !avoid->draining ? avoid : nullptr;  // a lone target gets its retry too
+  if (!target) return respondLocal(503);
+  ++attempts;
+  if (upstreamIsHttp2(group->protocolVersion)) return startHttp2Upstream();
+  bool tls = group->protocol == "HTTPS";
+  UpstreamConnection* connection = attempts == 1 ? w.takeIdleUpstream(*target, tls) : nullptr;
+  if (!connection) connection = w.connectUpstream(*target, group->id, tls);
+  if (!connection) return upstreamFailed("TargetConnectionError", true);
+  up = connection;
+  up->attach(this);
+  refreshDeadline();
+  ++groupStats->requests.active;
+  if (attempts > 1) {
+    // Retry: the same bytes again, and whatever the client sends next follows.
+    up->out_.tail().append(replay);
+    return up->flush();
+  }
+  std::string& o = up->out_.tail();
+  size_t start = o.size();
+  const RequestHead& h = head;
+  o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
+  std::vector<std::string> connectionTokens;
+  for (const auto& [name, value] : h.headers) {
+    if (name != "connection") continue;
+    for (auto token : split(value, ',')) connectionTokens.push_back(toLower(trim(token)));
+  }
+  for (const auto& [name, value] : h.headers) {
+    if (isHopByHop(name) || name == "content-length" || strippedFromClient(name)) continue;
+    if (!connectionTokens.empty() &&
+        std::find(connectionTokens.begin(), connectionTokens.end(), name) != connectionTokens.end()) {
+      continue;
+    }
+    o.append(name).append(": ").append(value).append("\r\n");
+  }
+  std::string& forwarded = conn.forwardedHeaders_;
+  if (forwarded.empty()) {  // the same for every request of the connection
+    forwarded.append("x-forwarded-for: ").append(conn.peerIp_).append("\r\n");
+    forwarded.append("x-forwarded-port: ").append(std::to_string(conn.port_)).append("\r\n");
+    forwarded.append(conn.transport_.tls() ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  }
+  o.append(forwarded);
+  o.append("x-amzn-requestid: ").append(requestId).append("\r\n");
+  o.append("x-amzn-lattice-target: ServiceArn=").append(service->arn);
+  o.append("; ServiceNetworkArn=").append(network ? network->arn : "");
+  o.append("; TargetGroupArn=").append(group->arn).append("\r\n");
+  if (vpc) {
+    o.append("x-amzn-lattice-network: SourceVpcArn=").append(vpc->arn).append("\r\n");
+    o.append("x-amzn-source-vpc: ").append(vpc->id).append("\r\n");
+  }
+  if (auth.caller) o.append(auth.caller->identityHeaders);  // spec 5.7: only after SigV4 auth succeeded
+  if (h.chunked) {
+    o.append("transfer-encoding: chunked\r\n");
+  } else if (h.hasContentLength) {
+    o.append("content-length: ").append(std::to_string(h.contentLength)).append("\r\n");
+  }
+  o.append("\r\n");
+  replay.assign(o, start, std::string::npos);
+  if (requestDone) requestSentMs = monotonicMillisPrecise();
+  if (down.http2()) up->flush();  // an HTTP/1.1 client's connection flushes it after parsing
+}
+
+// HTTP2 and GRPC target groups: a stream on a pooled connection, with the headers of spec 5.7 as fields.
+void Exchange::startHttp2Upstream() {
+  bool tls = group->protocol == "HTTPS";
+  SSL_CTX* context = tls && w.tls() ? w.tls()->clientContext() : nullptr;
+  if (tls && !context) return upstreamFailed("TargetConnectionError", false);
+  Http2UpstreamConnection* connection = w.http2Upstreams().connectionFor(*target, context, *groupStats);
+  if (!connection) return upstreamFailed("TargetConnectionError", true);
+  Headers headers;
+  headers.reserve(head.headers.size() + 9);
+  for (const auto& [name, value] : head.headers) {
+    if ((isHopByHop(name) && name != "te") || strippedFromClient(name)) continue;
+    headers.emplace_back(name, value);
+  }
+  headers.emplace_back("x-forwarded-for", conn.peerIp_);
+  headers.emplace_back("x-forwarded-port", std::to_string(conn.port_));
+  headers.emplace_back("x-forwarded-proto", conn.transport_.tls() ? "https" : "http");
+  headers.emplace_back("x-amzn-requestid", requestId);
+  headers.emplace_back("x-amzn-lattice-target", "ServiceArn=" + service->arn + "; ServiceNetworkArn=" +
+                                                    (network ? network->arn : "") + "; TargetGroupArn=" + group->arn);
+  if (vpc) {
+    headers.emplace_back("x-amzn-lattice-network", "SourceVpcArn=" + vpc->arn);
+    headers.emplace_back("x-amzn-source-vpc", vpc->id);
+  }
+  if (auth.caller) {  // prepared as HTTP/1 lines: "name: value\r\n"
+    for (auto line : split(auth.caller->identityHeaders, '\n')) {
+      size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      headers.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
+    }
+  }
+  bool noBody = !head.hasBody();
+  int32_t id = connection->openStream(head.method, tls ? "https" : "http", "", head.target, headers, noBody, this);
+  if (id < 0) return upstreamFailed("TargetConnectionError", true);
+  h2up = connection;
+  h2stream = id;
+  refreshDeadline();
+  ++groupStats->requests.active;
+  if (noBody) {
+    requestSentMs = monotonicMillisPrecise();
+    return;
+  }
+  if (attempts > 1 && !replay.empty()) upstreamBlocked = h2up->sendBody(h2stream, replay) >= kStreamHighWater;
+  if (requestDone) {
+    h2up->endRequest(h2stream, requestTrailers);
+    requestSentMs = monotonicMillisPrecise();
+  }
+}
+
+void Exchange::keepForReplay(std::string_view bytes) {
+  if (!replayValid) return;
+  if (replay.size() + bytes.size() > kMaxReplay) {
+    replayValid = false;
+    replay.clear();
+    replay.shrink_to_fit();
+  } else {
+    replay.append(bytes);
+  }
+}
+
+bool Exchange::bodyBlocked() const {
+  if (local) return false;
+  return (up && up->out_.size() >= kHighWater) || (h2up && upstreamBlocked);
+}
+
+void Exchange::requestBody(std::string_view data) {
+  bytesReceived += data.size();
+  if (local) return;  // answered already: the body is read and dropped
+  if (h2up) {
+    upstreamBlocked = h2up->sendBody(h2stream, data) >= kStreamHighWater;
+    keepForReplay(data);
+    refreshDeadline();
+    return;
+  }
+  if (!up) return;
+  std::string& o = up->out_.tail();
+  size_t start = o.size();
+  if (head.chunked) {
+    appendChunk(o, data);
+  } else {
+    o.append(data);
+  }
+  keepForReplay(std::string_view(o).substr(start));
+  if (down.http2()) up->flush();
+}
+
+void Exchange::requestComplete() {
+  requestDone = true;
+  if (!local && h2up) {
+    if (head.hasBody()) h2up->endRequest(h2stream, requestTrailers);
+    requestSentMs = monotonicMillisPrecise();
+  } else if (!local && up) {
+    if (head.chunked) {
+      std::string& o = up->out_.tail();
+      size_t start = o.size();
+      appendLastChunk(o, requestTrailers);
+      keepForReplay(std::string_view(o).substr(start));
+    }
+    requestSentMs = monotonicMillisPrecise();
+    if (down.http2()) up->flush();
+  }
+  if (responseDone) finishLater(true);
+}
+
+void Exchange::finishLater(bool needRequestDone) {
+  Worker* worker = &w;
+  Exchange* self = this;
+  w.defer([worker, self, needRequestDone] {
+    if (!worker->exchanges().count(self)) return;  // finished (or its connection went) meanwhile
+    if (self->responseDone && (!needRequestDone || self->requestDone)) self->finish();
+  });
+}
+
+void Exchange::dropUpstream() {
+  if (up) {
+    if (groupStats) --groupStats->requests.active;
+    UpstreamConnection* connection = up;
+    connection->detach();
+    up = nullptr;
+    w.retire(connection);
+  }
+  if (h2up) {
+    if (groupStats) --groupStats->requests.active;
+    h2up->cancel(h2stream);
+    h2up = nullptr;
+    h2stream = -1;
+    upstreamHeld = 0;
+  }
+}
+
+void Exchange::upstreamFailed(const char* reason, bool retriable) {
+  dropUpstream();
+  const snapshot::Target* failed = target;
+  if (retriable && !responseStarted && replayValid && attempts < 2) {
+    logDebug("proxy: ", reason, " to ", failed ? failed->ipPort : "-", ", retrying on another target");
+    return startUpstream(failed);
+  }
+  if (!responseHeadSent) {
+    logInfo("proxy: ", reason, " for ", service->id, " via ", failed ? failed->ipPort : "-");
+    if (!requestDone) down.abandonRequest();
+    return respondLocal(std::strcmp(reason, "TargetDataTimeout") == 0 ? 504 : 502, reason);
+  }
+  // The response was already under way: all we can do is cut the client off.
+  failureReason = reason;
+  down.abortStream(reason);
+}
+
+void Exchange::respondLocal(int code, const char* reason, std::string_view body) {
+  local = true;
+  status = code;
+  failureReason = reason;
+  responseHeadSent = responseDone = true;
+  ResponseHead response;
+  response.status = code;
+  response.hasContentLength = true;
+  response.contentLength = body.size();
+  response.bodyless = head.method == "HEAD";
+  if (response.bodyless) response.headers.emplace_back("content-length", std::to_string(body.size()));
+  if (!body.empty()) response.headers.emplace_back("content-type", "text/plain");
+  down.sendHead(response, requestId);
+  if (!response.bodyless && !body.empty()) down.sendBody(body);
+  down.sendEnd({});
+  if (requestDone || down.endsBeforeRequest()) finishLater(false);
+  down.flushOutput();
+}
+
+void Exchange::responseHead(const ResponseHead& response) {
+  if (firstResponseMs == 0) firstResponseMs = monotonicMillisPrecise();
+  if (response.status < 200) {
+    interim = true;
+    if (response.status == 100) down.sendContinue();
+    return;
+  }
+  interim = false;
+  status = response.status;
+  responseHeadSent = true;
+  upstreamKeepAlive = response.keepAlive;
+  if (grpc) grpcCode = grpcStatus(response.headers);  // a trailers-only response has it here
+  down.sendHead(response, requestId);
+}
+
+void Exchange::responseBody(std::string_view data) { down.sendBody(data); }
+
+void Exchange::responseComplete() {
+  down.sendEnd(responseTrailers);
+  if (grpc && grpcStatus(responseTrailers) >= 0) grpcCode = grpcStatus(responseTrailers);
+  responseDone = true;
+  --groupStats->requests.active;
+  if (up) {
+    UpstreamConnection* connection = up;
+    up = nullptr;
+    connection->detach();
+    if (upstreamKeepAlive && requestDone && connection->out_.empty() && connection->in_.empty()) {
+      w.releaseUpstream(connection);
+    } else {
+      w.retire(connection);
+    }
+  }
+  h2up = nullptr;  // its stream is over: the connection already let go of this exchange
+  if (!requestDone) down.abandonRequest();  // the rest of the request body has nowhere to go
+  finish();
+}
+
+void Exchange::downstreamDrained() {
+  if (up) {
+    UpstreamConnection* connection = up;
+    if (connection->in_.size() > 0) {
+      Worker* worker = &w;
+      Exchange* self = this;
+      w.defer([worker, self, connection] {
+        if (worker->exchanges().count(self) && self->up == connection && !connection->dead_) {
+          connection->processInput();
+        }
+      });
+    }
+    connection->updateInterest();
+  }
+  if (h2up && upstreamHeld > 0) {
+    h2up->consumed(h2stream, upstreamHeld);
+    upstreamHeld = 0;
+  }
+}
+
+void Exchange::onUpstreamHead(ResponseHead& response) {
+  responseStarted = true;
+  refreshDeadline();
+  responseHead(response);
+  down.flushOutput();
+}
+
+void Exchange::onUpstreamBody(std::string_view data) {
+  refreshDeadline();
+  responseBody(data);
+  // Acknowledged to the target once the client keeps up; else when it drains (downstreamDrained).
+  if (down.bufferedBytes() < kHighWater) {
+    h2up->consumed(h2stream, data.size());
+  } else {
+    upstreamHeld += data.size();
+  }
+  down.flushOutput();
+}
+
+void Exchange::onUpstreamTrailers(Headers& trailers) { responseTrailers = std::move(trailers); }
+
+void Exchange::onUpstreamComplete() {
+  responseComplete();  // finishes (and destroys) the exchange
+}
+
+void Exchange::onUpstreamFailed(const char* reason, bool retriable) {
+  if (h2up) {
+    if (groupStats) --groupStats->requests.active;
+    h2up = nullptr;  // the connection already let go of this stream
+    h2stream = -1;
+  }
+  upstreamFailed(reason, retriable);
+}
+
+void Exchange::onUpstreamDrained() {
+  upstreamBlocked = false;
+  down.resumeRequestBody();
+}
+
+void Exchange::finish() {
+  double end = monotonicMillisPrecise();
+  double ms = end - startMs;
+  int code = status ? status : 400;
+  if (serviceStats) {
+    auto& c = *serviceStats;
+    c.record(code, ms);
+    --c.active;
+    if (code == 504) ++c.timeouts;
+  }
+  if (groupStats) {
+    auto& c = groupStats->requests;
+    c.record(code, ms);
+    if (code == 504) ++c.timeouts;
+  }
+  if (service && !service->accessLogs.empty()) {
+    AccessLogEntry entry;
+    entry.startTimeSeconds = time(nullptr) - static_cast<int64_t>(ms / 1000);
+    entry.serviceArn = service->arn;
+    if (network) entry.serviceNetworkArn = network->arn;
+    if (group) {
+      entry.targetGroupArn = group->arn;
+      entry.destinationVpcId = group->vpcId;
+    }
+    if (vpc) {
+      entry.sourceVpcId = vpc->id;
+      entry.sourceVpcArn = vpc->arn;
+    }
+    entry.sourceIpPort = conn.peerIpPort_;
+    if (target && firstResponseMs > 0) entry.targetIpPort = target->ipPort;
+    entry.requestMethod = head.method;
+    entry.requestPath = head.target;
+    entry.protocol = down.http2() ? "HTTP/2" : head.versionMinor >= 1 ? "HTTP/1.1" : "HTTP/1.0";
+    if (const auto* host = head.header("host")) entry.hostHeader = *host;
+    if (const auto* ua = head.header("user-agent")) entry.userAgent = *ua;
+    if (const TlsSession* tls = conn.transport_.tls()) {
+      entry.tlsVersion = tls->version();
+      entry.sslCipher = tls->cipher();
+      entry.serverNameIndication = conn.transport_.serverName();
+    }
+    entry.responseCode = code;
+    if (grpc) entry.grpcResponseCode = grpcCode;
+    entry.bytesReceived = bytesReceived;
+    entry.bytesSent = bytesSent + (down.http2() ? 0 : conn.out_.size());
+    entry.durationMs = static_cast<int64_t>(ms);
+    if (requestSentMs > 0) entry.requestToTargetDurationMs = static_cast<int64_t>(requestSentMs - startMs);
+    if (firstResponseMs > 0) entry.responseFromTargetDurationMs = static_cast<int64_t>(end - firstResponseMs);
+    entry.requestId = requestId;
+    entry.failureReason = failureReason;
+    if (auth.enforced) {
+      entry.resolvedUser = auth.resolvedUser();
+      entry.authDeniedReason = auth.deniedBy;
+      if (const snapshot::Caller* caller = auth.caller) {
+        entry.callerPrincipal = caller->identity.arn;
+        entry.callerPrincipalOrgID = caller->identity.orgId;
+        entry.callerPrincipalTags = caller->tagsJson;
+      }
+    }
+    entry.destinations = service->accessLogs;
+    w.log(std::move(entry));
+  }
+  down.exchangeDone();  // destroys this exchange
 }
 
 // ---------------- UpstreamConnection ----------------
@@ -816,7 +1325,7 @@ void UpstreamConnection::onEvents(uint32_t events) {
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       ++stats_.connectionErrors;
-      if (down_) return down_->upstreamFailed("TargetConnectionError", true);
+      if (ex_) return ex_->upstreamFailed("TargetConnectionError", true);
       return w_.retire(this);
     }
     if (!(events & EPOLLOUT)) return;
@@ -831,7 +1340,7 @@ void UpstreamConnection::onEvents(uint32_t events) {
     if (n == -1) return;
     if (n > 0) {
       stats_.receivedBytes += static_cast<uint64_t>(n);
-      ex_->upstreamDeadline = w_.nowMillis() + int64_t{down_->idleTimeoutSeconds_} * 1000;
+      ex_->upstreamDeadline = w_.nowMillis() + int64_t{ex_->conn.idleTimeoutSeconds_} * 1000;
       return processInput();
     }
     eof_ = true;
@@ -843,35 +1352,27 @@ void UpstreamConnection::onEvents(uint32_t events) {
 void UpstreamConnection::handleEof() {
   // A response delimited by EOF ends here; anything else is a failure.
   if (parser_.inMessage() && ex_->responseHeadSent && parser_.finish() == ParseStatus::Ok) {
-    return down_->responseComplete();
+    return ex_->responseComplete();
   }
   // Nothing came back (typically a reused keep-alive connection the target had closed): the request
   // can go to another target.
   bool nothingYet = !ex_->responseStarted;
-  down_->upstreamFailed("TargetConnectionClosed", nothingYet);
+  ex_->upstreamFailed("TargetConnectionClosed", nothingYet);
 }
 
 void UpstreamConnection::flush() {
   if (!connected_) return updateInterest();
   uint64_t sent = 0;
   if (!(tls_ ? writeTls(sent) : writeFrom(fd_, out_, &sent))) {
-    if (down_) return down_->upstreamFailed("TargetConnectionClosed", !ex_->responseStarted);
+    if (ex_) return ex_->upstreamFailed("TargetConnectionClosed", !ex_->responseStarted);
     return w_.retire(this);
   }
   if (sent) {
     stats_.sentBytes += sent;
-    if (ex_) ex_->upstreamDeadline = w_.nowMillis() + int64_t{down_->idleTimeoutSeconds_} * 1000;
+    if (ex_) ex_->upstreamDeadline = w_.nowMillis() + int64_t{ex_->conn.idleTimeoutSeconds_} * 1000;
   }
   // Upstream drained: let the client's body flow again.
-  if (down_ && out_.size() < kLowWater) {
-    DownstreamConnection* down = down_;
-    if (!down->in_.empty() && !down->paused_) {
-      w_.defer([down] {
-        if (!down->dead_) down->process();
-      });
-    }
-    down->updateInterest();
-  }
+  if (ex_ && out_.size() < kLowWater) ex_->down.resumeRequestBody();
   updateInterest();
 }
 
@@ -879,34 +1380,32 @@ void UpstreamConnection::updateInterest() {
   if (dead_) return;
   uint32_t events = 0;
   if (!connected_ || !out_.empty() || !rawOut_.empty()) events |= EPOLLOUT;
-  if (connected_ && (!down_ || down_->out_.size() < kHighWater)) events |= EPOLLIN;
+  if (connected_ && (!ex_ || ex_->down.bufferedBytes() < kHighWater)) events |= EPOLLIN;
   w_.setInterest(this, events);
 }
 
 void UpstreamConnection::processInput() {
-  while (ex_ && !in_.empty() && down_->out_.size() < kHighWater) {
+  while (ex_ && !in_.empty() && ex_->down.bufferedBytes() < kHighWater) {
     ex_->responseStarted = true;
     size_t consumed = 0;
     ParseStatus status = parser_.parse(in_.data(), std::min(in_.size(), kReadChunk), consumed);
     in_.consume(consumed);
     if (status == ParseStatus::Error) {
       logInfo("proxy: bad response from ", key_, ": ", parser_.error());
-      return down_->upstreamFailed("TargetProtocolError", false);
+      return ex_->upstreamFailed("TargetProtocolError", false);
     }
     if (status == ParseStatus::Paused) {
       parser_.resume();
       if (ex_->interim) continue;
-      DownstreamConnection* down = down_;
-      down->responseComplete();
-      return;
+      return ex_->responseComplete();
     }
   }
   if (ex_ && eof_ && in_.empty()) return handleEof();
-  if (down_) down_->flush();
+  if (ex_) ex_->down.flushOutput();
   if (!dead_ && !eof_) updateInterest();
 }
 
-void UpstreamConnection::onResponseHead(ResponseHead& head) { down_->responseHead(head); }
+void UpstreamConnection::onResponseHead(ResponseHead& head) { ex_->responseHead(head); }
 
 // Like readInto for an HTTPS target: plaintext into in_; 0 at the end of the stream or on a TLS failure.
 ssize_t UpstreamConnection::readTls() {
@@ -940,7 +1439,7 @@ bool UpstreamConnection::writeTls(uint64_t& sent) {
   }
 }
 
-void UpstreamConnection::onBody(std::string_view data) { down_->responseBody(data); }
+void UpstreamConnection::onBody(std::string_view data) { ex_->responseBody(data); }
 
 void UpstreamConnection::onTrailers(Headers& trailers) {
   if (ex_) ex_->responseTrailers = std::move(trailers);
@@ -959,6 +1458,7 @@ Worker::Worker(int index, snapshot::SnapshotSource& source, AccessLogWriter& acc
   epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev);
   randomBytes(requestIdState_, sizeof requestIdState_);
   requestIdState_[0] |= 1;
+  http2Upstreams_ = std::make_unique<Http2UpstreamPool>(*this);
 }
 
 Worker::~Worker() {
@@ -1162,32 +1662,46 @@ void Worker::runTasks() {
 
 void Worker::sweep() {
   // Collect first: acting on a connection can close it and change downstreams_.
-  std::vector<DownstreamConnection*> expired, connectTimeouts, dataTimeouts;
+  std::vector<DownstreamConnection*> expired, goingAway;
   for (auto* d : downstreams_) {
     if (d->dead_) continue;
-    Exchange* e = d->exchange_.get();
-    if (!e) {
-      if (stopping_ || nowMillis_ - d->lastActive_ > int64_t{d->idleTimeoutSeconds_} * 1000 ||
-          nowMillis_ - d->createdAt_ > kMaxConnectionAgeMs) {
+    bool old = nowMillis_ - d->createdAt_ > kMaxConnectionAgeMs;
+    bool idle = nowMillis_ - d->lastActive_ > int64_t{d->idleTimeoutSeconds_} * 1000;
+    if (d->h2_) {
+      // Spec 5.10: past its lifetime a connection takes no new streams; the open ones finish.
+      if ((stopping_ || old) && !d->h2_->session_.goingAway()) goingAway.push_back(d);
+      if (d->h2_->idle() && (stopping_ || idle || old) && d->out_.empty()) expired.push_back(d);
+      continue;
+    }
+    if (!d->exchange_) {
+      if (stopping_ || idle || old) {
         if (d->out_.empty()) expired.push_back(d);
       }
       continue;
     }
-    if (stopping_ || nowMillis_ - d->createdAt_ > kMaxConnectionAgeMs) d->closeAfterResponse_ = true;
-    if (e->up && !e->up->connected_ && nowMillis_ - e->up->openedAt_ > kConnectTimeoutMs) {
-      connectTimeouts.push_back(d);
-    } else if (e->up && nowMillis_ > e->upstreamDeadline) {
-      dataTimeouts.push_back(d);
-    }
+    if (stopping_ || old) d->closeAfterResponse_ = true;
+  }
+  for (auto* d : goingAway) {
+    if (d->dead_) continue;
+    d->h2_->session_.goAway();
+    d->flush();
   }
   for (auto* d : expired) d->close();
-  for (auto* d : connectTimeouts) {
-    if (d->dead_ || !d->exchange_ || !d->exchange_->up) continue;
-    ++metrics_.targetGroups[d->exchange_->group->id].connectionTimeouts;
-    d->upstreamFailed("TargetConnectionError", true);
+  std::vector<Exchange*> connectTimeouts, dataTimeouts;
+  for (Exchange* e : exchanges_) {
+    if (e->up && !e->up->connected_ && nowMillis_ - e->up->openedAt_ > kConnectTimeoutMs) {
+      connectTimeouts.push_back(e);
+    } else if (e->hasUpstream() && nowMillis_ > e->upstreamDeadline) {
+      dataTimeouts.push_back(e);
+    }
   }
-  for (auto* d : dataTimeouts) {
-    if (!d->dead_ && d->exchange_ && d->exchange_->up) d->upstreamFailed("TargetDataTimeout", false);
+  for (Exchange* e : connectTimeouts) {
+    if (!exchanges_.count(e) || !e->up) continue;
+    ++metrics_.targetGroups[e->group->id].connectionTimeouts;
+    e->upstreamFailed("TargetConnectionError", true);
+  }
+  for (Exchange* e : dataTimeouts) {
+    if (exchanges_.count(e) && e->hasUpstream()) e->upstreamFailed("TargetDataTimeout", false);
   }
   std::vector<UpstreamConnection*> stale;
   for (auto& [key, list] : idle_) {

@@ -5,9 +5,12 @@
 // other threads talk to a worker only through post() (an eventfd-woken task queue).
 //
 // Layers, so HTTP/2 and TLS slot in later:
-//   DownstreamConnection — socket + downstream codec (Http1RequestParser) → one Exchange per request
-//   Exchange             — the stream: routing (router.h), headers (5.7/5.8), retries, logging, metrics
-//   UpstreamConnection   — socket + upstream codec (Http1ResponseParser), pooled per target
+//   DownstreamConnection — socket + downstream codec: Http1RequestParser (one Exchange at a time), or
+//                          Http2ServerSession (one Exchange per stream, ALPN h2 or h2c prior knowledge)
+//   Exchange             — the stream: routing (router.h), protocol matrix (5.4), headers (5.7/5.8), retries,
+//                          logging, metrics; talks to its client side only through DownstreamStream
+//   UpstreamConnection   — socket + upstream codec (Http1ResponseParser), pooled per target; or a stream on an
+//                          Http2UpstreamConnection (http2_upstream.h) for HTTP2/GRPC target groups
 #pragma once
 #include <unistd.h>
 
@@ -29,7 +32,8 @@ namespace trellis::proxy {
 
 class DownstreamConnection;
 class UpstreamConnection;
-struct Exchange;
+class Exchange;
+class Http2UpstreamPool;
 class TlsContextProvider;
 
 // Something with a socket in a worker's epoll set (epoll_event.data.ptr). Freed by the worker after retire().
@@ -89,6 +93,11 @@ class Worker {
   void setTls(TlsContextProvider* tls) { tls_ = tls; }
   TlsContextProvider* tls() const { return tls_; }
   int64_t nowMillis() const { return nowMillis_; }
+  // Every exchange alive on this worker (for upstream timeouts, and to tell a deferred task whether its
+  // exchange is still there).
+  std::unordered_set<Exchange*>& exchanges() { return exchanges_; }
+  // Multiplexed connections to the targets of HTTP2 and GRPC target groups.
+  Http2UpstreamPool& http2Upstreams() { return *http2Upstreams_; }
 
  private:
   friend class DownstreamConnection;
@@ -126,6 +135,8 @@ class Worker {
   std::vector<Pollable*> graveyard_;
   std::unordered_set<Pollable*> adopted_;
   std::vector<std::function<void()>> deferred_;
+  std::unordered_set<Exchange*> exchanges_;
+  std::unique_ptr<Http2UpstreamPool> http2Upstreams_;
 };
 
 }  // namespace trellis::proxy

@@ -74,7 +74,9 @@ class H2Backend {
       requests_[stream].head = std::move(head);
       if (owner_.goAwayAfter_ > 0 && ++count_ >= owner_.goAwayAfter_) session_.goAway();
     }
-    void onMalformedRequest(int32_t stream, std::string_view) override { session_.submitResponse(stream, 400, {}, true); }
+    void onMalformedRequest(int32_t stream, std::string_view) override {
+      session_.submitResponse(stream, 400, {}, true);
+    }
     void onBody(int32_t stream, std::string_view data) override {
       requests_[stream].body.append(data);
       session_.consume(stream, data.size());

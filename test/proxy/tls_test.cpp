@@ -89,8 +89,9 @@ TEST_F(TlsTest, CurlOverHttp1AndTls12And13TrustingTheExportedCa) {
   for (const std::string flags : {"--http1.1 --tlsv1.3", "--http1.1 --tlsv1.2 --tls-max 1.2", "--http2"}) {
     auto r = runCommand(curl(kHost, flags + " -w '\\n%{http_code} %{http_version}'"));
     ASSERT_EQ(r.exitCode, 0) << flags << ": " << r.output;
-    // No ALPN h2 is offered yet: curl --http2 falls back to HTTP/1.1 (spec: no ALPN match → HTTP/1.1).
-    EXPECT_NE(r.output.find("\n200 1.1"), std::string::npos) << flags << ": " << r.output;
+    // ALPN HTTP2Preferred: curl --http2 gets h2, the others HTTP/1.1.
+    std::string expected = flags == "--http2" ? "\n200 2" : "\n200 1.1";
+    EXPECT_NE(r.output.find(expected), std::string::npos) << flags << ": " << r.output;
     json seen = json::parse(r.output.substr(0, r.output.rfind('\n')), nullptr, false);
     EXPECT_EQ(seen["headers"]["x-forwarded-proto"], "https");
     EXPECT_EQ(seen["headers"]["x-forwarded-port"], std::to_string(port));
