@@ -268,6 +268,10 @@ void HttpServer::stop(int graceMillis) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl_->io.stop();
   impl_->thread.join();
+  // The posted close may not have run before the loop stopped: close here, so the port refuses
+  // connections from now on instead of queueing them in the backlog.
+  std::error_code ignored;
+  impl_->acceptor.close(ignored);
 }
 
 }  // namespace trellis

@@ -64,8 +64,9 @@ class Http2ProxyTest : public ::testing::Test {
     h.store.reachableFrom(kLoopbackVpc, kSvc);
     h.store.accessLogSubscription("als-1", kSvc, kLogGroup);
   }
-  // The target group the listeners forward to: `version` HTTP1 | HTTP2 | GRPC.
-  void targetGroup(uint16_t backendPort, const std::string& version) {
+  // The target group the listeners forward to (by default): `version` HTTP1 | HTTP2 | GRPC.
+  void targetGroup(uint16_t backendPort, const std::string& version,
+                   const json& defaultAction = StoreFixture::forward({{kTg, 100}})) {
     h.store.targetGroup(kTg, backendPort, {{"127.0.0.1"}});
     for (const auto& r : h.store.contents().records) {
       if (r.kind != "targetgroup" || r.id != kTg) continue;
@@ -73,8 +74,8 @@ class Http2ProxyTest : public ::testing::Test {
       doc["config"]["protocolVersion"] = version;
       h.store.put("targetgroup", kTg, doc);
     }
-    h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
-    h.store.listener("listener-2", kSvc, tlsPort, StoreFixture::forward({{kTg, 100}}), "HTTPS");
+    h.store.listener("listener-1", kSvc, port, defaultAction);
+    h.store.listener("listener-2", kSvc, tlsPort, defaultAction, "HTTPS");
   }
   void start() {
     h.start();
@@ -246,6 +247,27 @@ TEST_F(Http2ProxyTest, GrpcAllFourCallKindsDeadlinesStatusesAndTrailers) {
   EXPECT_EQ(codes["/test.Echo/Bidi"], (std::vector<json>{json(0)}));
   EXPECT_EQ(codes["/test.Echo/ClientStream"], (std::vector<json>{json(0)}));
   EXPECT_EQ(logs.front()["protocol"], "HTTP/2");
+}
+
+TEST_F(Http2ProxyTest, GrpcRoutedByServiceAndMethodPaths) {
+  GrpcServer server;
+  ASSERT_NE(server.port(), 0) << "python3-grpcio missing? (scripts/setup.sh --test installs it)";
+  targetGroup(server.port(), "GRPC", {{"fixedResponse", {{"statusCode", 404}}}});
+  h.store.rule("rule-1", kSvc, "listener-1", 1, {{"pathMatch", {{"match", {{"exact", "/test.Echo/Unary"}}}}}},
+               StoreFixture::forward({{kTg, 100}}));
+  h.store.rule("rule-2", kSvc, "listener-1", 2, {{"pathMatch", {{"match", {{"prefix", "/test.Echo/Server"}}}}}},
+               StoreFixture::forward({{kTg, 100}}));
+  start();
+  writeText(dir.file("hi.grpc"), std::string("\0\0\0\0\2hi", 7));
+  auto call = [&](const std::string& method) {
+    auto r = curl("--http2-prior-knowledge -o /dev/null -H 'content-type: application/grpc' -H 'te: trailers'"
+                  " --data-binary @" + dir.file("hi.grpc"), "/test.Echo/" + method);
+    return statusLine(r);
+  };
+  EXPECT_EQ(call("Unary"), "200 2");
+  EXPECT_EQ(call("ServerStream"), "200 2");
+  EXPECT_EQ(call("ClientStream"), "404 2");  // no rule for it: the default action
+  EXPECT_EQ(call("Bidi"), "404 2");
 }
 
 // A blocking h2c client on our own codec: enough to watch the frames a shutdown sends.
