@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target trellisd trellis
-exec build/release/src/exe/trellisd --data-dir "${TRELLIS_DATA_DIR:-./data}" "$@"
+exec build/release/src/exe/trellisd --data-dir "${TRELLIS_DATA_DIR:-./trellis-data}" "$@"
