@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds a release trellisd and runs it on its embedded default (SQLite in ./data).
+# Installs what is missing, builds a release trellisd and runs it on its embedded default (SQLite in ./trellis-data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
