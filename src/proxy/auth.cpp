@@ -148,6 +148,7 @@ bool RequestAuthorizer::authorize(const AuthRequest& r, AuthOutcome& out, std::s
   lattice.currentTime = currentTime();
   lattice.secureTransport = r.https;
   auth::addLatticeRequestKeys(ctx_, lattice);
+  for (const auto& [key, value] : r.service.tags) ctx_.add("aws:ResourceTag/", key, value, false);
   // RequestQueryString/<key> (ArrayOfString) from this worker's reused decoded pairs.
   decodeQuery(rawQuery);
   for (size_t i = 0; i < queryCount_; ++i) {

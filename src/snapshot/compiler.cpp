@@ -393,8 +393,14 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
 
   // Parse every record once, grouped by kind.
   std::unordered_map<std::string, std::vector<json>> byKind;
+  std::unordered_map<std::string, json> tagsByArn;
   for (const auto& record : contents.records) {
-    if (record.kind.rfind("index.", 0) == 0 || record.kind == "clienttoken" || record.kind == "tags") continue;
+    if (record.kind == "tags") {
+      json tags = json::parse(record.value, nullptr, false);
+      if (tags.is_object()) tagsByArn[record.id] = std::move(tags);
+      continue;
+    }
+    if (record.kind.rfind("index.", 0) == 0 || record.kind == "clienttoken") continue;
     json doc = json::parse(record.value, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) {
       logWarn("snapshot: skipping unparsable ", record.kind, " record ", record.id);
@@ -494,6 +500,9 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     if (!custom.empty()) service.hostNames.push_back(custom);
     service.customDomainName = custom;
     service.certificateArn = str(doc, "certificateArn");
+    if (auto tags = tagsByArn.find(service.arn); tags != tagsByArn.end())
+      for (const auto& [key, value] : tags->second.items())
+        if (value.is_string()) service.tags.emplace_back(key, value.get<std::string>());
     std::string id = service.id;
     snap->services.emplace(id, std::move(service));
   });

@@ -138,6 +138,7 @@ struct Service {
   std::vector<std::string> hostNames;  // lower-case: generated DNS name, customDomainName
   std::string generatedName, customDomainName;  // lower-case; either may be empty
   std::string certificateArn;                   // for HTTPS to customDomainName (spec 5.2)
+  std::vector<std::pair<std::string, std::string>> tags;  // aws:ResourceTag/* in auth policies
   int idleTimeoutSeconds = 60;
   std::vector<Listener> listeners;
   std::vector<const ServiceNetwork*> networks;   // associated (ACTIVE) service networks

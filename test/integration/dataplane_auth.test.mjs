@@ -9,6 +9,7 @@ import {
   CreateServiceNetworkCommand, CreateServiceCommand, CreateTargetGroupCommand, RegisterTargetsCommand,
   CreateListenerCommand, CreateServiceNetworkServiceAssociationCommand, CreateServiceNetworkVpcAssociationCommand,
   PutAuthPolicyCommand, DeleteAuthPolicyCommand, UpdateServiceCommand, UpdateServiceNetworkCommand,
+  TagResourceCommand,
 } from '@aws-sdk/client-vpc-lattice';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -210,6 +211,17 @@ test('a condition on vpc-lattice-svcs:RequestHeader/x-team', async () => {
     return r.status === 403 && r;
   });
   assert.match(none.body, /because no service-based policy allows/);
+});
+
+test('a condition on aws:ResourceTag, with the service tagged through the API', async () => {
+  await t.client.send(new PutAuthPolicyCommand({ resourceIdentifier: ids.svc,
+    policy: policyOf(allow({ AWS: ALICE.arn }, { Condition: { StringEquals: { 'aws:ResourceTag/stage': 'prod' } } })) }));
+  await until('the tag condition to deny', async () => (await send(await smithySigned(ALICE))).status === 403);
+  await t.client.send(new TagResourceCommand({ resourceArn: ids.svcArn, tags: { stage: 'prod' } }));
+  await until('the tag to allow', async () => (await send(await smithySigned(ALICE))).status === 200);
+  await t.client.send(new TagResourceCommand({ resourceArn: ids.svcArn, tags: { stage: 'dev' } }));
+  await until('the changed tag to deny', async () => (await send(await smithySigned(ALICE))).status === 403);
+  await t.client.send(new DeleteAuthPolicyCommand({ resourceIdentifier: ids.svc }));
 });
 
 test('presigned URLs from @smithy/signature-v4', async () => {
