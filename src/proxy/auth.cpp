@@ -160,12 +160,41 @@ bool RequestAuthorizer::authorize(const AuthRequest& r, AuthOutcome& out, std::s
   resource_.append(path);
   ctx_.resource = resource_;
 
+  return decide(r.service, network, out, denial);
+}
+
+bool RequestAuthorizer::authorizeConnect(const ConnectRequest& r, std::string& denial) {
+  bool networkIam = r.network && r.network->usesIam;
+  if (!networkIam && !r.service.usesIam) return true;
+  ctx_.clear();
+  auth::addPrincipalKeys(ctx_, nullptr);
+  std::snprintf(port_, sizeof port_, "%u", static_cast<unsigned>(r.port));
+  auth::LatticeRequest lattice;
+  lattice.connect = true;
+  lattice.serviceArn = r.service.arn;
+  if (r.network) lattice.serviceNetworkArn = r.network->arn;
+  if (r.vpc) {
+    lattice.sourceVpc = r.vpc->id;
+    lattice.sourceVpcOwnerAccount = r.snap.accountId;
+  }
+  lattice.port = port_;
+  lattice.sourceIp = r.sourceIp;
+  lattice.currentTime = currentTime();
+  auth::addLatticeRequestKeys(ctx_, lattice);
+  for (const auto& [key, value] : r.service.tags) ctx_.add("aws:ResourceTag/", key, value, false);
+  ctx_.resource = r.service.arn;
+  AuthOutcome out;
+  return decide(r.service, r.network, out, denial);
+}
+
+bool RequestAuthorizer::decide(const snapshot::Service& service, const snapshot::ServiceNetwork* network,
+                               AuthOutcome& out, std::string& denial) {
   auth::LatticeAuthPolicies policies;
   policies.identity = out.caller && out.caller->policy ? out.caller->policy.get() : nullptr;
-  policies.networkUsesIam = networkIam;
+  policies.networkUsesIam = network && network->usesIam;
   policies.network = network ? network->authPolicy.get() : nullptr;
-  policies.serviceUsesIam = r.service.usesIam;
-  policies.service = r.service.authPolicy.get();
+  policies.serviceUsesIam = service.usesIam;
+  policies.service = service.authPolicy.get();
   auth::LatticeDecision decision = auth::authorizeLattice(policies, ctx_);
   if (decision.allowed) return true;
   switch (decision.deniedBy) {

@@ -41,6 +41,17 @@ struct AuthRequest {
   bool https;
 };
 
+// A TLS passthrough connection (spec 5.2/5.6): action vpc-lattice-svcs:Connect on the service ARN, always
+// anonymous (nothing is decrypted), with the keys Connect supports.
+struct ConnectRequest {
+  const snapshot::Snapshot& snap;
+  const snapshot::Service& service;
+  const snapshot::ServiceNetwork* network;
+  const snapshot::Vpc* vpc;
+  uint16_t port;
+  std::string_view sourceIp;
+};
+
 // One per worker thread (forThisThread): the evaluation state reused from request to request.
 class RequestAuthorizer {
  public:
@@ -49,9 +60,13 @@ class RequestAuthorizer {
   // True when the request may go on. Otherwise `denial` holds the 403's text body: AWS's
   // AccessDeniedException message for a policy denial, the SigV4 error for a bad signature.
   bool authorize(const AuthRequest& request, AuthOutcome& out, std::string& denial);
+  // The same for a passthrough connection; `denial` is the reason to log (the client only sees a close).
+  bool authorizeConnect(const ConnectRequest& request, std::string& denial);
 
  private:
   void decodeQuery(std::string_view rawQuery);
+  bool decide(const snapshot::Service& service, const snapshot::ServiceNetwork* network, AuthOutcome& out,
+              std::string& denial);
   std::string_view currentTime();
 
   auth::RequestContext ctx_;

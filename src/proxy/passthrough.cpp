@@ -1,5 +1,7 @@
 #include "proxy/passthrough.h"
 
+#include "proxy/auth.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -142,6 +144,20 @@ void Splice::close(const char* why) {
 
 bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
                       const snapshot::Listener& listener, std::string firstBytes) {
+  // Auth (spec 5.6): Connect, anonymous, decided before any byte goes to a target.
+  const snapshot::Snapshot& snap = *worker.snapshot();
+  std::string sourceIp = clientIpPort.substr(0, clientIpPort.rfind(':'));
+  if (sourceIp.size() > 2 && sourceIp.front() == '[') sourceIp = sourceIp.substr(1, sourceIp.size() - 2);
+  snapshot::Prefix host;  // a bare address parses as a host prefix
+  const snapshot::Vpc* vpc = snapshot::Prefix::parse(sourceIp, host) ? snap.sourceVpc(host.network) : nullptr;
+  const snapshot::ServiceNetwork* network = vpc ? vpc->networkFor(service) : nullptr;
+  std::string denial;
+  if (!RequestAuthorizer::forThisThread().authorizeConnect({snap, service, network, vpc, listener.port, sourceIp},
+                                                            denial)) {
+    logInfo("proxy: passthrough for ", service.id, " from ", clientIpPort, " denied: ", denial);
+    ::close(clientFd);
+    return false;
+  }
   // Spec 5.2: only the default action, forwarding to TCP target groups by weight.
   const snapshot::Action& action = listener.defaultAction;
   const snapshot::WeightedTargetGroup* weighted =

@@ -107,3 +107,43 @@ TEST_F(PassthroughTest, IdleConnectionsClose) {
 
 }  // namespace
 }  // namespace trellis::testing
+
+namespace trellis::testing {
+namespace {
+
+// Auth on passthrough (spec 5.6): action Connect on the service ARN, callers always anonymous.
+TEST_F(PassthroughTest, AuthPoliciesDecideConnect) {
+  auto setAuth = [&](const std::string& policy) {
+    for (const auto& r : h.store.contents().records) {
+      if (r.kind != "service" || r.id != kSvc) continue;
+      json doc = json::parse(r.value);
+      doc["authType"] = "AWS_IAM";
+      h.store.put("service", kSvc, doc);
+    }
+    if (policy.empty())
+      h.store.erase("authpolicy", kSvc);
+    else
+      h.store.put("authpolicy", kSvc, json{{"policy", policy}});
+  };
+  h.store.service(kSvc, "db", kCustom, 0);
+  h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTgA, 100}}), "TLS_PASSTHROUGH");
+  setAuth("");
+  h.start();
+  ASSERT_TRUE(h.waitListening(port));
+  EXPECT_FALSE(TlsClient(port, kCustom).connected()) << "AWS_IAM without a policy denies";
+
+  const std::string svcArn = "arn:aws:vpc-lattice:us-east-1:111122223333:service/" + kSvc;
+  setAuth(R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:Connect",)"
+          R"("Resource":")" + svcArn + R"(","Condition":{"NumericEquals":{"vpc-lattice-svcs:Port":")" +
+          std::to_string(port) + R"("}}}]})");
+  h.publish();
+  EXPECT_TRUE(TlsClient(port, kCustom).connected()) << "an anonymous Connect allowed on this port";
+
+  setAuth(R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:Invoke",)"
+          R"("Resource":"*"}]})");
+  h.publish();
+  EXPECT_FALSE(TlsClient(port, kCustom).connected()) << "Invoke is not Connect";
+}
+
+}  // namespace
+}  // namespace trellis::testing
