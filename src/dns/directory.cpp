@@ -122,6 +122,7 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
     return Outcome::Answer;
   }
   if (query.questions.size() != 1) {
+    response.questions.clear();  // echoing many questions could overflow the reply; FORMERR needs none
     response.rcode = rcode::FormErr;
     return Outcome::Answer;
   }

@@ -1,4 +1,4 @@
-// The EKS Workshop "Amazon VPC Lattice" scenario (../shared/workshop) end to end: the manifests as
+// The EKS Workshop "Amazon VPC Lattice" scenario (examples/workshop) end to end: the manifests as
 // they are (cluster name substituted), EndpointSlices for two local backends playing checkout v1 and
 // v2, `trellis apply` with the real CLI, traffic through trellisd's data plane on the Gateway's port 80,
 // the name resolved by trellisd's DNS, health checks per the TargetGroupPolicy, re-apply as a no-op and
@@ -26,7 +26,7 @@ import { startTrellis, trellisdPath } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = process.env.TRELLIS_CLI ?? path.resolve(path.dirname(trellisdPath), '../cli/trellis');
-const WORKSHOP = process.env.TRELLIS_WORKSHOP ?? path.resolve(here, '../../../shared/workshop');
+const WORKSHOP = process.env.TRELLIS_WORKSHOP ?? path.resolve(here, '../../examples/workshop');
 const CLUSTER = 'eks-workshop';
 const CLIENT_IP = '127.0.1.10'; // in vpc-0123456789abcdef0 (127.0.1.0/24)
 const VPC = 'vpc-0123456789abcdef0';
