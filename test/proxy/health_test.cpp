@@ -192,7 +192,7 @@ long peakRssKb() {
 }
 
 TEST(Streaming, LargeBodyThroughTheProxyWithBoundedMemory) {
-  constexpr uint64_t kBytes = 256ull << 20;
+  constexpr uint64_t kBytes = 1ull << 30;  // 1 GiB
   RawBackend raw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
   raw.expectBodyBytes = kBytes;
   uint16_t port = freePort();
@@ -212,8 +212,8 @@ TEST(Streaming, LargeBodyThroughTheProxyWithBoundedMemory) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "ok");
   EXPECT_GE(raw.receivedBytes(), kBytes);
-  // Streamed, not buffered: the peak grows by far less than the body.
-  EXPECT_LT(peakRssKb() - before, static_cast<long>(kBytes / 1024 / 4));
+  // Streamed, not buffered: memory stays flat (under 64 MiB of growth for a 1 GiB body, sanitizers included).
+  EXPECT_LT(peakRssKb() - before, 64L * 1024);
 }
 
 }  // namespace
