@@ -218,3 +218,30 @@ TEST(Streaming, LargeBodyThroughTheProxyWithBoundedMemory) {
 
 }  // namespace
 }  // namespace trellis::testing
+
+namespace trellis::testing {
+namespace {
+
+// Spec 5.10: a client connection with no request in flight closes after the service's idle timeout.
+TEST(Limits, IdleClientConnectionsCloseAfterTheServiceIdleTimeout) {
+  EchoBackend backend("a");
+  uint16_t port = freePort();
+  ProxyHarness h(loopbackConfig(), 1);
+  h.store.service(kSvc, "billing", {}, 1);  // 1 s (the API allows 60-600; the snapshot takes any)
+  h.store.targetGroup(kTg, backend.port(), {{"127.0.0.1"}}, {{"enabled", false}});
+  h.store.listener("listener-1", kSvc, port, StoreFixture::forward({{kTg, 100}}));
+  h.store.reachableFrom(kLoopbackVpc, kSvc);
+  h.start();
+  ASSERT_TRUE(h.waitListening(port));
+  Client busy(port), idle(port);
+  ASSERT_EQ(idle.get(kHost).status, 200);
+  // One connection keeps sending requests; the other stays silent past the timeout.
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ASSERT_EQ(busy.get(kHost).status, 200) << "a busy connection is never idle";
+  }
+  EXPECT_EQ(idle.get(kHost).status, 0) << "the idle connection was closed by the proxy";
+}
+
+}  // namespace
+}  // namespace trellis::testing
