@@ -1,5 +1,7 @@
 #include "api/actions.h"
 
+#include <cctype>
+
 namespace trellis::api {
 
 using model::Kind;
@@ -7,6 +9,9 @@ using model::Kind;
 namespace {
 
 std::string at(const std::string& path, size_t index) { return path + "[" + std::to_string(index) + "]"; }
+
+// An HTTPMatch object (method, pathMatch, headerMatches) at `base`; keeps only known members.
+std::optional<json> readHttpMatch(FieldErrors& errors, const json& http, const std::string& base);
 
 std::optional<json> readForward(FieldErrors& errors, const json& forward, const std::string& path) {
   const json* list = readArray(errors, forward, "targetGroups", path + ".targetGroups", true, 1, 10);
@@ -86,7 +91,15 @@ std::optional<json> readRuleMatch(FieldErrors& errors, const json& obj, const ch
   std::string base = path + ".httpMatch";
   const json* http = readObject(errors, *match, "httpMatch", base, true);
   if (!http) return std::nullopt;
+  auto out = readHttpMatch(errors, *http, base);
+  if (!out) return std::nullopt;
+  return json{{"httpMatch", std::move(*out)}};
+}
 
+namespace {
+
+std::optional<json> readHttpMatch(FieldErrors& errors, const json& httpMatch, const std::string& base) {
+  const json* http = &httpMatch;
   bool ok = true;
   json out = json::object();
   if (auto method = readString(errors, *http, "method", base + ".method", {.maxLength = 16}))
@@ -138,7 +151,282 @@ std::optional<json> readRuleMatch(FieldErrors& errors, const json& obj, const ch
     ok = false;
   }
   if (!ok) return std::nullopt;
-  return json{{"httpMatch", std::move(out)}};
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+// Extension objects reject members they do not know: a misspelt filter must fail, not be dropped.
+bool onlyKnown(FieldErrors& errors, const json& obj, const std::string& path, std::initializer_list<const char*> known) {
+  bool ok = true;
+  for (const auto& [key, value] : obj.items()) {
+    bool found = false;
+    for (const char* k : known) found = found || key == k;
+    if (!found) {
+      errors.add(path + "." + key, "Member is not a known member of " + path);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+std::string checkHeaderName(std::string_view v) {
+  // RFC 9110 token characters.
+  for (char c : v)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
+      return "Member must be an HTTP header name";
+  return "";
+}
+
+std::string checkHeaderValue(std::string_view v) {
+  for (char c : v)
+    if (c == '\r' || c == '\n' || c == '\0') return "Member must not contain CR, LF or NUL";
+  return "";
+}
+
+// A list of {name, value} header entries.
+bool readHeaderList(FieldErrors& errors, const json& obj, const char* key, const std::string& path, json& out) {
+  const json* list = readArray(errors, obj, key, path, false, 1, 16);
+  if (!list) return !obj.contains(key) || obj[key].is_null();
+  bool ok = true;
+  json entries = json::array();
+  for (size_t i = 0; i < list->size(); ++i) {
+    std::string item = at(path, i);
+    const json& entry = (*list)[i];
+    if (!entry.is_object()) {
+      errors.add(item, "Member must be an object");
+      ok = false;
+      continue;
+    }
+    auto name = readString(errors, entry, "name", item + ".name",
+                           {.required = true, .minLength = 1, .maxLength = 256, .check = checkHeaderName});
+    auto value =
+        readString(errors, entry, "value", item + ".value", {.required = true, .maxLength = 4096, .check = checkHeaderValue});
+    if (!name || !value || !onlyKnown(errors, entry, item, {"name", "value"})) {
+      ok = false;
+      continue;
+    }
+    entries.push_back({{"name", *name}, {"value", *value}});
+  }
+  if (ok) out[key] = std::move(entries);
+  return ok;
+}
+
+std::optional<json> readHeaderModifier(FieldErrors& errors, const json& modifier, const std::string& path) {
+  bool ok = onlyKnown(errors, modifier, path, {"set", "add", "remove"});
+  json out = json::object();
+  ok = readHeaderList(errors, modifier, "set", path + ".set", out) && ok;
+  ok = readHeaderList(errors, modifier, "add", path + ".add", out) && ok;
+  if (const json* remove = readArray(errors, modifier, "remove", path + ".remove", false, 1, 16)) {
+    json names = json::array();
+    for (size_t i = 0; i < remove->size(); ++i) {
+      json holder = {{"name", (*remove)[i]}};
+      auto name = readString(errors, holder, "name", at(path + ".remove", i),
+                             {.required = true, .minLength = 1, .maxLength = 256, .check = checkHeaderName});
+      if (name) names.push_back(*name);
+      else ok = false;
+    }
+    out["remove"] = std::move(names);
+  } else if (modifier.contains("remove") && !modifier["remove"].is_null()) {
+    ok = false;
+  }
+  if (ok && out.empty()) {
+    errors.add(path, "Member must set at least one of set, add, remove");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+// {replaceFullPath | replacePrefixMatch}
+std::optional<json> readPathModifier(FieldErrors& errors, const json& obj, const std::string& path) {
+  const json* modifier = readObject(errors, obj, "path", path);
+  if (!modifier) return std::nullopt;
+  if (!onlyKnown(errors, *modifier, path, {"replaceFullPath", "replacePrefixMatch"})) return std::nullopt;
+  auto which = readUnionMember(errors, *modifier, path, {"replaceFullPath", "replacePrefixMatch"});
+  if (!which) return std::nullopt;
+  auto value = readString(errors, *modifier, which->c_str(), path + "." + *which,
+                          {.required = true, .minLength = 1, .maxLength = 200, .check = checkMatchPath});
+  if (!value) return std::nullopt;
+  return json{{*which, *value}};
+}
+
+// Reads an object member of `parent` into out[key] with `read`; false when present but bad.
+template <typename Read>
+bool readMember(FieldErrors& errors, const json& parent, const char* key, const std::string& path, json& out, Read read) {
+  if (!parent.contains(key) || parent[key].is_null()) return true;
+  const json* obj = readObject(errors, parent, key, path);
+  if (!obj) return false;
+  auto value = read(*obj, path);
+  if (!value) return false;
+  out[key] = std::move(*value);
+  return true;
+}
+
+// Copies a read optional into out[key]; false when the member was present but bad.
+template <typename T>
+bool keep(const json& obj, const char* key, const std::optional<T>& value, json& out) {
+  if (value) out[key] = *value;
+  return value || !obj.contains(key) || obj[key].is_null();
+}
+
+}  // namespace
+
+std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, const char* key, const std::string& path) {
+  if (!obj.contains(key) || obj[key].is_null()) return std::nullopt;
+  const json* ext = readObject(errors, obj, key, path);
+  if (!ext) return std::nullopt;
+  bool ok = onlyKnown(errors, *ext, path,
+                      {"matches", "queryMatches", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
+                       "requestRedirect", "timeouts", "retry"});
+  json out = json::object();
+
+  if (const json* matches = readArray(errors, *ext, "matches", path + ".matches", false, 1, 8)) {
+    json list = json::array();
+    for (size_t i = 0; i < matches->size(); ++i) {
+      std::string item = at(path + ".matches", i);
+      if (!(*matches)[i].is_object()) {
+        errors.add(item, "Member must be an object");
+        ok = false;
+      } else if (auto match = readHttpMatch(errors, (*matches)[i], item)) {
+        list.push_back(std::move(*match));
+      } else {
+        ok = false;
+      }
+    }
+    out["matches"] = std::move(list);
+  } else if (ext->contains("matches") && !(*ext)["matches"].is_null()) {
+    ok = false;
+  }
+
+  if (const json* queries = readArray(errors, *ext, "queryMatches", path + ".queryMatches", false, 1, 8)) {
+    json list = json::array();
+    for (size_t i = 0; i < queries->size(); ++i) {
+      std::string item = at(path + ".queryMatches", i);
+      const json& entry = (*queries)[i];
+      if (!entry.is_object()) {
+        errors.add(item, "Member must be an object");
+        ok = false;
+        continue;
+      }
+      auto name = readString(errors, entry, "name", item + ".name", {.required = true, .minLength = 1, .maxLength = 256});
+      auto which = readUnionMember(errors, entry, item, {"exact", "prefix", "present"});
+      if (!onlyKnown(errors, entry, item, {"name", "exact", "prefix", "present"}) || !name || !which) {
+        ok = false;
+        continue;
+      }
+      json query = {{"name", *name}};
+      if (*which == "present") {
+        auto present = readBool(errors, entry, "present", item + ".present", true);
+        if (present && !*present) errors.add(item + ".present", "Member must be true");
+        if (!present || !*present) {
+          ok = false;
+          continue;
+        }
+        query["present"] = true;
+      } else {
+        auto value = readString(errors, entry, which->c_str(), item + "." + *which, {.required = true, .maxLength = 1024});
+        if (!value) {
+          ok = false;
+          continue;
+        }
+        query[*which] = *value;
+      }
+      list.push_back(std::move(query));
+    }
+    out["queryMatches"] = std::move(list);
+  } else if (ext->contains("queryMatches") && !(*ext)["queryMatches"].is_null()) {
+    ok = false;
+  }
+
+  auto headerModifier = [&](const json& o, const std::string& p) { return readHeaderModifier(errors, o, p); };
+  ok = readMember(errors, *ext, "requestHeaderModifier", path + ".requestHeaderModifier", out, headerModifier) && ok;
+  ok = readMember(errors, *ext, "responseHeaderModifier", path + ".responseHeaderModifier", out, headerModifier) && ok;
+
+  ok = readMember(errors, *ext, "urlRewrite", path + ".urlRewrite", out,
+                  [&](const json& o, const std::string& p) -> std::optional<json> {
+                    bool fine = onlyKnown(errors, o, p, {"hostname", "path"});
+                    json rewrite = json::object();
+                    fine = keep(o, "hostname",
+                                readString(errors, o, "hostname", p + ".hostname",
+                                           {.minLength = 1, .maxLength = 253, .check = checkDomainName}),
+                                rewrite) && fine;
+                    fine = keep(o, "path", readPathModifier(errors, o, p + ".path"), rewrite) && fine;
+                    if (fine && rewrite.empty()) {
+                      errors.add(p, "Member must set at least one of hostname, path");
+                      fine = false;
+                    }
+                    return fine ? std::optional<json>(rewrite) : std::nullopt;
+                  }) && ok;
+
+  ok = readMember(errors, *ext, "requestRedirect", path + ".requestRedirect", out,
+                  [&](const json& o, const std::string& p) -> std::optional<json> {
+                    bool fine = onlyKnown(errors, o, p, {"scheme", "hostname", "path", "port", "statusCode"});
+                    json redirect = json::object();
+                    fine = keep(o, "scheme", readString(errors, o, "scheme", p + ".scheme", {.oneOf = {"http", "https"}}),
+                                redirect) && fine;
+                    fine = keep(o, "hostname",
+                                readString(errors, o, "hostname", p + ".hostname",
+                                           {.minLength = 1, .maxLength = 253, .check = checkDomainName}),
+                                redirect) && fine;
+                    fine = keep(o, "path", readPathModifier(errors, o, p + ".path"), redirect) && fine;
+                    fine = keep(o, "port", readInt(errors, o, "port", p + ".port", false, 1, 65535), redirect) && fine;
+                    auto status = readInt(errors, o, "statusCode", p + ".statusCode", false, 301, 308);
+                    if (status && (*status == 304 || *status == 305 || *status == 306)) {
+                      errors.add(p + ".statusCode", "Member must be one of 301, 302, 303, 307, 308");
+                      status.reset();
+                      fine = false;
+                    }
+                    fine = keep(o, "statusCode", status, redirect) && fine;
+                    return fine ? std::optional<json>(redirect) : std::nullopt;
+                  }) && ok;
+
+  ok = readMember(errors, *ext, "timeouts", path + ".timeouts", out,
+                  [&](const json& o, const std::string& p) -> std::optional<json> {
+                    bool fine = onlyKnown(errors, o, p, {"requestMs", "backendRequestMs"});
+                    json timeouts = json::object();
+                    auto request = readInt(errors, o, "requestMs", p + ".requestMs", false, 1, 3600000);
+                    auto backend = readInt(errors, o, "backendRequestMs", p + ".backendRequestMs", false, 1, 3600000);
+                    fine = keep(o, "requestMs", request, timeouts) && fine;
+                    fine = keep(o, "backendRequestMs", backend, timeouts) && fine;
+                    if (request && backend && *backend > *request) {
+                      errors.add(p + ".backendRequestMs", "Member must not exceed requestMs");
+                      fine = false;
+                    }
+                    return fine ? std::optional<json>(timeouts) : std::nullopt;
+                  }) && ok;
+
+  ok = readMember(errors, *ext, "retry", path + ".retry", out,
+                  [&](const json& o, const std::string& p) -> std::optional<json> {
+                    bool fine = onlyKnown(errors, o, p, {"attempts", "statusCodes", "backoffMs"});
+                    json retry = json::object();
+                    fine = keep(o, "attempts", readInt(errors, o, "attempts", p + ".attempts", true, 0, 5), retry) && fine;
+                    fine = keep(o, "backoffMs", readInt(errors, o, "backoffMs", p + ".backoffMs", false, 0, 60000), retry) &&
+                           fine;
+                    if (const json* codes = readArray(errors, o, "statusCodes", p + ".statusCodes", false, 1, 100)) {
+                      json list = json::array();
+                      for (size_t i = 0; i < codes->size(); ++i) {
+                        json holder = {{"code", (*codes)[i]}};
+                        if (auto code = readInt(errors, holder, "code", at(p + ".statusCodes", i), true, 500, 599))
+                          list.push_back(*code);
+                        else
+                          fine = false;
+                      }
+                      retry["statusCodes"] = std::move(list);
+                    } else if (o.contains("statusCodes") && !o["statusCodes"].is_null()) {
+                      fine = false;
+                    }
+                    return fine ? std::optional<json>(retry) : std::nullopt;
+                  }) && ok;
+
+  if (out.contains("urlRewrite") && out.contains("requestRedirect")) {
+    errors.add(path + ".urlRewrite", "Member must not be set together with requestRedirect");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return out;
 }
 
 std::vector<std::string> forwardedTargetGroups(const json& action) {

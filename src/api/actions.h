@@ -22,6 +22,11 @@ std::optional<json> readRuleAction(FieldErrors& errors, const json& obj, const c
 std::optional<json> readRuleMatch(FieldErrors& errors, const json& obj, const char* key, const std::string& path,
                                   bool required);
 
+// Reads the optional Trellis rule extensions at obj[key] (features Lattice lacks: extra matches, query
+// matches, header modifiers, rewrite, redirect, timeouts, retry). nullopt when absent or bad (recorded
+// in `errors`); unknown members are errors so that a misspelt feature is never silently dropped.
+std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, const char* key, const std::string& path);
+
 // Where an action is about to be stored.
 struct ActionSite {
   const Doc& service;

@@ -14,7 +14,8 @@ constexpr std::string_view kKind = "rule";
 constexpr std::string_view kNameIndex = "index.name.rule";
 
 json response(const json& doc) {
-  return pick(doc, {"arn", "id", "name", "isDefault", "match", "priority", "action", "createdAt", "lastUpdatedAt"});
+  return pick(doc, {"arn", "id", "name", "isDefault", "match", "priority", "action", "trellis", "createdAt",
+                    "lastUpdatedAt"});
 }
 
 // The rules of `listenerId` other than its default rule.
@@ -38,12 +39,14 @@ struct RuleFields {
   std::optional<json> match;
   std::optional<int64_t> priority;
   std::optional<json> action;
+  std::optional<json> trellis;  // Trellis extensions; an empty object clears them
 };
 
 RuleFields readRuleFields(FieldErrors& errors, const json& body, const std::string& prefix, bool required) {
   return {readRuleMatch(errors, body, "match", prefix + "match", required),
           readInt(errors, body, "priority", prefix + "priority", required, 1, 2000),
-          readRuleAction(errors, body, "action", prefix + "action", required)};
+          readRuleAction(errors, body, "action", prefix + "action", required),
+          readRuleExtensions(errors, body, "trellis", prefix + "trellis")};
 }
 
 json create(Resources& r, Call& call) {
@@ -87,7 +90,8 @@ json create(Resources& r, Call& call) {
               {"lastUpdatedAt", now},
               {"serviceId", service.id},
               {"listenerId", listener.id}};
-  json out = pick(doc, {"arn", "id", "name", "match", "priority", "action"});
+  if (fields.trellis && !fields.trellis->empty()) doc["trellis"] = *fields.trellis;
+  json out = pick(doc, {"arn", "id", "name", "match", "priority", "action", "trellis"});
   tx.requireAbsent(kNameIndex, indexKey);
   tx.put(kNameIndex, indexKey, {{"id", id}});
   tx.put(kKind, id, doc);
@@ -120,11 +124,13 @@ json applyUpdate(Resources& r, const Doc& service, const Doc& listener, const st
   if (fields.action)
     rule.value["action"] =
         resolveAction(r, tx, *fields.action, {service, listener.value["protocol"], "action", rule.id});
+  if (fields.trellis && fields.trellis->empty()) rule.value.erase("trellis");
+  else if (fields.trellis) rule.value["trellis"] = *fields.trellis;
   rule.value["lastUpdatedAt"] = r.now();
   tx.requireRevision(kKind, rule.id, rule.modRevision);
   tx.put(kKind, rule.id, rule.value);
   r.commit(tx, "RULE", rule.id);
-  return pick(rule.value, {"arn", "id", "name", "isDefault", "match", "priority", "action"});
+  return pick(rule.value, {"arn", "id", "name", "isDefault", "match", "priority", "action", "trellis"});
 }
 
 json update(Resources& r, Call& call) {

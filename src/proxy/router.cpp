@@ -1,5 +1,6 @@
 #include "proxy/router.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include "common/strings.h"
@@ -48,6 +49,33 @@ bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::
   return true;
 }
 
+namespace {
+
+bool queryMatches(const std::vector<snapshot::QueryMatch>& queries, const RequestHead& request) {
+  if (queries.empty()) return true;
+  std::string_view target = request.target;
+  size_t mark = target.find('?');
+  auto params = parseQuery(mark == std::string_view::npos ? std::string_view() : target.substr(mark + 1));
+  if (!params) return false;  // bad escapes match nothing rather than a guess
+  using Kind = snapshot::QueryMatch::Kind;
+  for (const auto& q : queries) {
+    // Like the Gateway API, only the first occurrence of a parameter counts.
+    auto it = std::find_if(params->begin(), params->end(), [&](const auto& p) { return p.first == q.name; });
+    if (it == params->end()) return false;
+    if (q.kind == Kind::Exact && it->second != q.value) return false;
+    if (q.kind == Kind::Prefix && !startsWith(it->second, q.value)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool matches(const snapshot::Rule& rule, const RequestHead& request, std::string_view lowerPath) {
+  bool any = matches(rule.match, request, lowerPath);
+  for (size_t i = 0; !any && i < rule.alternatives.size(); ++i) any = matches(rule.alternatives[i], request, lowerPath);
+  return any && queryMatches(rule.queries, request);
+}
+
 RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, uint16_t port,
                   const RequestHead& request) {
   RouteResult result;
@@ -68,7 +96,7 @@ RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, u
   std::string lowerPath;
   if (!result.listener->rules.empty()) lowerPath = toLower(request.path());
   for (const auto& rule : result.listener->rules) {
-    if (matches(rule.match, request, lowerPath)) {
+    if (matches(rule, request, lowerPath)) {
       result.rule = &rule;
       result.action = &rule.action;
       return result;

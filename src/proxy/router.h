@@ -30,6 +30,8 @@ RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, u
                   const RequestHead& request);
 
 bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::string_view lowerPath);
+// A rule's whole match: its match or any alternative, and all its query matches.
+bool matches(const snapshot::Rule& rule, const RequestHead& request, std::string_view lowerPath);
 
 class RouterState {
  public:

@@ -103,6 +103,26 @@ HttpMatch compileMatch(const json& j) {
   return match;
 }
 
+// The matching half of a rule's `trellis` extensions (the API has validated the document).
+void compileRuleExtensions(const json& ext, Rule& rule) {
+  if (!ext.is_object()) return;
+  for (const auto& m : ext.value("matches", json::array()))
+    rule.alternatives.push_back(compileMatch(json{{"httpMatch", m}}));
+  for (const auto& q : ext.value("queryMatches", json::array())) {
+    QueryMatch query;
+    query.name = str(q, "name");
+    if (q.contains("exact"))
+      query.kind = QueryMatch::Kind::Exact, query.value = str(q, "exact");
+    else if (q.contains("prefix"))
+      query.kind = QueryMatch::Kind::Prefix, query.value = str(q, "prefix");
+    else if (boolean(q, "present", false))
+      query.kind = QueryMatch::Kind::Present;
+    else
+      throw std::runtime_error("query match without exact/prefix/present");
+    rule.queries.push_back(std::move(query));
+  }
+}
+
 HealthCheck compileHealthCheck(const json& config) {
   HealthCheck check;
   std::string protocolVersion = str(config, "protocolVersion", "HTTP1");
@@ -541,6 +561,7 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     rule.name = str(doc, "name");
     rule.priority = integer(doc, "priority", 0);
     rule.match = compileMatch(doc.value("match", json::object()));
+    compileRuleExtensions(doc.value("trellis", json::object()), rule);
     rule.action = compileAction(doc.value("action", json::object()), snap->targetGroups);
     markUsed(rule.action);
     where->second.first->listeners[where->second.second].rules.push_back(std::move(rule));

@@ -99,10 +99,22 @@ struct HttpMatch {
   std::vector<HeaderMatch> headers;
 };
 
+// A query parameter match (Trellis extension): case-sensitive on the decoded name and value.
+struct QueryMatch {
+  enum class Kind { Exact, Prefix, Present };
+  std::string name;
+  Kind kind = Kind::Exact;
+  std::string value;  // Exact, Prefix
+};
+
 struct Rule {
   std::string id, arn, name;
   int priority = 0;
   HttpMatch match;
+  // Trellis extensions: the rule matches when `match` or any of `alternatives` does, and every one of
+  // `queries` does too.
+  std::vector<HttpMatch> alternatives;
+  std::vector<QueryMatch> queries;
   Action action;
 };
 

@@ -3,6 +3,7 @@
 // access log's protocol and grpcResponseCode (6.1).
 #include <gtest/gtest.h>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <csignal>
@@ -32,6 +33,7 @@ class GrpcServer {
     if (pipe(fds) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test that died
       dup2(fds[1], 1);
       ::close(fds[0]);
       execl("/usr/bin/python3", "python3", TRELLIS_TEST_DIR "/grpc_echo.py", "serve", nullptr);

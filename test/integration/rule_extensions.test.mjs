@@ -1,0 +1,144 @@
+// Trellis rule extensions (the optional `trellis` member of CreateRule, UpdateRule and BatchUpdateRule):
+// validation, storage and echo. The AWS SDKs drop members they do not model, so these requests are
+// signed by hand with @smithy/signature-v4; the SDK is used to show that it still reads such rules.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CreateListenerCommand, CreateServiceCommand, GetRuleCommand } from '@aws-sdk/client-vpc-lattice';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { HttpRequest } from '@smithy/protocol-http';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { startTrellis, ADMIN, REGION } from './harness.mjs';
+
+let t;
+let svc;
+let lst;
+before(async () => {
+  t = await startTrellis();
+  svc = await t.client.send(new CreateServiceCommand({ name: 'ext-svc' }));
+  lst = await t.client.send(new CreateListenerCommand({
+    serviceIdentifier: svc.id, name: 'web', protocol: 'HTTP', defaultAction: { fixedResponse: { statusCode: 404 } },
+  }));
+});
+after(async () => { await t?.stop(); });
+
+async function signedFetch(method, path, body) {
+  const url = new URL(t.endpoint);
+  const headers = { host: url.host };
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  const signer = new SignatureV4({ service: 'vpc-lattice', region: REGION, credentials: ADMIN, sha256: Sha256 });
+  const signed = await signer.sign(new HttpRequest({ method, hostname: url.hostname, port: Number(url.port), path, headers, body: payload }));
+  const res = await fetch(`${t.endpoint}${signed.path}`, { method, headers: signed.headers, body: payload });
+  return { status: res.status, type: res.headers.get('x-amzn-errortype'), body: await res.json() };
+}
+
+const rulesPath = () => `/services/${svc.id}/listeners/${lst.id}/rules`;
+const createRule = (name, priority, trellis) => signedFetch('POST', rulesPath(), {
+  name, priority, match: { httpMatch: { pathMatch: { match: { prefix: `/${name}` } } } },
+  action: { fixedResponse: { statusCode: 404 } }, ...(trellis === undefined ? {} : { trellis }),
+});
+const fieldNames = (r) => r.body.fieldList.map((f) => f.name).sort();
+
+const EVERYTHING = {
+  matches: [{ method: 'POST', pathMatch: { match: { exact: '/orders' } } }, { headerMatches: [{ name: 'x-beta', match: { exact: '1' } }] }],
+  queryMatches: [{ name: 'version', exact: 'v2' }, { name: 'lang', prefix: 'en' }, { name: 'debug', present: true }],
+  requestHeaderModifier: { set: [{ name: 'x-env', value: 'prod' }], add: [{ name: 'x-trace', value: 'on' }], remove: ['cookie'] },
+  responseHeaderModifier: { remove: ['server'] },
+  urlRewrite: { hostname: 'backend.internal', path: { replacePrefixMatch: '/v2' } },
+  timeouts: { requestMs: 10000, backendRequestMs: 2000 },
+  retry: { attempts: 3, statusCodes: [502, 503], backoffMs: 100 },
+};
+
+test('every extension is stored and returned exactly as given', async () => {
+  const created = await createRule('all', 1, EVERYTHING);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.deepEqual(created.body.trellis, EVERYTHING);
+  const got = await signedFetch('GET', `${rulesPath()}/${created.body.id}`);
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body.trellis, EVERYTHING);
+  // The real SDK still reads the rule; it only drops the member it does not model.
+  const viaSdk = await t.client.send(new GetRuleCommand({ serviceIdentifier: svc.id, listenerIdentifier: lst.id, ruleIdentifier: created.body.id }));
+  assert.equal(viaSdk.id, created.body.id);
+  assert.equal(viaSdk.trellis, undefined);
+});
+
+test('a rule without extensions has no trellis member', async () => {
+  const created = await createRule('plain', 2);
+  assert.equal(created.status, 201);
+  assert.equal('trellis' in created.body, false);
+  const got = await signedFetch('GET', `${rulesPath()}/${created.body.id}`);
+  assert.equal('trellis' in got.body, false);
+});
+
+test('UpdateRule replaces the extensions, an empty object clears them, absence keeps them', async () => {
+  const created = await createRule('upd', 3, { requestRedirect: { scheme: 'https', statusCode: 301 } });
+  assert.equal(created.status, 201);
+  const rulePath = `${rulesPath()}/${created.body.id}`;
+  const redirect = { requestRedirect: { hostname: 'new.example.com', path: { replaceFullPath: '/moved' }, port: 8443, statusCode: 308 } };
+  let r = await signedFetch('PATCH', rulePath, { trellis: redirect });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.trellis, redirect);
+  r = await signedFetch('PATCH', rulePath, { priority: 30 });
+  assert.deepEqual(r.body.trellis, redirect, 'an update that does not name trellis keeps it');
+  assert.deepEqual((await signedFetch('GET', rulePath)).body.trellis, redirect);
+  r = await signedFetch('PATCH', rulePath, { trellis: {} });
+  assert.equal(r.status, 200);
+  assert.equal('trellis' in r.body, false);
+  assert.equal('trellis' in (await signedFetch('GET', rulePath)).body, false);
+});
+
+test('BatchUpdateRule sets extensions per rule and validates them with indexed field names', async () => {
+  const a = await createRule('batch-a', 4);
+  const retry = { retry: { attempts: 2 } };
+  let r = await signedFetch('PATCH', rulesPath(), { rules: [{ ruleIdentifier: a.body.id, trellis: retry }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.successful[0].trellis, retry);
+  assert.deepEqual((await signedFetch('GET', `${rulesPath()}/${a.body.id}`)).body.trellis, retry);
+  r = await signedFetch('PATCH', rulesPath(), { rules: [{ ruleIdentifier: a.body.id, trellis: { retry: { attempts: 9 } } }] });
+  assert.equal(r.status, 400);
+  assert.deepEqual(fieldNames(r), ['rules[0].trellis.retry.attempts']);
+  assert.deepEqual((await signedFetch('GET', `${rulesPath()}/${a.body.id}`)).body.trellis, retry, 'a refused batch changes nothing');
+});
+
+test('bad extensions are a ValidationException naming every bad field, and nothing is created', async () => {
+  const r = await createRule('bad', 5, {
+    matches: [{ pathMatch: { match: { exact: 'no-slash' } } }],
+    queryMatches: [{ name: 'q', exact: 'a', prefix: 'b' }, { name: 'p', present: false }],
+    requestHeaderModifier: { set: [{ name: 'bad header', value: 'x' }], add: [{ name: 'x-ok', value: 'a\r\nb' }] },
+    responseHeaderModifier: {},
+    requestRedirect: { scheme: 'ftp', statusCode: 304, port: 0 },
+    timeouts: { requestMs: 100, backendRequestMs: 200 },
+    retry: { attempts: 1, statusCodes: [404] },
+    mirror: { to: 'somewhere' },
+  });
+  assert.equal(r.status, 400);
+  assert.equal(r.type, 'ValidationException');
+  assert.deepEqual(fieldNames(r), [
+    'trellis.matches[0].pathMatch.match.exact',
+    'trellis.mirror',
+    'trellis.queryMatches[0]',
+    'trellis.queryMatches[1].present',
+    'trellis.requestHeaderModifier.add[0].value',
+    'trellis.requestHeaderModifier.set[0].name',
+    'trellis.requestRedirect.port',
+    'trellis.requestRedirect.scheme',
+    'trellis.requestRedirect.statusCode',
+    'trellis.responseHeaderModifier',
+    'trellis.retry.statusCodes[0]',
+    'trellis.timeouts.backendRequestMs',
+  ]);
+  const list = await signedFetch('GET', rulesPath());
+  assert.ok(!list.body.items.some((i) => i.name === 'bad'));
+});
+
+test('redirect and rewrite exclude each other; trellis must be an object', async () => {
+  let r = await createRule('both', 6, { urlRewrite: { path: { replaceFullPath: '/a' } }, requestRedirect: { statusCode: 302 } });
+  assert.equal(r.status, 400);
+  assert.deepEqual(fieldNames(r), ['trellis.urlRewrite']);
+  r = await createRule('notobj', 6, 'redirect please');
+  assert.equal(r.status, 400);
+  assert.deepEqual(fieldNames(r), ['trellis']);
+  r = await createRule('pathunion', 6, { urlRewrite: { path: { replaceFullPath: '/a', replacePrefixMatch: '/b' } } });
+  assert.equal(r.status, 400);
+  assert.deepEqual(fieldNames(r), ['trellis.urlRewrite.path']);
+});
