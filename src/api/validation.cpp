@@ -304,37 +304,4 @@ std::string checkResourceArn(std::string_view v) {
   return "Member must be the ARN of a service network, service or resource configuration";
 }
 
-namespace {
-std::string checkStatement(const json& statement, const std::string& where) {
-  if (!statement.is_object()) return where + " must be a JSON object";
-  auto effect = statement.find("Effect");
-  if (effect == statement.end()) return where + ".Effect is missing";
-  if (!effect->is_string() || (*effect != "Allow" && *effect != "Deny"))
-    return where + ".Effect must be \"Allow\" or \"Deny\"";
-  return "";
-}
-}  // namespace
-
-std::string checkPolicyDocument(std::string_view policy) {
-  json doc = json::parse(policy, nullptr, false);
-  if (doc.is_discarded()) return "The policy is not valid JSON";
-  if (!doc.is_object()) return "The policy must be a JSON object";
-  if (auto version = doc.find("Version"); version != doc.end()) {
-    if (!version->is_string() || (*version != "2012-10-17" && *version != "2008-10-17"))
-      return "The policy's Version must be \"2012-10-17\" or \"2008-10-17\"";
-  }
-  auto statement = doc.find("Statement");
-  if (statement == doc.end()) return "The policy has no Statement";
-  if (statement->is_array()) {
-    if (statement->empty()) return "The policy's Statement list is empty";
-    for (size_t i = 0; i < statement->size(); ++i) {
-      std::string problem = checkStatement((*statement)[i], "Statement[" + std::to_string(i) + "]");
-      if (!problem.empty()) return "The policy's " + problem;
-    }
-    return "";
-  }
-  std::string problem = checkStatement(*statement, "Statement");
-  return problem.empty() ? "" : "The policy's " + problem;
-}
-
 }  // namespace trellis::api

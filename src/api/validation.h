@@ -94,9 +94,5 @@ struct ResourceRef {
 // The kind and bare id named by a ResourceIdentifier, or nullopt when it has neither shape.
 std::optional<ResourceRef> parseResourceIdentifier(std::string_view v);
 
-// Checks an IAM-style policy document: a JSON object with an optional Version ("2012-10-17" or
-// "2008-10-17") and a Statement (an object or a non-empty list of objects) whose every statement has
-// Effect Allow or Deny. Returns what is wrong and where, or "" when fine.
-std::string checkPolicyDocument(std::string_view policy);
 
 }  // namespace trellis::api
