@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "common/strings.h"
+
 namespace trellis::api {
 
 using model::Kind;
@@ -159,7 +161,8 @@ std::optional<json> readHttpMatch(FieldErrors& errors, const json& httpMatch, co
 namespace {
 
 // Extension objects reject members they do not know: a misspelt filter must fail, not be dropped.
-bool onlyKnown(FieldErrors& errors, const json& obj, const std::string& path, std::initializer_list<const char*> known) {
+bool onlyKnown(FieldErrors& errors, const json& obj, const std::string& path,
+               std::initializer_list<const char*> known) {
   bool ok = true;
   for (const auto& [key, value] : obj.items()) {
     bool found = false;
@@ -175,8 +178,14 @@ bool onlyKnown(FieldErrors& errors, const json& obj, const std::string& path, st
 std::string checkHeaderName(std::string_view v) {
   // RFC 9110 token characters.
   for (char c : v)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
       return "Member must be an HTTP header name";
+  // Message framing and connection management belong to the proxy, not to a modifier.
+  for (std::string_view reserved : {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+                                    "trailer", "proxy-connection"})
+    if (iequals(v, reserved))
+      return "Member must not name the header " + std::string(reserved) + ", which the proxy manages";
   return "";
 }
 
@@ -202,8 +211,8 @@ bool readHeaderList(FieldErrors& errors, const json& obj, const char* key, const
     }
     auto name = readString(errors, entry, "name", item + ".name",
                            {.required = true, .minLength = 1, .maxLength = 256, .check = checkHeaderName});
-    auto value =
-        readString(errors, entry, "value", item + ".value", {.required = true, .maxLength = 4096, .check = checkHeaderValue});
+    auto value = readString(errors, entry, "value", item + ".value",
+                            {.required = true, .maxLength = 4096, .check = checkHeaderValue});
     if (!name || !value || !onlyKnown(errors, entry, item, {"name", "value"})) {
       ok = false;
       continue;
@@ -225,8 +234,10 @@ std::optional<json> readHeaderModifier(FieldErrors& errors, const json& modifier
       json holder = {{"name", (*remove)[i]}};
       auto name = readString(errors, holder, "name", at(path + ".remove", i),
                              {.required = true, .minLength = 1, .maxLength = 256, .check = checkHeaderName});
-      if (name) names.push_back(*name);
-      else ok = false;
+      if (name)
+        names.push_back(*name);
+      else
+        ok = false;
     }
     out["remove"] = std::move(names);
   } else if (modifier.contains("remove") && !modifier["remove"].is_null()) {
@@ -253,13 +264,14 @@ std::optional<json> readPathModifier(FieldErrors& errors, const json& obj, const
   return json{{*which, *value}};
 }
 
-// Reads an object member of `parent` into out[key] with `read`; false when present but bad.
-template <typename Read>
-bool readMember(FieldErrors& errors, const json& parent, const char* key, const std::string& path, json& out, Read read) {
+// Reads the object member `key` of `parent` with `read` into out[key]; false when present but bad.
+using ReadObject = std::optional<json> (*)(FieldErrors&, const json&, const std::string&);
+bool readMember(FieldErrors& errors, const json& parent, const char* key, const std::string& path, json& out,
+                ReadObject read) {
   if (!parent.contains(key) || parent[key].is_null()) return true;
   const json* obj = readObject(errors, parent, key, path);
   if (!obj) return false;
-  auto value = read(*obj, path);
+  auto value = read(errors, *obj, path);
   if (!value) return false;
   out[key] = std::move(*value);
   return true;
@@ -270,6 +282,74 @@ template <typename T>
 bool keep(const json& obj, const char* key, const std::optional<T>& value, json& out) {
   if (value) out[key] = *value;
   return value || !obj.contains(key) || obj[key].is_null();
+}
+
+std::optional<std::string> readHostname(FieldErrors& errors, const json& o, const std::string& p) {
+  return readString(errors, o, "hostname", p + ".hostname",
+                    {.minLength = 1, .maxLength = 253, .check = checkDomainName});
+}
+
+std::optional<json> readUrlRewrite(FieldErrors& errors, const json& o, const std::string& p) {
+  bool ok = onlyKnown(errors, o, p, {"hostname", "path"});
+  json out = json::object();
+  if (!keep(o, "hostname", readHostname(errors, o, p), out)) ok = false;
+  if (!keep(o, "path", readPathModifier(errors, o, p + ".path"), out)) ok = false;
+  if (ok && out.empty()) {
+    errors.add(p, "Member must set at least one of hostname, path");
+    ok = false;
+  }
+  return ok ? std::optional<json>(out) : std::nullopt;
+}
+
+std::optional<json> readRedirect(FieldErrors& errors, const json& o, const std::string& p) {
+  bool ok = onlyKnown(errors, o, p, {"scheme", "hostname", "path", "port", "statusCode"});
+  json out = json::object();
+  if (!keep(o, "scheme", readString(errors, o, "scheme", p + ".scheme", {.oneOf = {"http", "https"}}), out)) ok = false;
+  if (!keep(o, "hostname", readHostname(errors, o, p), out)) ok = false;
+  if (!keep(o, "path", readPathModifier(errors, o, p + ".path"), out)) ok = false;
+  if (!keep(o, "port", readInt(errors, o, "port", p + ".port", false, 1, 65535), out)) ok = false;
+  auto status = readInt(errors, o, "statusCode", p + ".statusCode", false, 301, 308);
+  if (status && *status >= 304 && *status <= 306) {
+    errors.add(p + ".statusCode", "Member must be one of 301, 302, 303, 307, 308");
+    status.reset();
+  }
+  if (!keep(o, "statusCode", status, out)) ok = false;
+  return ok ? std::optional<json>(out) : std::nullopt;
+}
+
+std::optional<json> readTimeouts(FieldErrors& errors, const json& o, const std::string& p) {
+  bool ok = onlyKnown(errors, o, p, {"requestMs", "backendRequestMs"});
+  json out = json::object();
+  auto request = readInt(errors, o, "requestMs", p + ".requestMs", false, 1, 3600000);
+  auto backend = readInt(errors, o, "backendRequestMs", p + ".backendRequestMs", false, 1, 3600000);
+  if (!keep(o, "requestMs", request, out)) ok = false;
+  if (!keep(o, "backendRequestMs", backend, out)) ok = false;
+  if (request && backend && *backend > *request) {
+    errors.add(p + ".backendRequestMs", "Member must not exceed requestMs");
+    ok = false;
+  }
+  return ok ? std::optional<json>(out) : std::nullopt;
+}
+
+std::optional<json> readRetry(FieldErrors& errors, const json& o, const std::string& p) {
+  bool ok = onlyKnown(errors, o, p, {"attempts", "statusCodes", "backoffMs"});
+  json out = json::object();
+  if (!keep(o, "attempts", readInt(errors, o, "attempts", p + ".attempts", true, 0, 5), out)) ok = false;
+  if (!keep(o, "backoffMs", readInt(errors, o, "backoffMs", p + ".backoffMs", false, 0, 60000), out)) ok = false;
+  if (const json* codes = readArray(errors, o, "statusCodes", p + ".statusCodes", false, 1, 100)) {
+    json list = json::array();
+    for (size_t i = 0; i < codes->size(); ++i) {
+      json holder = {{"code", (*codes)[i]}};
+      if (auto code = readInt(errors, holder, "code", at(p + ".statusCodes", i), true, 500, 599))
+        list.push_back(*code);
+      else
+        ok = false;
+    }
+    out["statusCodes"] = std::move(list);
+  } else if (o.contains("statusCodes") && !o["statusCodes"].is_null()) {
+    ok = false;
+  }
+  return ok ? std::optional<json>(out) : std::nullopt;
 }
 
 }  // namespace
@@ -311,7 +391,8 @@ std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, con
         ok = false;
         continue;
       }
-      auto name = readString(errors, entry, "name", item + ".name", {.required = true, .minLength = 1, .maxLength = 256});
+      auto name =
+          readString(errors, entry, "name", item + ".name", {.required = true, .minLength = 1, .maxLength = 256});
       auto which = readUnionMember(errors, entry, item, {"exact", "prefix", "present"});
       if (!onlyKnown(errors, entry, item, {"name", "exact", "prefix", "present"}) || !name || !which) {
         ok = false;
@@ -327,7 +408,8 @@ std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, con
         }
         query["present"] = true;
       } else {
-        auto value = readString(errors, entry, which->c_str(), item + "." + *which, {.required = true, .maxLength = 1024});
+        auto value =
+            readString(errors, entry, which->c_str(), item + "." + *which, {.required = true, .maxLength = 1024});
         if (!value) {
           ok = false;
           continue;
@@ -341,85 +423,14 @@ std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, con
     ok = false;
   }
 
-  auto headerModifier = [&](const json& o, const std::string& p) { return readHeaderModifier(errors, o, p); };
-  ok = readMember(errors, *ext, "requestHeaderModifier", path + ".requestHeaderModifier", out, headerModifier) && ok;
-  ok = readMember(errors, *ext, "responseHeaderModifier", path + ".responseHeaderModifier", out, headerModifier) && ok;
-
-  ok = readMember(errors, *ext, "urlRewrite", path + ".urlRewrite", out,
-                  [&](const json& o, const std::string& p) -> std::optional<json> {
-                    bool fine = onlyKnown(errors, o, p, {"hostname", "path"});
-                    json rewrite = json::object();
-                    fine = keep(o, "hostname",
-                                readString(errors, o, "hostname", p + ".hostname",
-                                           {.minLength = 1, .maxLength = 253, .check = checkDomainName}),
-                                rewrite) && fine;
-                    fine = keep(o, "path", readPathModifier(errors, o, p + ".path"), rewrite) && fine;
-                    if (fine && rewrite.empty()) {
-                      errors.add(p, "Member must set at least one of hostname, path");
-                      fine = false;
-                    }
-                    return fine ? std::optional<json>(rewrite) : std::nullopt;
-                  }) && ok;
-
-  ok = readMember(errors, *ext, "requestRedirect", path + ".requestRedirect", out,
-                  [&](const json& o, const std::string& p) -> std::optional<json> {
-                    bool fine = onlyKnown(errors, o, p, {"scheme", "hostname", "path", "port", "statusCode"});
-                    json redirect = json::object();
-                    fine = keep(o, "scheme", readString(errors, o, "scheme", p + ".scheme", {.oneOf = {"http", "https"}}),
-                                redirect) && fine;
-                    fine = keep(o, "hostname",
-                                readString(errors, o, "hostname", p + ".hostname",
-                                           {.minLength = 1, .maxLength = 253, .check = checkDomainName}),
-                                redirect) && fine;
-                    fine = keep(o, "path", readPathModifier(errors, o, p + ".path"), redirect) && fine;
-                    fine = keep(o, "port", readInt(errors, o, "port", p + ".port", false, 1, 65535), redirect) && fine;
-                    auto status = readInt(errors, o, "statusCode", p + ".statusCode", false, 301, 308);
-                    if (status && (*status == 304 || *status == 305 || *status == 306)) {
-                      errors.add(p + ".statusCode", "Member must be one of 301, 302, 303, 307, 308");
-                      status.reset();
-                      fine = false;
-                    }
-                    fine = keep(o, "statusCode", status, redirect) && fine;
-                    return fine ? std::optional<json>(redirect) : std::nullopt;
-                  }) && ok;
-
-  ok = readMember(errors, *ext, "timeouts", path + ".timeouts", out,
-                  [&](const json& o, const std::string& p) -> std::optional<json> {
-                    bool fine = onlyKnown(errors, o, p, {"requestMs", "backendRequestMs"});
-                    json timeouts = json::object();
-                    auto request = readInt(errors, o, "requestMs", p + ".requestMs", false, 1, 3600000);
-                    auto backend = readInt(errors, o, "backendRequestMs", p + ".backendRequestMs", false, 1, 3600000);
-                    fine = keep(o, "requestMs", request, timeouts) && fine;
-                    fine = keep(o, "backendRequestMs", backend, timeouts) && fine;
-                    if (request && backend && *backend > *request) {
-                      errors.add(p + ".backendRequestMs", "Member must not exceed requestMs");
-                      fine = false;
-                    }
-                    return fine ? std::optional<json>(timeouts) : std::nullopt;
-                  }) && ok;
-
-  ok = readMember(errors, *ext, "retry", path + ".retry", out,
-                  [&](const json& o, const std::string& p) -> std::optional<json> {
-                    bool fine = onlyKnown(errors, o, p, {"attempts", "statusCodes", "backoffMs"});
-                    json retry = json::object();
-                    fine = keep(o, "attempts", readInt(errors, o, "attempts", p + ".attempts", true, 0, 5), retry) && fine;
-                    fine = keep(o, "backoffMs", readInt(errors, o, "backoffMs", p + ".backoffMs", false, 0, 60000), retry) &&
-                           fine;
-                    if (const json* codes = readArray(errors, o, "statusCodes", p + ".statusCodes", false, 1, 100)) {
-                      json list = json::array();
-                      for (size_t i = 0; i < codes->size(); ++i) {
-                        json holder = {{"code", (*codes)[i]}};
-                        if (auto code = readInt(errors, holder, "code", at(p + ".statusCodes", i), true, 500, 599))
-                          list.push_back(*code);
-                        else
-                          fine = false;
-                      }
-                      retry["statusCodes"] = std::move(list);
-                    } else if (o.contains("statusCodes") && !o["statusCodes"].is_null()) {
-                      fine = false;
-                    }
-                    return fine ? std::optional<json>(retry) : std::nullopt;
-                  }) && ok;
+  if (!readMember(errors, *ext, "requestHeaderModifier", path + ".requestHeaderModifier", out, readHeaderModifier))
+    ok = false;
+  if (!readMember(errors, *ext, "responseHeaderModifier", path + ".responseHeaderModifier", out, readHeaderModifier))
+    ok = false;
+  if (!readMember(errors, *ext, "urlRewrite", path + ".urlRewrite", out, readUrlRewrite)) ok = false;
+  if (!readMember(errors, *ext, "requestRedirect", path + ".requestRedirect", out, readRedirect)) ok = false;
+  if (!readMember(errors, *ext, "timeouts", path + ".timeouts", out, readTimeouts)) ok = false;
+  if (!readMember(errors, *ext, "retry", path + ".retry", out, readRetry)) ok = false;
 
   if (out.contains("urlRewrite") && out.contains("requestRedirect")) {
     errors.add(path + ".urlRewrite", "Member must not be set together with requestRedirect");

@@ -513,9 +513,12 @@ class Apply {
       if (it == have.end()) {
         s_.write(who, "POST", base,
                  {{"name", ruleName(created, w.priority)}, {"priority", w.priority}, {"match", w.match},
-                  {"action", action}, {"tags", {{tag("ManagedBy"), s_.owner}}}});
-      } else if (it->second.value("match", json()) != w.match || it->second.value("action", json()) != action) {
-        updates.push_back({{"ruleIdentifier", it->second.value("arn", "")}, {"match", w.match}, {"action", action}});
+                  {"action", action}, {"trellis", w.trellis}, {"tags", {{tag("ManagedBy"), s_.owner}}}});
+      } else if (it->second.value("match", json()) != w.match || it->second.value("action", json()) != action ||
+                 it->second.value("trellis", json::object()) != w.trellis) {
+        // An empty `trellis` clears extensions the rule had.
+        updates.push_back({{"ruleIdentifier", it->second.value("arn", "")}, {"match", w.match}, {"action", action},
+                           {"trellis", w.trellis}});
       }
     }
     for (size_t i = 0; i < updates.size(); i += 10) {

@@ -655,22 +655,41 @@ class Translator {
     fail(route, field + ".kind", "'" + kind + "' is not a backend VPC Lattice can use (Service or ServiceImport)");
   }
 
-  json httpMatch(const Object& route, const json& rule, const std::string& field) {
+  // The rule's RuleMatch. Lattice takes one match per rule; further matches and query parameter
+  // matches go into the rule's Trellis extensions (`trellis.matches`, `trellis.queryMatches`).
+  json httpMatch(const Object& route, const json& rule, const std::string& field, json& extensions) {
     const json& matches = array(route, rule, "matches", field + ".matches");
-    bool grpc = route.kind == "GRPCRoute";
-    json http = json::object();
-    if (grpc) http["method"] = "POST";
     if (matches.empty()) {
+      json http = json::object();
+      if (route.kind == "GRPCRoute") http["method"] = "POST";
       http["pathMatch"] = {{"match", {{"prefix", "/"}}}};
       return {{"httpMatch", http}};
     }
-    if (matches.size() > 1)
-      fail(route, field + ".matches",
-           "has " + std::to_string(matches.size()) +
-               " matches; VPC Lattice takes one match per rule (LATTICE_NO_SUPPORT_FOR_MULTIPLE_MATCHES): split the "
-               "rule");
-    const json& m = matches[0];
-    std::string mp = field + ".matches[0]";
+    if (matches.size() > 9)
+      fail(route, field + ".matches", "has " + std::to_string(matches.size()) + " matches; a rule takes at most 9");
+    json first, queries;
+    for (size_t i = 0; i < matches.size(); ++i) {
+      std::string mp = at(field + ".matches", i);
+      json matchQueries = json::array();
+      json http = oneMatch(route, matches[i], mp, matchQueries);
+      // The extension's query matches hold for the whole rule, so every match must ask for the same.
+      if (i == 0) queries = matchQueries;
+      else if (matchQueries != queries)
+        fail(route, mp + ".queryParams",
+             "differs from matches[0].queryParams; Trellis applies one set of query parameter matches per rule: "
+             "split the rule");
+      if (i == 0) first = std::move(http);
+      else extensions["matches"].push_back(std::move(http));
+    }
+    if (!queries.empty()) extensions["queryMatches"] = queries;
+    return {{"httpMatch", first}};
+  }
+
+  // One HTTPRouteMatch or GRPCRouteMatch as an httpMatch; its query parameter matches go to `queries`.
+  json oneMatch(const Object& route, const json& m, const std::string& mp, json& queries) {
+    bool grpc = route.kind == "GRPCRoute";
+    json http = json::object();
+    if (grpc) http["method"] = "POST";
     if (!m.is_object()) fail(route, mp, "must be a mapping");
     if (grpc) {
       json method = m.value("method", json::object());
@@ -702,8 +721,16 @@ class Translator {
         if (!method->is_string()) fail(route, mp + ".method", "must be a string");
         http["method"] = *method;
       }
-      if (member(m, "queryParams"))
-        fail(route, mp + ".queryParams", "query parameter matches are not supported (LATTICE_UNSUPPORTED_MATCH_TYPE)");
+      const json& params = array(route, m, "queryParams", mp + ".queryParams");
+      queries = json::array();
+      for (size_t i = 0; i < params.size(); ++i) {
+        std::string qp = at(mp + ".queryParams", i);
+        std::string type = str(route, params[i], "type", qp + ".type");
+        if (!type.empty() && type != "Exact")
+          fail(route, qp + ".type", "'" + type + "' is not supported: use Exact");
+        queries.push_back({{"name", str(route, params[i], "name", qp + ".name", true)},
+                           {"exact", str(route, params[i], "value", qp + ".value", true)}});
+      }
     }
     const json& headers = array(route, m, "headers", mp + ".headers");
     if (headers.size() > 5)
@@ -723,12 +750,81 @@ class Translator {
     }
     if (!http.contains("pathMatch") && !http.contains("method") && !http.contains("headerMatches"))
       http["pathMatch"] = {{"match", {{"prefix", "/"}}}};
-    return {{"httpMatch", http}};
+    return http;
   }
 
-  // Filters, timeouts and retries are ignored by the AWS controller; apply says so instead.
+  // A header modifier filter ({set, add: [{name, value}], remove: [name]}), which has the extension's shape.
+  json headerModifier(const Object& route, const json& filter, const std::string& fp) {
+    json out = json::object();
+    for (const char* key : {"set", "add"}) {
+      const json& list = array(route, filter, key, fp + "." + key);
+      for (size_t i = 0; i < list.size(); ++i) {
+        std::string hp = at(fp + "." + key, i);
+        out[key].push_back({{"name", str(route, list[i], "name", hp + ".name", true)},
+                            {"value", str(route, list[i], "value", hp + ".value", true)}});
+      }
+    }
+    const json& remove = array(route, filter, "remove", fp + ".remove");
+    for (size_t i = 0; i < remove.size(); ++i) {
+      if (!remove[i].is_string()) fail(route, at(fp + ".remove", i), "must be a string");
+      out["remove"].push_back(remove[i]);
+    }
+    return out;
+  }
+
+  // An HTTPPathModifier ({type, replaceFullPath | replacePrefixMatch}) as the extension's path member.
+  json pathModifier(const Object& route, const json& path, const std::string& pp) {
+    std::string type = str(route, path, "type", pp + ".type", true);
+    if (type == "ReplaceFullPath")
+      return {{"replaceFullPath", str(route, path, "replaceFullPath", pp + ".replaceFullPath", true)}};
+    if (type == "ReplacePrefixMatch")
+      return {{"replacePrefixMatch", str(route, path, "replacePrefixMatch", pp + ".replacePrefixMatch", true)}};
+    fail(route, pp + ".type", "'" + type + "' is not a path modifier: use ReplaceFullPath or ReplacePrefixMatch");
+  }
+
+  // Rule filters the proxy applies become Trellis extensions; the rest are reported in `ignored`.
+  void ruleFilters(const Object& route, const json& rule, const std::string& field, json& extensions,
+                   std::vector<std::string>& ignored) {
+    const json& filters = array(route, rule, "filters", field + ".filters");
+    for (size_t i = 0; i < filters.size(); ++i) {
+      std::string fp = at(field + ".filters", i);
+      std::string type = str(route, filters[i], "type", fp + ".type", true);
+      auto single = [&](const char* key) {
+        if (extensions.contains(key)) fail(route, fp, "a rule takes one " + type + " filter");
+      };
+      if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier") {
+        std::string key = type == "RequestHeaderModifier" ? "requestHeaderModifier" : "responseHeaderModifier";
+        single(key.c_str());
+        json modifier = headerModifier(route, filters[i].value(key, json::object()), fp + "." + key);
+        if (!modifier.empty()) extensions[key] = modifier;
+      } else if (type == "URLRewrite" || type == "RequestRedirect") {
+        std::string key = type == "URLRewrite" ? "urlRewrite" : "requestRedirect";
+        std::string k8sKey = type == "URLRewrite" ? "urlRewrite" : "requestRedirect";
+        single(key.c_str());
+        const json& spec = filters[i].value(k8sKey, json::object());
+        std::string sp = fp + "." + k8sKey;
+        json out = json::object();
+        if (std::string host = str(route, spec, "hostname", sp + ".hostname"); !host.empty()) out["hostname"] = host;
+        if (const json* path = member(spec, "path")) out["path"] = pathModifier(route, *path, sp + ".path");
+        if (type == "RequestRedirect") {
+          if (std::string scheme = str(route, spec, "scheme", sp + ".scheme"); !scheme.empty()) out["scheme"] = scheme;
+          if (auto port = integer(route, spec, "port", sp + ".port", 1, 65535)) out["port"] = *port;
+          if (auto code = integer(route, spec, "statusCode", sp + ".statusCode", 301, 302)) out["statusCode"] = *code;
+        }
+        if (!out.empty() || type == "RequestRedirect") extensions[key] = out;  // an empty redirect still answers 302
+      } else {
+        out_.warnings.push_back(route.where(fp) + ": ignored: Trellis does not apply " + type + " filters");
+        ignored.push_back(fp);
+      }
+    }
+    if (extensions.contains("urlRewrite") && extensions.contains("requestRedirect"))
+      fail(route, field + ".filters", "URLRewrite and RequestRedirect cannot be used together");
+  }
+
+  // Timeouts, retries and session persistence are ignored by the AWS controller and not applied by
+  // Trellis's proxy yet; apply says so instead.
   void warnIgnored(const Object& route, const json& rule, const std::string& field, std::vector<std::string>& ignored) {
-    for (const char* key : {"filters", "timeouts", "retry", "sessionPersistence"}) {
+    for (const char* key : {"timeouts", "retry", "sessionPersistence"}) {
       const json* v = member(rule, key);
       if (v && !(v->is_array() && v->empty())) {
         out_.warnings.push_back(route.where(field + "." + key) +
@@ -867,11 +963,15 @@ class Translator {
       warnIgnored(r, rules[i], rp, ignored);
       if (tls) {
         if (member(rules[i], "matches")) fail(r, rp + ".matches", "a TLSRoute rule has no matches");
+        if (member(rules[i], "filters")) fail(r, rp + ".filters", "a TLSRoute rule has no filters");
         passthroughAction = forwardAction(r, rules[i], rp);
         if (!passthroughAction.contains("forward")) fail(r, rp + ".backendRefs", "a TLSRoute needs a backend");
         continue;
       }
-      latticeRules.push_back({prio[i], httpMatch(r, rules[i], rp), forwardAction(r, rules[i], rp)});
+      json extensions = json::object();
+      json match = httpMatch(r, rules[i], rp, extensions);
+      ruleFilters(r, rules[i], rp, extensions, ignored);
+      latticeRules.push_back({prio[i], match, forwardAction(r, rules[i], rp), extensions});
     }
     std::sort(latticeRules.begin(), latticeRules.end(), [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
     for (const auto& l : listeners) {

@@ -78,6 +78,7 @@ struct Rule {
   int priority = 0;
   json match;   // RuleMatch ({httpMatch: ...}), as the API stores it
   json action;  // RuleAction; forward entries name target groups by key
+  json trellis = json::object();  // the rule's Trellis extensions (API member `trellis`); empty: none
 };
 
 struct Listener {

@@ -76,6 +76,64 @@ bool matches(const snapshot::Rule& rule, const RequestHead& request, std::string
   return any && queryMatches(rule.queries, request);
 }
 
+void applyHeaderModifier(const snapshot::HeaderModifier& modifier, Headers& headers) {
+  auto drop = [&](const std::string& name) {
+    std::erase_if(headers, [&](const auto& h) { return h.first == name; });
+  };
+  for (const auto& name : modifier.remove) drop(name);
+  for (const auto& [name, value] : modifier.set) {
+    drop(name);
+    headers.emplace_back(name, value);
+  }
+  for (const auto& [name, value] : modifier.add) headers.emplace_back(name, value);
+}
+
+std::string modifiedTarget(const snapshot::Rule& rule, const snapshot::PathModifier& modifier,
+                           const RequestHead& request) {
+  using Kind = snapshot::PathModifier::Kind;
+  std::string_view path = request.path();
+  std::string_view query = std::string_view(request.target).substr(path.size());
+  if (modifier.kind == Kind::None) return request.target;
+  if (modifier.kind == Kind::ReplaceFullPath) return modifier.value + std::string(query);
+  // The prefix of whichever of the rule's matches matched.
+  std::string lowerPath = toLower(path);
+  size_t prefixLength = 1;
+  const snapshot::HttpMatch* hit = matches(rule.match, request, lowerPath) ? &rule.match : nullptr;
+  for (size_t i = 0; !hit && i < rule.alternatives.size(); ++i)
+    if (matches(rule.alternatives[i], request, lowerPath)) hit = &rule.alternatives[i];
+  if (hit && hit->pathKind != snapshot::HttpMatch::PathKind::Any) prefixLength = hit->path.size();
+  prefixLength = std::min(prefixLength, path.size());
+  std::string_view rest = path.substr(prefixLength);
+  std::string out = modifier.value;
+  // "/v1" → "/" on "/v1/x" gives "/x", not "//x"; "/v1" → "/v2" on "/v1x" gives "/v2x" as a string would.
+  if (!out.empty() && out.back() == '/' && !rest.empty() && rest.front() == '/') out.pop_back();
+  if (out.empty() && (rest.empty() || rest.front() != '/')) out = "/";
+  return out.append(rest).append(query);
+}
+
+std::string redirectLocation(const snapshot::Rule& rule, const RequestHead& request, bool tls, uint16_t port) {
+  const snapshot::Redirect& r = rule.redirect;
+  std::string requestScheme = tls ? "https" : "http";
+  std::string scheme = r.scheme.empty() ? requestScheme : r.scheme;
+  uint16_t defaultPort = scheme == "https" ? 443 : 80;
+  uint16_t to = r.port ? r.port : scheme != requestScheme ? defaultPort : port;
+  std::string location = scheme + "://" + (r.hostname.empty() ? request.host : r.hostname);
+  if (to != defaultPort) location += ":" + std::to_string(to);
+  return location + modifiedTarget(rule, r.path, request);
+}
+
+void rewriteRequest(const snapshot::Rule& rule, RequestHead& request) {
+  // The path first: finding the prefix that matched needs the headers as they came.
+  if (rule.rewrite.path.kind != snapshot::PathModifier::Kind::None)
+    request.target = modifiedTarget(rule, rule.rewrite.path, request);
+  if (!rule.requestHeaders.empty()) applyHeaderModifier(rule.requestHeaders, request.headers);
+  if (!rule.rewrite.hostname.empty()) {
+    snapshot::HeaderModifier host;
+    host.set.emplace_back("host", rule.rewrite.hostname);
+    applyHeaderModifier(host, request.headers);
+  }
+}
+
 RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, uint16_t port,
                   const RequestHead& request) {
   RouteResult result;

@@ -33,6 +33,18 @@ bool matches(const snapshot::HttpMatch& match, const RequestHead& request, std::
 // A rule's whole match: its match or any alternative, and all its query matches.
 bool matches(const snapshot::Rule& rule, const RequestHead& request, std::string_view lowerPath);
 
+// Trellis extensions applied to a request routed to a rule (pure, so the worker's part stays small).
+// Set replaces every header of the name, add appends, remove drops every one.
+void applyHeaderModifier(const snapshot::HeaderModifier& modifier, Headers& headers);
+// The request-target (path and query) after `modifier`: the full path replaced, or the path prefix
+// the rule matched by replaced (an exact match counts as its whole path, a match without a path as "/").
+std::string modifiedTarget(const snapshot::Rule& rule, const snapshot::PathModifier& modifier,
+                           const RequestHead& request);
+// The Location a rule's redirect answers with; `tls` and `port` describe the connection the request came on.
+std::string redirectLocation(const snapshot::Rule& rule, const RequestHead& request, bool tls, uint16_t port);
+// Applies the rule's request header modifier and URL rewrite to `request` (Host goes in its host header).
+void rewriteRequest(const snapshot::Rule& rule, RequestHead& request);
+
 class RouterState {
  public:
   void reset() {

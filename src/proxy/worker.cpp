@@ -194,8 +194,8 @@ class Exchange : public UpstreamStreamSink {
   // The upstream cannot take more request body right now.
   bool bodyBlocked() const;
   void upstreamFailed(const char* reason, bool retriable);
-  // `body`: a text body (the 403 of an auth denial); none otherwise.
-  void respondLocal(int status, const char* reason = "", std::string_view body = {});
+  // `body`: a text body (the 403 of an auth denial); none otherwise. `location`: a redirect's Location.
+  void respondLocal(int status, const char* reason = "", std::string_view body = {}, std::string_view location = {});
   void responseHead(const ResponseHead& response);
   void responseBody(std::string_view data);
   void responseComplete();
@@ -222,6 +222,7 @@ class Exchange : public UpstreamStreamSink {
   RequestHead head;
   std::string requestId;
   const snapshot::Service* service = nullptr;
+  const snapshot::Rule* rule = nullptr;  // the rule routed to (null: the default action), for its extensions
   const snapshot::TargetGroup* group = nullptr;
   const snapshot::Target* target = nullptr;
   const snapshot::Vpc* vpc = nullptr;  // the client's source VPC in `snap`
@@ -913,6 +914,12 @@ void Exchange::start(RequestHead&& requestHead) {
       return respondLocal(403, "ClientAccessDenied", denial);
     }
   }
+  // Trellis rule extensions: a redirect answers here; a rewrite and header modifier change what is forwarded.
+  rule = r.rule;
+  if (rule && rule->redirect.enabled)
+    return respondLocal(rule->redirect.statusCode, "", {},
+                        redirectLocation(*rule, head, transport.tls() != nullptr, conn.port_));
+  if (rule) rewriteRequest(*rule, head);
   if (r.action->kind == snapshot::Action::Kind::FixedResponse) return respondLocal(r.action->statusCode);
   const snapshot::WeightedTargetGroup* weighted = w.router().pickTargetGroup(*r.action);
   if (!weighted || !weighted->group) return respondLocal(503);
@@ -1137,7 +1144,7 @@ void Exchange::upstreamFailed(const char* reason, bool retriable) {
   down.abortStream(reason);
 }
 
-void Exchange::respondLocal(int code, const char* reason, std::string_view body) {
+void Exchange::respondLocal(int code, const char* reason, std::string_view body, std::string_view location) {
   local = true;
   status = code;
   failureReason = reason;
@@ -1149,6 +1156,7 @@ void Exchange::respondLocal(int code, const char* reason, std::string_view body)
   response.bodyless = head.method == "HEAD";
   if (response.bodyless) response.headers.emplace_back("content-length", std::to_string(body.size()));
   if (!body.empty()) response.headers.emplace_back("content-type", "text/plain");
+  if (!location.empty()) response.headers.emplace_back("location", location);
   down.sendHead(response, requestId);
   if (!response.bodyless && !body.empty()) down.sendBody(body);
   down.sendEnd({});
@@ -1168,7 +1176,13 @@ void Exchange::responseHead(const ResponseHead& response) {
   responseHeadSent = true;
   upstreamKeepAlive = response.keepAlive;
   if (grpc) grpcCode = grpcStatus(response.headers);  // a trailers-only response has it here
-  down.sendHead(response, requestId);
+  if (rule && !rule->responseHeaders.empty()) {
+    ResponseHead modified = response;
+    applyHeaderModifier(rule->responseHeaders, modified.headers);
+    down.sendHead(modified, requestId);
+  } else {
+    down.sendHead(response, requestId);
+  }
 }
 
 void Exchange::responseBody(std::string_view data) { down.sendBody(data); }

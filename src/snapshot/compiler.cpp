@@ -103,9 +103,42 @@ HttpMatch compileMatch(const json& j) {
   return match;
 }
 
-// The matching half of a rule's `trellis` extensions (the API has validated the document).
+HeaderModifier compileHeaderModifier(const json& j) {
+  HeaderModifier out;
+  for (const auto& h : j.value("set", json::array())) out.set.emplace_back(toLower(str(h, "name")), str(h, "value"));
+  for (const auto& h : j.value("add", json::array())) out.add.emplace_back(toLower(str(h, "name")), str(h, "value"));
+  for (const auto& name : j.value("remove", json::array()))
+    if (name.is_string()) out.remove.push_back(toLower(name.get<std::string>()));
+  return out;
+}
+
+PathModifier compilePathModifier(const json& j) {
+  PathModifier out;
+  if (j.contains("replaceFullPath"))
+    out.kind = PathModifier::Kind::ReplaceFullPath, out.value = str(j, "replaceFullPath");
+  else if (j.contains("replacePrefixMatch"))
+    out.kind = PathModifier::Kind::ReplacePrefixMatch, out.value = str(j, "replacePrefixMatch");
+  return out;
+}
+
+// A rule's `trellis` extensions (the API has validated the document). Timeouts and retries are not
+// compiled: the proxy does not apply them yet.
 void compileRuleExtensions(const json& ext, Rule& rule) {
   if (!ext.is_object()) return;
+  rule.requestHeaders = compileHeaderModifier(ext.value("requestHeaderModifier", json::object()));
+  rule.responseHeaders = compileHeaderModifier(ext.value("responseHeaderModifier", json::object()));
+  if (auto rewrite = ext.find("urlRewrite"); rewrite != ext.end() && rewrite->is_object()) {
+    rule.rewrite.hostname = toLower(str(*rewrite, "hostname"));
+    rule.rewrite.path = compilePathModifier(rewrite->value("path", json::object()));
+  }
+  if (auto redirect = ext.find("requestRedirect"); redirect != ext.end() && redirect->is_object()) {
+    rule.redirect.enabled = true;
+    rule.redirect.scheme = str(*redirect, "scheme");
+    rule.redirect.hostname = toLower(str(*redirect, "hostname"));
+    rule.redirect.path = compilePathModifier(redirect->value("path", json::object()));
+    rule.redirect.port = static_cast<uint16_t>(integer(*redirect, "port", 0));
+    rule.redirect.statusCode = static_cast<int>(integer(*redirect, "statusCode", 302));
+  }
   for (const auto& m : ext.value("matches", json::array()))
     rule.alternatives.push_back(compileMatch(json{{"httpMatch", m}}));
   for (const auto& q : ext.value("queryMatches", json::array())) {

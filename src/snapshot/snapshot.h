@@ -107,6 +107,32 @@ struct QueryMatch {
   std::string value;  // Exact, Prefix
 };
 
+// Trellis extensions that change a request or its response (names lower-case).
+struct HeaderModifier {
+  std::vector<std::pair<std::string, std::string>> set, add;
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+};
+
+struct PathModifier {
+  enum class Kind { None, ReplaceFullPath, ReplacePrefixMatch };
+  Kind kind = Kind::None;
+  std::string value;
+};
+
+struct UrlRewrite {
+  std::string hostname;  // empty: keep the Host
+  PathModifier path;
+};
+
+struct Redirect {
+  bool enabled = false;
+  std::string scheme, hostname;  // empty: the request's
+  PathModifier path;
+  uint16_t port = 0;  // 0: the scheme's default when the scheme changes, else the listener's
+  int statusCode = 302;
+};
+
 struct Rule {
   std::string id, arn, name;
   int priority = 0;
@@ -115,6 +141,9 @@ struct Rule {
   // `queries` does too.
   std::vector<HttpMatch> alternatives;
   std::vector<QueryMatch> queries;
+  HeaderModifier requestHeaders, responseHeaders;
+  UrlRewrite rewrite;
+  Redirect redirect;  // enabled: answered by the proxy instead of `action`
   Action action;
 };
 

@@ -215,6 +215,39 @@ endpoints: [{addresses: [127.0.0.14]}]
   EXPECT_EQ(reconciler.apply(files("50")).writes, 0u);
 }
 
+// Several matches and query parameters go into the rule's Trellis extensions, stored by the API,
+// compared on re-apply and cleared when the route no longer needs them.
+TEST(Reconcile, RuleExtensionsAreAppliedComparedAndCleared) {
+  InProcessApi api;
+  Reconciler reconciler(api, Options{});
+  std::string text = kFiles;
+  text.replace(text.find("WEIGHT"), 6, "75");
+  std::string withMatches = text;
+  withMatches.replace(withMatches.find("  - backendRefs:"), 16,
+                      "  - matches: [{path: {value: /a}, queryParams: [{name: v, value: '2'}]},\n"
+                      "              {path: {value: /b}, queryParams: [{name: v, value: '2'}]}]\n"
+                      "    backendRefs:");
+  auto objects = parseManifests(withMatches, "workshop.yaml");
+  reconciler.apply(objects);
+  json svc = only(api, "/services");
+  std::string base = "/services/" + svc["id"].get<std::string>() + "/listeners";
+  std::string rulesPath = base + "/" + only(api, base)["id"].get<std::string>() + "/rules";
+  std::string ruleId;
+  for (const auto& r : json(api.call("GET", rulesPath, "", json())["items"]))
+    if (!r["isDefault"].get<bool>()) ruleId = r["id"];
+  json rule = api.call("GET", rulesPath + "/" + ruleId, "", json());
+  EXPECT_EQ(rule["match"], json::parse(R"({"httpMatch":{"pathMatch":{"match":{"prefix":"/a"}}}})"));
+  EXPECT_EQ(rule["trellis"], json::parse(R"({"matches":[{"pathMatch":{"match":{"prefix":"/b"}}}],
+                                             "queryMatches":[{"name":"v","exact":"2"}]})"));
+  EXPECT_EQ(reconciler.apply(objects).writes, 0u);
+
+  auto plain = parseManifests(text, "workshop.yaml");
+  EXPECT_GT(reconciler.apply(plain).writes, 0u);
+  rule = api.call("GET", rulesPath + "/" + ruleId, "", json());  // updated in place
+  EXPECT_FALSE(rule.contains("trellis")) << rule.dump();
+  EXPECT_EQ(reconciler.apply(plain).writes, 0u);
+}
+
 TEST(Reconcile, DeleteRemovesWhatApplyMadeAndNothingElse) {
   InProcessApi api;
   api.call("POST", "/services", "", {{"name", "bystander"}});
@@ -299,7 +332,7 @@ TEST(Reconcile, IgnoredFieldsShowAsPartiallyInvalidUntilRemoved) {
   text.replace(text.find("WEIGHT"), 6, "75");
   std::string filtered = text;
   filtered.replace(filtered.find("  - backendRefs:"), 16,
-                   "  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}]\n"
+                   "  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: checkout, port: 80}}}]\n"
                    "    backendRefs:");
   Report report = reconciler.apply(parseManifests(filtered, "w.yaml"));
   ASSERT_EQ(report.warnings.size(), 1u);

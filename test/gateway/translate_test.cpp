@@ -211,11 +211,13 @@ TEST_P(Errors, NameTheObjectAndField) {
 INSTANTIATE_TEST_SUITE_P(
     Table, Errors,
     ::testing::Values(
-        ErrorCase{route("matches: [{path: {value: /a}}, {path: {value: /b}}]"),
-                  {"t.yaml: HTTPRoute checkout/r: spec.rules[0].matches", "LATTICE_NO_SUPPORT_FOR_MULTIPLE_MATCHES"}},
+        ErrorCase{route("matches: [{path: {value: /a}, queryParams: [{name: a, value: b}]}, {path: {value: /b}}]"),
+                  {"t.yaml: HTTPRoute checkout/r: spec.rules[0].matches[1].queryParams", "split the rule"}},
+        ErrorCase{route("matches: [{queryParams: [{type: RegularExpression, name: a, value: b.*}]}]"),
+                  {"spec.rules[0].matches[0].queryParams[0].type", "RegularExpression"}},
+        ErrorCase{route("matches: [{queryParams: [{name: a}]}]"), {"matches[0].queryParams[0].value"}},
         ErrorCase{route("matches: [{path: {type: RegularExpression, value: /a.*}}]"),
                   {"spec.rules[0].matches[0].path.type", "LATTICE_UNSUPPORTED_PATH_MATCH_TYPE"}},
-        ErrorCase{route("matches: [{queryParams: [{name: a, value: b}]}]"), {"matches[0].queryParams"}},
         ErrorCase{route("matches: [{headers: [{type: RegularExpression, name: a, value: b}]}]"),
                   {"headers[0].type", "LATTICE_UNSUPPORTED_HEADER_MATCH_TYPE"}},
         ErrorCase{route("matches: [{headers: [{name: a, value: b}, {name: b, value: b}, {name: c, value: b}, "
@@ -256,6 +258,27 @@ INSTANTIATE_TEST_SUITE_P(
                   {"spec.listeners[0].protocol", "UDP"}},
         ErrorCase{route("", "r", ", annotations: {application-networking.k8s.aws/rule-0-priority: '101'}"),
                   {"rule-0-priority", "1 to 100"}}));
+
+// Beyond the AWS controller: several matches and query parameter matches become Trellis rule extensions.
+TEST(Translate, SeveralMatchesAndQueryParamsBecomeExtensions) {
+  Desired d = run(route("matches: [{path: {value: /a}, queryParams: [{name: v, value: '2'}]}, "
+                        "{path: {type: Exact, value: /b}, method: POST, "
+                        "queryParams: [{type: Exact, name: v, value: '2'}]}]"));
+  const Rule& rule = d.services.at(0).listeners.at(0).rules.at(0);
+  EXPECT_EQ(rule.match, json::parse(R"({"httpMatch":{"pathMatch":{"match":{"prefix":"/a"}}}})"));
+  EXPECT_EQ(rule.trellis, json::parse(R"({"matches":[{"method":"POST","pathMatch":{"match":{"exact":"/b"}}}],
+                                          "queryMatches":[{"name":"v","exact":"2"}]})"));
+  EXPECT_TRUE(d.warnings.empty());
+  EXPECT_EQ(d.services.at(0).tags.count(kUnsupportedTag), 0u);
+
+  // One match with query parameters; a plain rule has no extensions.
+  d = run(route("matches: [{headers: [{name: x, value: y}], "
+                "queryParams: [{name: a, value: b}, {name: c, value: d}]}]"));
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis,
+            json::parse(R"({"queryMatches":[{"name":"a","exact":"b"},{"name":"c","exact":"d"}]})"));
+  d = run(route("matches: [{path: {value: /a}}]"));
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis, json::object());
+}
 
 TEST(Translate, GrpcRouteMatchesAndTargetGroups) {
   std::string grpc = R"(
@@ -355,12 +378,42 @@ spec:
 }
 
 TEST(Translate, IgnoredFiltersAreReportedNotDropped) {
-  Desired d = run(route("filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: a, value: b}]}}], "
+  Desired d = run(route("filters: [{type: RequestMirror, requestMirror: {backendRef: {name: checkout, port: 80}}}], "
                         "timeouts: {request: 5s}"));
   ASSERT_EQ(d.warnings.size(), 2u);
-  EXPECT_NE(d.warnings[0].find("HTTPRoute checkout/r: spec.rules[0].filters: ignored"), std::string::npos) << d.warnings[0];
-  EXPECT_NE(d.warnings[1].find("spec.rules[0].timeouts"), std::string::npos);
-  EXPECT_EQ(d.services.at(0).tags.at(kUnsupportedTag), "spec.rules[0].filters,spec.rules[0].timeouts");
+  EXPECT_NE(d.warnings[0].find("spec.rules[0].timeouts: ignored"), std::string::npos) << d.warnings[0];
+  EXPECT_NE(d.warnings[1].find("HTTPRoute checkout/r: spec.rules[0].filters[0]: ignored"), std::string::npos)
+      << d.warnings[1];
+  EXPECT_EQ(d.services.at(0).tags.at(kUnsupportedTag), "spec.rules[0].timeouts,spec.rules[0].filters[0]");
+}
+
+// Beyond the AWS controller: the filters the proxy applies become Trellis rule extensions.
+TEST(Translate, FiltersBecomeExtensions) {
+  Desired d = run(route(
+      "filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-env, value: prod}], "
+      "remove: [cookie]}}, {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-by, value: t}]}}, "
+      "{type: URLRewrite, urlRewrite: {hostname: backend.internal, path: {type: ReplacePrefixMatch, "
+      "replacePrefixMatch: /}}}]"));
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis, json::parse(R"({
+      "requestHeaderModifier": {"set": [{"name": "x-env", "value": "prod"}], "remove": ["cookie"]},
+      "responseHeaderModifier": {"add": [{"name": "x-by", "value": "t"}]},
+      "urlRewrite": {"hostname": "backend.internal", "path": {"replacePrefixMatch": "/"}}})"));
+  EXPECT_TRUE(d.warnings.empty());
+  EXPECT_EQ(d.services.at(0).tags.count(kUnsupportedTag), 0u);
+
+  d = run(route("filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: new.example.com, "
+                "port: 8443, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /moved}}}]"));
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis, json::parse(R"({"requestRedirect": {
+      "scheme": "https", "hostname": "new.example.com", "port": 8443, "statusCode": 301,
+      "path": {"replaceFullPath": "/moved"}}})"));
+
+  EXPECT_NE(errorOf(route("filters: [{type: URLRewrite, urlRewrite: {hostname: a.b}}, "
+                          "{type: RequestRedirect, requestRedirect: {}}]"))
+                .find("cannot be used together"),
+            std::string::npos);
+  EXPECT_NE(errorOf(route("filters: [{type: URLRewrite, urlRewrite: {path: {type: Regex}}}]"))
+                .find("spec.rules[0].filters[0].urlRewrite.path.type"),
+            std::string::npos);
 }
 
 TEST(Translate, GatewayPolicies) {

@@ -1,13 +1,19 @@
 // Trellis rule extensions (the optional `trellis` member of CreateRule, UpdateRule and BatchUpdateRule):
-// validation, storage and echo. The AWS SDKs drop members they do not model, so these requests are
-// signed by hand with @smithy/signature-v4; the SDK is used to show that it still reads such rules.
+// validation, storage and echo, then applied by the proxy (extra matches, query matches, redirects,
+// rewrites, header modifiers) with curl against backends started here. The AWS SDKs drop members they
+// do not model, so these requests are signed by hand with @smithy/signature-v4.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CreateListenerCommand, CreateServiceCommand, GetRuleCommand } from '@aws-sdk/client-vpc-lattice';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  CreateListenerCommand, CreateServiceCommand, GetRuleCommand, CreateServiceNetworkCommand, CreateTargetGroupCommand,
+  RegisterTargetsCommand, CreateServiceNetworkServiceAssociationCommand, CreateServiceNetworkVpcAssociationCommand,
+} from '@aws-sdk/client-vpc-lattice';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { HttpRequest } from '@smithy/protocol-http';
 import { Sha256 } from '@aws-crypto/sha256-js';
-import { startTrellis, ADMIN, REGION } from './harness.mjs';
+import { startTrellis, startEchoBackend, freePort, until, ADMIN, REGION } from './harness.mjs';
 
 let t;
 let svc;
@@ -19,7 +25,11 @@ before(async () => {
     serviceIdentifier: svc.id, name: 'web', protocol: 'HTTP', defaultAction: { fixedResponse: { statusCode: 404 } },
   }));
 });
-after(async () => { await t?.stop(); });
+const backends = [];
+after(async () => {
+  await t?.stop();
+  for (const b of backends) b.close();
+});
 
 async function signedFetch(method, path, body) {
   const url = new URL(t.endpoint);
@@ -104,7 +114,7 @@ test('bad extensions are a ValidationException naming every bad field, and nothi
   const r = await createRule('bad', 5, {
     matches: [{ pathMatch: { match: { exact: 'no-slash' } } }],
     queryMatches: [{ name: 'q', exact: 'a', prefix: 'b' }, { name: 'p', present: false }],
-    requestHeaderModifier: { set: [{ name: 'bad header', value: 'x' }], add: [{ name: 'x-ok', value: 'a\r\nb' }] },
+    requestHeaderModifier: { set: [{ name: 'bad header', value: 'x' }], add: [{ name: 'x-ok', value: 'a\r\nb' }], remove: ['Content-Length'] },
     responseHeaderModifier: {},
     requestRedirect: { scheme: 'ftp', statusCode: 304, port: 0 },
     timeouts: { requestMs: 100, backendRequestMs: 200 },
@@ -119,6 +129,7 @@ test('bad extensions are a ValidationException naming every bad field, and nothi
     'trellis.queryMatches[0]',
     'trellis.queryMatches[1].present',
     'trellis.requestHeaderModifier.add[0].value',
+    'trellis.requestHeaderModifier.remove[0]',
     'trellis.requestHeaderModifier.set[0].name',
     'trellis.requestRedirect.port',
     'trellis.requestRedirect.scheme',
@@ -141,4 +152,90 @@ test('redirect and rewrite exclude each other; trellis must be an object', async
   r = await createRule('pathunion', 6, { urlRewrite: { path: { replaceFullPath: '/a', replacePrefixMatch: '/b' } } });
   assert.equal(r.status, 400);
   assert.deepEqual(fieldNames(r), ['trellis.urlRewrite.path']);
+});
+
+// ---------------- through the proxy ----------------
+
+const CLIENT_IP = '127.0.1.10'; // inside the harness config's vpc-0123456789abcdef0
+const VPC = 'vpc-0123456789abcdef0';
+const execFileAsync = promisify(execFile);
+
+// curl from inside the VPC; returns the status, the response headers (lower-case names) and the body.
+async function curl(port, host, pathname) {
+  let stdout;
+  try {
+    ({ stdout } = await execFileAsync('curl', ['-s', '-i', '--interface', CLIENT_IP, '-H', `Host: ${host}`,
+      '-H', 'Cookie: secret=1', `http://127.0.0.1:${port}${pathname}`], { encoding: 'utf8', timeout: 20000 }));
+  } catch (e) {
+    stdout = e.stdout ?? '';
+  }
+  const split = stdout.indexOf('\r\n\r\n');
+  const lines = stdout.slice(0, split).split('\r\n');
+  const status = Number((lines.shift() ?? '').split(' ')[1] ?? 0);
+  const headers = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).toLowerCase();
+    headers[name] = headers[name] ? `${headers[name]}, ${line.slice(colon + 1).trim()}` : line.slice(colon + 1).trim();
+  }
+  return { status, headers, body: stdout.slice(split + 4) };
+}
+
+test('the proxy applies matches, query matches, redirects, rewrites and header modifiers', async () => {
+  const c = t.client;
+  const a = await startEchoBackend('a');
+  const b = await startEchoBackend('b');
+  backends.push(a, b);
+  const sn = await c.send(new CreateServiceNetworkCommand({ name: 'ext-net' }));
+  const service = await c.send(new CreateServiceCommand({ name: 'ext-dp' }));
+  const host = service.dnsEntry.domainName;
+  const group = async (name, backend) => {
+    const tg = await c.send(new CreateTargetGroupCommand({ name, type: 'IP', config: { port: backend.port, protocol: 'HTTP', vpcIdentifier: VPC } }));
+    await c.send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.1' }] }));
+    return tg.id;
+  };
+  const tgA = await group('ext-tg-a', a);
+  const tgB = await group('ext-tg-b', b);
+  const port = await freePort();
+  const listener = await c.send(new CreateListenerCommand({ serviceIdentifier: service.id, name: 'ext-http', protocol: 'HTTP', port,
+    defaultAction: { fixedResponse: { statusCode: 404 } } }));
+  await c.send(new CreateServiceNetworkServiceAssociationCommand({ serviceIdentifier: service.id, serviceNetworkIdentifier: sn.id }));
+  await c.send(new CreateServiceNetworkVpcAssociationCommand({ serviceNetworkIdentifier: sn.id, vpcIdentifier: VPC }));
+  const path = `/services/${service.id}/listeners/${listener.id}/rules`;
+  const create = async (name, priority, prefix, action, trellis) => {
+    const r = await signedFetch('POST', path, { name, priority, match: { httpMatch: { pathMatch: { match: { prefix } } } }, action, trellis });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  };
+  const forwardTo = (tg) => ({ forward: { targetGroups: [{ targetGroupIdentifier: tg }] } });
+  await create('redirect', 1, '/old', forwardTo(tgA),
+    { requestRedirect: { scheme: 'https', hostname: 'new.example.com', path: { replacePrefixMatch: '/new' }, statusCode: 301 } });
+  await create('rewrite', 2, '/api', forwardTo(tgA), {
+    urlRewrite: { hostname: 'backend.internal', path: { replacePrefixMatch: '/' } },
+    requestHeaderModifier: { set: [{ name: 'x-env', value: 'prod' }], remove: ['cookie'] },
+    responseHeaderModifier: { add: [{ name: 'x-served-by', value: 'trellis' }], remove: ['content-type'] },
+  });
+  await create('canary', 3, '/shop', forwardTo(tgB), { matches: [{ pathMatch: { match: { exact: '/alt' } } }], queryMatches: [{ name: 'canary', exact: '1' }] });
+
+  const redirected = await until('the rules to be served', async () => {
+    const r = await curl(port, host, '/old/page?x=1');
+    return r.status === 301 && r;
+  });
+  assert.equal(redirected.headers.location, 'https://new.example.com/new/page?x=1');
+
+  const rewritten = await curl(port, host, '/api/items?id=7');
+  assert.equal(rewritten.status, 200);
+  const echoed = JSON.parse(rewritten.body);
+  assert.equal(echoed.backend, 'a');
+  assert.equal(echoed.url, '/items?id=7');
+  assert.equal(echoed.headers.host, 'backend.internal');
+  assert.equal(echoed.headers['x-env'], 'prod');
+  assert.equal(echoed.headers.cookie, undefined);
+  assert.equal(rewritten.headers['x-served-by'], 'trellis');
+  assert.equal(rewritten.headers['content-type'], undefined);
+
+  assert.equal(JSON.parse((await curl(port, host, '/shop/cart?canary=1')).body).backend, 'b');
+  assert.equal(JSON.parse((await curl(port, host, '/alt?canary=1')).body).backend, 'b');
+  assert.equal((await curl(port, host, '/alt?canary=0')).status, 404);
+  assert.equal((await curl(port, host, '/shop/cart')).status, 404);
+  assert.equal((await curl(port, host, '/alt/x?canary=1')).status, 404, 'the alternative match is exact');
 });

@@ -102,14 +102,105 @@ TEST_F(RouterExtensions, PriorityOrderStillDecidesAndPlainRulesAreUnchanged) {
 }
 
 TEST_F(RouterExtensions, CompilerKeepsTheExtensionsOnTheRule) {
-  rule("rule-1", 1, prefix("/a"), {{"matches", {prefix("/b"), prefix("/c")}}, {"queryMatches", {{{"name", "q"}, {"present", true}}}}},
-       205);
+  json ext = json::parse(R"({
+    "matches": [{"pathMatch": {"match": {"prefix": "/b"}}}, {"pathMatch": {"match": {"prefix": "/C"}}}],
+    "queryMatches": [{"name": "q", "present": true}],
+    "requestHeaderModifier": {"set": [{"name": "X-Env", "value": "Prod"}], "remove": ["Cookie"]},
+    "responseHeaderModifier": {"add": [{"name": "x-by", "value": "t"}]},
+    "urlRewrite": {"hostname": "Backend.Internal", "path": {"replaceFullPath": "/x"}},
+    "requestRedirect": {"scheme": "https", "port": 8443, "path": {"replacePrefixMatch": "/n"}}})");
+  rule("rule-1", 1, prefix("/a"), ext, 205);
   snap_ = snapshot::compileSnapshot(store_.contents(), config_);
   const auto& r = snap_->services.at(kSvc).listeners.at(0).rules.at(0);
   ASSERT_EQ(r.alternatives.size(), 2u);
-  EXPECT_EQ(r.alternatives[1].path, "/c");
+  EXPECT_EQ(r.alternatives[1].path, "/c");  // case-insensitive unless caseSensitive, like the rule's match
   ASSERT_EQ(r.queries.size(), 1u);
   EXPECT_EQ(r.queries[0].kind, snapshot::QueryMatch::Kind::Present);
+  EXPECT_EQ(r.requestHeaders.set, (std::vector<std::pair<std::string, std::string>>{{"x-env", "Prod"}}));
+  EXPECT_EQ(r.requestHeaders.remove, std::vector<std::string>{"cookie"});
+  EXPECT_EQ(r.responseHeaders.add.size(), 1u);
+  EXPECT_EQ(r.rewrite.hostname, "backend.internal");
+  EXPECT_EQ(r.rewrite.path.kind, snapshot::PathModifier::Kind::ReplaceFullPath);
+  EXPECT_TRUE(r.redirect.enabled);
+  EXPECT_EQ(r.redirect.statusCode, 302);  // the Gateway API's default
+  EXPECT_EQ(r.redirect.port, 8443);
+  EXPECT_EQ(r.redirect.path.kind, snapshot::PathModifier::Kind::ReplacePrefixMatch);
+}
+
+// ---------------- request and redirect rewriting ----------------
+
+proxy::RequestHead request(const std::string& target, proxy::Headers headers = {}) {
+  proxy::RequestHead head;
+  head.method = "GET";
+  head.target = target;
+  head.host = "shop.example.com";
+  head.headers = std::move(headers);
+  return head;
+}
+
+snapshot::Rule prefixRule(const std::string& prefix) {
+  snapshot::Rule rule;
+  rule.match.pathKind = snapshot::HttpMatch::PathKind::Prefix;
+  rule.match.path = prefix;
+  return rule;
+}
+
+snapshot::PathModifier replace(snapshot::PathModifier::Kind kind, const std::string& value) { return {kind, value}; }
+
+TEST(RequestRewrite, HeaderModifierSetsAddsAndRemoves) {
+  snapshot::HeaderModifier m;
+  m.set = {{"x-env", "prod"}};
+  m.add = {{"x-trace", "b"}};
+  m.remove = {"cookie"};
+  proxy::Headers headers = {{"x-env", "dev"}, {"cookie", "a=1"}, {"x-trace", "a"}, {"x-env", "qa"}, {"cookie", "b"}};
+  proxy::applyHeaderModifier(m, headers);
+  EXPECT_EQ(headers, (proxy::Headers{{"x-trace", "a"}, {"x-env", "prod"}, {"x-trace", "b"}}));
+}
+
+TEST(RequestRewrite, PathModifiersKeepTheQuery) {
+  using Kind = snapshot::PathModifier::Kind;
+  snapshot::Rule rule = prefixRule("/v1");
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::ReplaceFullPath, "/new"), request("/v1/a?q=1")), "/new?q=1");
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::ReplacePrefixMatch, "/v2"), request("/v1/a?q=1")), "/v2/a?q=1");
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::ReplacePrefixMatch, "/"), request("/v1/a")), "/a");
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::ReplacePrefixMatch, "/"), request("/v1")), "/");
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::None, "/x"), request("/v1/a?q")), "/v1/a?q");
+  // The prefix is the one of the alternative match that hit.
+  snapshot::HttpMatch other;
+  other.pathKind = snapshot::HttpMatch::PathKind::Prefix;
+  other.path = "/legacy/api";
+  rule.alternatives.push_back(other);
+  EXPECT_EQ(proxy::modifiedTarget(rule, replace(Kind::ReplacePrefixMatch, "/v2"), request("/legacy/api/a")), "/v2/a");
+}
+
+TEST(RequestRewrite, RewriteRequestChangesPathHeadersAndHost) {
+  snapshot::Rule rule = prefixRule("/api");
+  rule.rewrite.hostname = "backend.internal";
+  rule.rewrite.path = replace(snapshot::PathModifier::Kind::ReplacePrefixMatch, "/");
+  rule.requestHeaders.add = {{"x-added", "1"}};
+  auto head = request("/api/items?x=1", {{"host", "shop.example.com"}, {"accept", "*/*"}});
+  proxy::rewriteRequest(rule, head);
+  EXPECT_EQ(head.target, "/items?x=1");
+  EXPECT_EQ(*head.header("host"), "backend.internal");
+  EXPECT_EQ(*head.header("x-added"), "1");
+  EXPECT_EQ(*head.header("accept"), "*/*");
+}
+
+TEST(RequestRewrite, RedirectLocation) {
+  using Kind = snapshot::PathModifier::Kind;
+  snapshot::Rule rule = prefixRule("/old");
+  rule.redirect.enabled = true;
+  // Only the scheme: that scheme's default port, the same host and target.
+  rule.redirect.scheme = "https";
+  EXPECT_EQ(proxy::redirectLocation(rule, request("/old/a?b=1"), false, 80), "https://shop.example.com/old/a?b=1");
+  // Same scheme: the listener's port is kept unless it is the default.
+  rule.redirect.scheme.clear();
+  EXPECT_EQ(proxy::redirectLocation(rule, request("/old"), false, 8080), "http://shop.example.com:8080/old");
+  rule.redirect.hostname = "new.example.com";
+  rule.redirect.port = 8443;
+  rule.redirect.scheme = "https";
+  rule.redirect.path = replace(Kind::ReplacePrefixMatch, "/new");
+  EXPECT_EQ(proxy::redirectLocation(rule, request("/old/x"), false, 80), "https://new.example.com:8443/new/x");
 }
 
 }  // namespace
