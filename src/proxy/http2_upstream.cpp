@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "proxy/connect.h"
 
 namespace trellis::proxy {
 namespace {
@@ -41,23 +42,16 @@ Http2UpstreamConnection* Http2UpstreamConnection::open(Worker& w, Http2UpstreamP
       return nullptr;
     }
   }
-  int fd = socket(target.socketAddress.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  bool connected = false;
+  int fd = connectNonBlocking(target.socketAddress, connected);
   if (fd < 0) {
-    ++stats.connectionErrors;
-    return nullptr;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&target.socketAddress.storage), target.socketAddress.length);
-  if (rc != 0 && errno != EINPROGRESS) {
-    ::close(fd);
     ++stats.connectionErrors;
     return nullptr;
   }
   auto* c = new Http2UpstreamConnection(w, pool, (tls ? kTlsPrefix : std::string()) + target.ipPort, stats);
   c->fd_ = fd;
   c->tls_ = std::move(session);
-  c->connected_ = rc == 0;
+  c->connected_ = connected;
   c->openedAt_ = c->idleSince_ = w.nowMillis();
   ++stats.activeConnections;
   w.adopt(c, EPOLLOUT | EPOLLIN);

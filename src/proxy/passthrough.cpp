@@ -1,6 +1,7 @@
 #include "proxy/passthrough.h"
 
 #include "proxy/auth.h"
+#include "proxy/connect.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -164,17 +165,10 @@ bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpP
       action.kind == snapshot::Action::Kind::Forward ? worker.router().pickTargetGroup(action) : nullptr;
   const snapshot::Target* target =
       weighted && weighted->group ? worker.router().pickTarget(*weighted->group) : nullptr;
-  int fd = target ? socket(target->socketAddress.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-                  : -1;
-  int rc = -1;
-  if (fd >= 0) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    rc = connect(fd, reinterpret_cast<const sockaddr*>(&target->socketAddress.storage), target->socketAddress.length);
-  }
-  if (fd < 0 || (rc != 0 && errno != EINPROGRESS)) {
+  bool connected = false;
+  int fd = target ? connectNonBlocking(target->socketAddress, connected) : -1;
+  if (fd < 0) {
     logInfo("proxy: passthrough for ", service.id, " from ", clientIpPort, ": no target to connect to");
-    if (fd >= 0) ::close(fd);
     ::close(clientFd);
     return false;
   }
@@ -183,7 +177,7 @@ bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpP
   splice->idleMs = int64_t{service.idleTimeoutSeconds} * 1000;
   splice->description = clientIpPort + " → " + target->ipPort;
   splice->client = new SpliceEnd(splice, clientFd, true);
-  splice->target = new SpliceEnd(splice, fd, rc == 0);
+  splice->target = new SpliceEnd(splice, fd, connected);
   splice->target->out_ = std::move(firstBytes);
   worker.adopt(splice->client, EPOLLIN);
   worker.adopt(splice->target, EPOLLIN | EPOLLOUT);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "proxy/auth.h"
+#include "proxy/connect.h"
 #include "proxy/http2_codec.h"
 #include "proxy/http2_upstream.h"
 #include "proxy/passthrough.h"
@@ -1606,23 +1607,16 @@ UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, cons
     ++stats.connectionErrors;
     return nullptr;
   }
-  int fd = socket(target.socketAddress.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  bool connected = false;
+  int fd = connectNonBlocking(target.socketAddress, connected);
   if (fd < 0) {
-    ++stats.connectionErrors;
-    return nullptr;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&target.socketAddress.storage), target.socketAddress.length);
-  if (rc != 0 && errno != EINPROGRESS) {
-    ::close(fd);
     ++stats.connectionErrors;
     return nullptr;
   }
   auto* up = new UpstreamConnection(*this, tls ? kTlsPoolPrefix + target.ipPort : target.ipPort, targetGroupId);
   up->tls_ = std::move(session);
   up->fd_ = fd;
-  up->connected_ = rc == 0;
+  up->connected_ = connected;
   up->openedAt_ = nowMillis_;
   upstreams_.insert(up);
   ++stats.activeConnections;

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "proxy/h2_backend.h"
+#include "proxy/grpc_server.h"
 #include "proxy/tls_harness.h"
 
 namespace trellis::testing {
@@ -24,38 +25,6 @@ const std::string kSvc = "svc-0123456789abcdef0";
 const std::string kTg = "tg-0000000000000000a";
 const std::string kHost = StoreFixture::generatedName(kSvc, "billing");
 const std::string kLogGroup = "arn:aws:logs:us-east-1:111122223333:log-group:h2-test";
-
-// test/proxy/grpc_echo.py serving on a free port (exec'd python, stopped by pid).
-class GrpcServer {
- public:
-  GrpcServer() {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test that died
-      dup2(fds[1], 1);
-      ::close(fds[0]);
-      execl("/usr/bin/python3", "python3", TRELLIS_TEST_DIR "/grpc_echo.py", "serve", nullptr);
-      _exit(127);
-    }
-    ::close(fds[1]);
-    FILE* out = fdopen(fds[0], "r");
-    char line[32] = {};
-    if (out && fgets(line, sizeof line, out)) port_ = static_cast<uint16_t>(std::atoi(line));
-    if (out) fclose(out);
-  }
-  ~GrpcServer() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-};
 
 class Http2ProxyTest : public ::testing::Test {
  protected:

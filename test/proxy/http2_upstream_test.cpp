@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "proxy/access_log.h"
+#include "proxy/grpc_server.h"
 #include "proxy/http2_upstream.h"
 #include "proxy/h2_backend.h"
 #include "snapshot/compiler.h"
@@ -26,6 +27,8 @@
 
 namespace trellis::proxy {
 namespace {
+
+using trellis::testing::GrpcServer;
 
 snapshot::Target loopbackTarget(uint16_t port) {
   snapshot::Target t;
@@ -231,38 +234,6 @@ TEST_F(Http2UpstreamTest, GrpcStatusTravelsInTrailers) {
   EXPECT_EQ(sinks[0]->status, 200);
   EXPECT_EQ(grpcStatus(sinks[0]->trailers), 5);
 }
-
-// A real gRPC server (Debian's python3-grpcio, test/proxy/grpc_echo.py), spoken to through the pool.
-class GrpcServer {
- public:
-  GrpcServer() {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test that died
-      dup2(fds[1], 1);
-      ::close(fds[0]);
-      execl("/usr/bin/python3", "python3", TRELLIS_TEST_DIR "/grpc_echo.py", "serve", nullptr);
-      _exit(127);
-    }
-    ::close(fds[1]);
-    FILE* out = fdopen(fds[0], "r");
-    char line[32] = {};
-    if (out && fgets(line, sizeof line, out)) port_ = static_cast<uint16_t>(std::atoi(line));
-    if (out) fclose(out);
-  }
-  ~GrpcServer() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-};
 
 std::string grpcFrame(std::string_view message) {
   std::string frame(5, '\0');

@@ -1,0 +1,26 @@
+#include "proxy/connect.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace trellis::proxy {
+
+int connectNonBlocking(const snapshot::SocketAddress& address, bool& connected) {
+  int fd = socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length);
+  if (rc != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  connected = rc == 0;
+  return fd;
+}
+
+}  // namespace trellis::proxy
