@@ -114,7 +114,8 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
   response.rd = query.rd;
   response.cd = query.cd;
   response.ra = forwarding_;
-  response.questions = query.questions;
+  // Echo the question only when there is exactly one: many (always an error) could overflow the reply.
+  if (query.questions.size() == 1) response.questions = query.questions;
   if (query.edns) response.edns = Edns{kUdpSize, 0, uint16_t(query.edns->flags & 0x8000), {}};  // DO copied (RFC 3225)
 
   if (query.opcode != kOpcodeQuery) {
@@ -122,7 +123,6 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
     return Outcome::Answer;
   }
   if (query.questions.size() != 1) {
-    response.questions.clear();  // echoing many questions could overflow the reply; FORMERR needs none
     response.rcode = rcode::FormErr;
     return Outcome::Answer;
   }
