@@ -228,19 +228,25 @@ class EchoBackend {
   std::atomic<int> requests_{0}, healthChecks_{0};
 };
 
+// A listening TCP socket on 127.0.0.1 with a port from the OS.
+inline int listenOnLoopback(int backlog, uint16_t& port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  listen(fd, backlog);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 // A backend that reads one request per connection raw and answers with a scripted response.
 class RawBackend {
  public:
   explicit RawBackend(std::string response) : response_(std::move(response)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(fd_, 16);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = listenOnLoopback(16, port_);
     thread_ = std::thread([this] { run(); });
   }
   ~RawBackend() {
