@@ -466,7 +466,8 @@ std::pair<std::string, std::string> targetStatus(Resources& r, const json& doc, 
   int port = target.contains("port") && target["port"].is_number_integer() ? target["port"].get<int>() : 0;
   if (r.targetStatus) {
     auto status = r.targetStatus(doc.value("id", ""), target.value("id", ""), port);
-    if (!status.first.empty()) return status;
+    // The store says the group is used; a data plane still saying UNUSED has not seen that change yet.
+    if (!status.first.empty() && status.first != "UNUSED") return status;
   }
   const json& cfg = doc.value("config", json::object());
   bool checked = cfg.contains("healthCheck") && cfg["healthCheck"].value("enabled", false);

@@ -224,36 +224,36 @@ test('IP targets: register, re-register, list, deregister, drain', async () => {
   const tg = await createGroup('ip-targets', { protocol: 'HTTP', port: 8080, vpcIdentifier: VPC0 });
   const reg = await send(new RegisterTargetsCommand({
     targetGroupIdentifier: tg.arn,
-    targets: [{ id: '10.0.0.1' }, { id: '10.0.0.2', port: 9090 }, { id: 'not-an-ip' }, { id: '2001:db8::1' }],
+    targets: [{ id: '127.0.0.1' }, { id: '127.0.0.2', port: 9090 }, { id: 'not-an-ip' }, { id: '2001:db8::1' }],
   }));
-  assert.deepEqual(reg.successful, [{ id: '10.0.0.1', port: 8080 }, { id: '10.0.0.2', port: 9090 }]);
+  assert.deepEqual(reg.successful, [{ id: '127.0.0.1', port: 8080 }, { id: '127.0.0.2', port: 9090 }]);
   assert.deepEqual(reg.unsuccessful.map((u) => [u.id, u.failureCode]), [['not-an-ip', 'InvalidTargetId'], ['2001:db8::1', 'InvalidTargetId']]);
   assert.ok(reg.unsuccessful.every((u) => u.failureMessage.length > 0));
 
   // Registering again is a success and adds nothing.
-  const again = await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.0.0.1', port: 8080 }] }));
-  assert.deepEqual(again.successful, [{ id: '10.0.0.1', port: 8080 }]);
+  const again = await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.1', port: 8080 }] }));
+  assert.deepEqual(again.successful, [{ id: '127.0.0.1', port: 8080 }]);
   assert.deepEqual(again.unsuccessful, []);
 
   let list = await send(new ListTargetsCommand({ targetGroupIdentifier: tg.id }));
-  assert.deepEqual(list.items.map((i) => [i.id, i.port, i.status]), [['10.0.0.1', 8080, 'UNUSED'], ['10.0.0.2', 9090, 'UNUSED']]);
+  assert.deepEqual(list.items.map((i) => [i.id, i.port, i.status]), [['127.0.0.1', 8080, 'UNUSED'], ['127.0.0.2', 9090, 'UNUSED']]);
   assert.ok(list.items.every((i) => i.reasonCode));
 
   const dereg = await send(new DeregisterTargetsCommand({
-    targetGroupIdentifier: tg.id, targets: [{ id: '10.0.0.2', port: 9090 }, { id: '10.9.9.9' }],
+    targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.2', port: 9090 }, { id: '127.9.9.9' }],
   }));
-  assert.deepEqual(dereg.successful, [{ id: '10.0.0.2', port: 9090 }]);
-  assert.deepEqual(dereg.unsuccessful.map((u) => [u.id, u.port, u.failureCode]), [['10.9.9.9', 8080, 'TargetNotFound']]);
+  assert.deepEqual(dereg.successful, [{ id: '127.0.0.2', port: 9090 }]);
+  assert.deepEqual(dereg.unsuccessful.map((u) => [u.id, u.port, u.failureCode]), [['127.9.9.9', 8080, 'TargetNotFound']]);
   list = await send(new ListTargetsCommand({ targetGroupIdentifier: tg.id }));
-  assert.deepEqual(list.items.map((i) => [i.id, i.status]), [['10.0.0.1', 'UNUSED'], ['10.0.0.2', 'DRAINING']]);
+  assert.deepEqual(list.items.map((i) => [i.id, i.status]), [['127.0.0.1', 'UNUSED'], ['127.0.0.2', 'DRAINING']]);
 
   // Registering a draining target takes it back.
-  await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.0.0.2', port: 9090 }] }));
-  list = await send(new ListTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.0.0.2' }] }));
-  assert.deepEqual(list.items.map((i) => [i.id, i.status]), [['10.0.0.2', 'UNUSED']]);
+  await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.2', port: 9090 }] }));
+  list = await send(new ListTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.2' }] }));
+  assert.deepEqual(list.items.map((i) => [i.id, i.status]), [['127.0.0.2', 'UNUSED']]);
 
   const v6 = await createGroup('ip6-targets', { protocol: 'HTTP', ipAddressType: 'IPV6', vpcIdentifier: VPC0 });
-  const reg6 = await send(new RegisterTargetsCommand({ targetGroupIdentifier: v6.id, targets: [{ id: 'fd00::5' }, { id: '10.0.0.1' }] }));
+  const reg6 = await send(new RegisterTargetsCommand({ targetGroupIdentifier: v6.id, targets: [{ id: 'fd00::5' }, { id: '127.0.0.1' }] }));
   assert.deepEqual(reg6.successful, [{ id: 'fd00::5', port: 80 }]);
   assert.deepEqual(reg6.unsuccessful.map((u) => u.failureCode), ['InvalidTargetId']);
 });
@@ -266,14 +266,14 @@ test('targets: validation, quota and pagination', async () => {
   assert.deepEqual(fieldNames(e), ['targets[0].id', 'targets[0].port', 'targets[1].id']);
   e = await expectError(send(new ListTargetsCommand({ targetGroupIdentifier: tg.id, targets: Array.from({ length: 21 }, (_, i) => ({ id: `10.0.0.${i}` })) })));
   assert.deepEqual(fieldNames(e), ['targets']);
-  e = await expectError(send(new RegisterTargetsCommand({ targetGroupIdentifier: 'tg-0123456789abcdef0', targets: [{ id: '10.0.0.1' }] })));
+  e = await expectError(send(new RegisterTargetsCommand({ targetGroupIdentifier: 'tg-0123456789abcdef0', targets: [{ id: '127.0.0.1' }] })));
   assert.equal(e.name, 'ResourceNotFoundException');
 
   // Quota: 5 targets per group in this server's config.
   const five = Array.from({ length: 5 }, (_, i) => ({ id: `10.1.0.${i + 1}` }));
   const ok = await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: five }));
   assert.equal(ok.successful.length, 5);
-  e = await expectError(send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.1.0.99' }] })));
+  e = await expectError(send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.1.0.99' }] })));
   assert.equal(e.name, 'ServiceQuotaExceededException');
   assert.equal(e.$metadata.httpStatusCode, 402);
   assert.equal(e.quotaCode, 'L-D71303F3');
@@ -314,8 +314,8 @@ test('INSTANCE and LAMBDA targets', async () => {
 test('serviceArns and target status follow the services that use the group', async () => {
   const tg = await createGroup('used-tg', { protocol: 'HTTP', vpcIdentifier: VPC0 });
   const off = await createGroup('used-tg-nohc', { protocol: 'HTTP', vpcIdentifier: VPC0, healthCheck: { enabled: false } });
-  await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.2.0.1' }] }));
-  await send(new RegisterTargetsCommand({ targetGroupIdentifier: off.id, targets: [{ id: '10.2.0.2' }] }));
+  await send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.2.0.1' }] }));
+  await send(new RegisterTargetsCommand({ targetGroupIdentifier: off.id, targets: [{ id: '127.2.0.2' }] }));
   const svc = await send(new CreateServiceCommand({ name: 'tg-user' }));
   const listener = await send(new CreateListenerCommand({
     serviceIdentifier: svc.id, name: 'web', protocol: 'HTTP',
@@ -361,13 +361,13 @@ test('deregistered targets leave once drained', async () => {
   const fast = await startTrellis({ config: { drainSeconds: 1 } });
   try {
     const tg = await fast.client.send(new CreateTargetGroupCommand({ name: 'drain', type: 'IP', config: { protocol: 'HTTP', vpcIdentifier: VPC0 } }));
-    await fast.client.send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.3.0.1' }, { id: '10.3.0.2' }] }));
-    await fast.client.send(new DeregisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.3.0.1' }] }));
+    await fast.client.send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.3.0.1' }, { id: '127.3.0.2' }] }));
+    await fast.client.send(new DeregisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.3.0.1' }] }));
     await sleep(2100);
     const list = await fast.client.send(new ListTargetsCommand({ targetGroupIdentifier: tg.id }));
-    assert.deepEqual(list.items.map((i) => i.id), ['10.3.0.2']);
+    assert.deepEqual(list.items.map((i) => i.id), ['127.3.0.2']);
     // Deregistering it again: it is gone.
-    const again = await fast.client.send(new DeregisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '10.3.0.1' }] }));
+    const again = await fast.client.send(new DeregisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.3.0.1' }] }));
     assert.deepEqual(again.unsuccessful.map((u) => u.failureCode), ['TargetNotFound']);
   } finally {
     await fast.stop();
