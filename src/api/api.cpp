@@ -84,18 +84,22 @@ std::optional<std::string> decodeToken(const std::string& token) {
 }
 }  // namespace
 
+size_t readMaxResults(FieldErrors& errors, const Call& call) {
+  auto raw = call.queryValue("maxResults");
+  if (!raw) return 100;
+  char* end = nullptr;
+  long n = std::strtol(raw->c_str(), &end, 10);
+  if (raw->empty() || *end != '\0' || n < 1 || n > 100) {
+    errors.add("maxResults", "Member must be between 1 and 100");
+    return 100;
+  }
+  return static_cast<size_t>(n);
+}
+
 json Resources::page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
                      const std::function<json(const json&)>& summarize) {
   FieldErrors errors;
-  size_t limit = 100;
-  if (auto raw = call.queryValue("maxResults")) {
-    char* end = nullptr;
-    long n = std::strtol(raw->c_str(), &end, 10);
-    if (raw->empty() || *end != '\0' || n < 1 || n > 100)
-      errors.add("maxResults", "Member must be between 1 and 100");
-    else
-      limit = static_cast<size_t>(n);
-  }
+  size_t limit = readMaxResults(errors, call);
   std::string after;
   if (auto token = call.queryValue("nextToken")) {
     auto decoded = token->size() <= 2048 ? decodeToken(*token) : std::nullopt;

@@ -99,6 +99,9 @@ class Resources {
   model::ArnContext arns_;
 };
 
+// The maxResults query parameter of a list (1-100, default 100); a bad value is recorded in `errors`.
+size_t readMaxResults(class FieldErrors& errors, const Call& call);
+
 // JSON text; invalid UTF-8 (from percent-decoded labels echoed in messages) becomes U+FFFD.
 std::string dumpJson(const json& value);
 // The members of `doc` named in `keys` that are present (response and summary shapes).

@@ -478,15 +478,7 @@ std::pair<std::string, std::string> targetStatus(Resources& r, const json& doc, 
 json listTargets(Resources& r, Call& call) {
   FieldErrors errors;
   auto filter = readTargets(errors, call.body, false, 0, 20);
-  size_t limit = 100;
-  if (auto raw = call.queryValue("maxResults")) {
-    char* end = nullptr;
-    long n = std::strtol(raw->c_str(), &end, 10);
-    if (raw->empty() || *end != '\0' || n < 1 || n > 100)
-      errors.add("maxResults", "Member must be between 1 and 100");
-    else
-      limit = static_cast<size_t>(n);
-  }
+  size_t limit = readMaxResults(errors, call);
   std::string after;
   if (auto token = call.queryValue("nextToken")) {
     auto decoded = token->size() <= 2048 && startsWith(*token, kTargetTokenPrefix)
