@@ -1,7 +1,8 @@
 // trellis_bench_proxy: runs the data plane on one snapshot for benchmarks.
-// usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml]
+// usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml [DATA_DIR]]
 //   RECORDS.json: [{"kind": "service", "id": "svc-…", "value": {…store document…}}, …]
 //   CONFIG.yaml: a trellisd config (docs/configuration.md); its VPCs decide which clients get in.
+//   DATA_DIR: where the CA for HTTPS listeners lives (tls/ca.pem, for clients to trust); default /tmp.
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -15,7 +16,7 @@
 int main(int argc, char** argv) {
   using namespace trellis;
   if (argc < 3) {
-    std::cerr << "usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml]\n";
+    std::cerr << "usage: trellis_bench_proxy RECORDS.json WORKERS [CONFIG.yaml [DATA_DIR]]\n";
     return 2;
   }
   std::ifstream in(argv[1]);
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  proxy::DataPlane dataPlane({"127.0.0.1", std::atoi(argv[2]), "/tmp", 1000}, holder);
+  proxy::DataPlane dataPlane({"127.0.0.1", std::atoi(argv[2]), argc > 4 ? argv[4] : "/tmp", 1000}, holder);
   dataPlane.start();
   int sig = 0;
   sigwait(&set, &sig);

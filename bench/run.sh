@@ -16,61 +16,24 @@
 #   TRELLIS_BIN=/path/to/trellis_bench_proxy  measure this build instead of building one
 #   C1=0  skip the c=1 measurements
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
+source "$(dirname "$0")/lib.sh"
 secs=${SECS:-10}
 reps=${REPS:-3}
 warmup=${WARMUP:-3}
 run=${RUNDIR:-/tmp/trellis-bench}
 targets_wanted=${TARGETS:-trellis nginx haproxy}
 c1=${C1:-1}  # 0: c=64 only (quicker, for paired CPU comparisons)
-build=$repo/build/bench-release
-
-for tool in wrk nginx haproxy curl python3 taskset; do
-  command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null || {
-    echo "bench: $tool is missing; installing the bench packages (scripts/setup.sh --bench)"
-    scripts/setup.sh --bench
-    break
-  }
-done
-export PATH=$PATH:/usr/sbin
-(($(nproc) >= 2)) || { echo "bench: needs 2 CPUs (load generator on CPU0, servers on CPU1)"; exit 1; }
-
-if [[ -z ${TRELLIS_BIN:-} ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
-    -DCMAKE_CXX_COMPILER=clang++ -DBUILD_TESTING=OFF >/dev/null
-  cmake --build "$build" --target trellis_bench_proxy latency_probe >/dev/null
-  TRELLIS_BIN=$build/bench/trellis_bench_proxy
-fi
-probe=$build/bench/latency_probe
-[[ -x $probe ]] || cmake --build "$build" --target latency_probe >/dev/null
-
-rm -rf "$run"
-mkdir -p "$run/logs" "$run/raw"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in "$run"/backend.pid "$run"/nginx-proxy.pid "$run"/haproxy.pid; do
-    [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-conf() { sed "s#RUNDIR#$run#g" "$repo/bench/conf/$1" > "$run/$1"; }
-conf backend-nginx.conf
-taskset -c 1 nginx -c "$run/backend-nginx.conf" -p "$run/" -e "$run/logs/backend.err"
+bench_require wrk nginx haproxy curl python3 taskset
+bench_build
+bench_start
 
 # name=port (single) and name-25/75=port (weighted); procs[name] = the PIDs whose CPU time is the proxy's.
 targets=()
 declare -A procs
 trellis() {  # label binary portSingle portWeighted
-  sed "s/18111/$3/; s/18112/$4/" "$repo/bench/conf/trellis-records.json" > "$run/$1-records.json"
-  # setsid: its own session, hence its own scheduler autogroup, as nginx and haproxy get when they daemonize.
-  # Left in ours, it shared CPU1 with whatever else ran there (20-30% fewer req/s under load).
-  setsid taskset -c 1 "$2" "$run/$1-records.json" 1 "$repo/bench/conf/trellis-config.yaml" 2>"$run/logs/$1.err" &
-  pids+=($!)
-  procs[$1]=$!
-  procs[$1-25/75]=$!
+  start_trellis "$@"
+  procs[$1]=$trellis_pid
+  procs[$1-25/75]=$trellis_pid
   targets+=("$1=$3" "$1-25/75=$4")
 }
 for t in $targets_wanted; do
@@ -93,10 +56,10 @@ for t in $targets_wanted; do
   esac
 done
 sleep 1
-[[ -f $run/nginx-proxy.pid ]] && procs[nginx]="$(cat "$run/nginx-proxy.pid") $(pgrep -P "$(cat "$run/nginx-proxy.pid")" | tr '\n' ' ')"
+[[ -f $run/nginx-proxy.pid ]] && procs[nginx]=$(daemon_pids "$run/nginx-proxy.pid")
 [[ -f $run/nginx-proxy.pid ]] && procs[nginx-25/75]=${procs[nginx]}
 [[ -f $run/haproxy.pid ]] && procs[haproxy]=$(cat "$run/haproxy.pid") && procs[haproxy-25/75]=$(cat "$run/haproxy.pid")
-backend="$(cat "$run/backend.pid") $(pgrep -P "$(cat "$run/backend.pid")" | tr '\n' ' ')"
+backend=$(daemon_pids "$run/backend.pid")
 
 # Every target answers, and the weighted ones split 25/75 (X-B says which origin answered).
 for t in "${targets[@]}"; do
@@ -110,16 +73,13 @@ for t in "${targets[@]}"; do
   fi
 done
 
-ticks() { local sum=0; for p in $1; do sum=$((sum + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $sum; }
 # CPU1's user+system and total ticks: what neither the proxy nor the origin used there is other load
 # (noise). irq/softirq ticks are left out: without IRQ time accounting they are our own loopback traffic.
 cpu1() { awk '/^cpu1 /{print $2+$3+$4, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-hz=$(getconf CLK_TCK)
 
 for t in "${targets[@]}"; do taskset -c 0 wrk -t1 -c64 -d${warmup}s "http://127.0.0.1:${t#*=}/" >/dev/null; done
 results=$run/results.tsv
 echo -e "target\trep\tmode\trps\tp50_us\tp90_us\tp99_us\tp999_us\tproxy_us_per_req\tbackend_us_per_req\tother_cpu1_pct\terrors" > "$results"
-to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) print v+0; else if (v ~ /ms$/) print v*1000; else if (v ~ /s$/) print v*1e6; else print v }'; }
 for r in $(seq "$reps"); do
   for t in "${targets[@]}"; do
     name=${t%%=*} port=${t#*=} url="http://127.0.0.1:${t#*=}/"
@@ -133,8 +93,8 @@ for r in $(seq "$reps"); do
       p50=$(to_us "$(awk '/^ +50%/{print $2}' "$raw")")
       p90=$(to_us "$(awk '/^ +90%/{print $2}' "$raw")")
       p99=$(to_us "$(awk '/^ +99%/{print $2}' "$raw")")
-      cpu=$(awk -v d=$((k1 - k0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
-      bcpu=$(awk -v d=$((b1 - b0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", d*1e6/hz/n}')
+      cpu=$(per_request_us $((k1 - k0)) "$n")
+      bcpu=$(per_request_us $((b1 - b0)) "$n")
       other=$(awk -v a="$s0" -v b="$s1" -v own=$((k1 - k0 + b1 - b0)) 'BEGIN{split(a, x, " "); split(b, y, " ");
         o = (y[1] - x[1] - own) * 100 / (y[2] - x[2]); printf "%.0f", o < 0 ? 0 : o}')
       err=$(grep -E 'Non-2xx|Socket errors' "$raw" | tr -s ' \n' ' ' || true)

@@ -13,7 +13,7 @@ if [[ "${1:-}" == "--test" ]] && ! { command -v node && command -v npm; } >/dev/
   test_pkgs+=(nodejs npm)
 fi
 # bench/run.sh only (never the test suite): the proxies Trellis is measured against, and the profiler.
-bench_pkgs=(wrk nginx haproxy valgrind curl python3)
+bench_pkgs=(wrk nghttp2-client nginx haproxy valgrind curl python3 openssl)
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
