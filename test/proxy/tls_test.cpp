@@ -2,6 +2,8 @@
 // certificates from Trellis's CA and from the imported-certificate store, HTTPS targets.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "proxy/certificates.h"
 #include "proxy/tls_harness.h"
 
@@ -155,6 +157,45 @@ TEST_F(TlsTest, CustomDomainUsesImportedCertificateAndRotatesWithoutDroppingConn
   h.publish();
   EXPECT_TRUE(waitForCertificate(kCustom, fingerprintOfPemFile(dir.file("second.pem"))));
   EXPECT_EQ(old.get(kCustom, "/still-here").status, 200);
+}
+
+// Issue 6: certificates rotate under load without a failed request. Clients keep opening connections (and one
+// keeps its connection) while the service's certificate flips between two imported ones.
+TEST_F(TlsTest, RotationUnderLoadFailsNoRequest) {
+  ASSERT_TRUE(makeSelfSigned(dir, "first", kCustom));
+  ASSERT_TRUE(makeSelfSigned(dir, "second", kCustom, "ec -pkeyopt ec_paramgen_curve:P-256"));
+  const std::string arns[] = {importFromFiles("first"), importFromFiles("second")};
+  const std::string fingerprints[] = {fingerprintOfPemFile(dir.file("first.pem")),
+                                      fingerprintOfPemFile(dir.file("second.pem"))};
+  service(arns[0]);
+  start();
+  TlsClient kept(port, kCustom);
+  ASSERT_TRUE(kept.connected());
+
+  std::atomic<bool> done{false};
+  std::thread rotate([&] {
+    for (int i = 1; i <= 20; ++i) {
+      service(arns[i % 2]);
+      h.publish();
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    done = true;
+  });
+  int requests = 0, failures = 0;
+  std::set<std::string> seen;
+  while (!done) {
+    TlsClient c(port, kCustom);
+    std::string fingerprint = c.connected() ? c.peerFingerprint() : "";
+    if (fingerprint != fingerprints[0] && fingerprint != fingerprints[1]) ++failures;
+    seen.insert(fingerprint);
+    if (!c.connected() || c.get(kCustom).status != 200) ++failures;
+    if (kept.get(kCustom, "/kept").status != 200) ++failures;
+    requests += 2;
+  }
+  rotate.join();
+  EXPECT_EQ(failures, 0) << "of " << requests << " requests";
+  EXPECT_GE(requests, 20);
+  EXPECT_EQ(seen.size(), 2u) << "both certificates were served while rotating";
 }
 
 TEST_F(TlsTest, AccessLogRecordsTlsVersionCipherAndSni) {
