@@ -8,25 +8,87 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "common/log.h"
 #include "proxy/certificates.h"
+#include "proxy/http2_codec.h"
 #include "proxy/tls.h"
 
 namespace trellis::proxy {
+namespace {
 
+constexpr std::string_view kUserAgent = "Amazon-VPC-Lattice-HealthChecks";
+constexpr std::string_view kAlpnH2{"\x02h2", 3};
+
+// The HTTP/2 side of a probe: one GET on a fresh connection; only the response's :status matters.
+struct Http2Probe : Http2ClientHandler {
+  Http2ClientSession session{*this};
+  int status = 0;
+  bool closed = false;  // the stream ended (reset, GOAWAY) without a response head
+
+  void onResponseHead(int32_t, ResponseHead& head) override { status = head.status; }
+  void onBody(int32_t, std::string_view) override {}
+  void onTrailers(int32_t, Headers&) override {}
+  void onComplete(int32_t) override {}
+  void onStreamClosed(int32_t, uint32_t) override { closed = true; }
+};
+
+}  // namespace
+
+// One check in flight: bytes to the socket and back, through TLS for HTTPS, then HTTP/1.1 or HTTP/2.
 struct HealthChecker::Probe {
   Key key;
   int fd = -1;
-  std::string request;  // bytes for the wire: the HTTP request, or for HTTPS the TLS records
+  std::string wire;  // bytes for the socket (TLS records for HTTPS)
   size_t written = 0;
   std::unique_ptr<TlsSession> tls;  // HTTPS checks: certificates are not verified (spec 5.4)
-  std::string plainRequest;         // HTTPS: the HTTP request, encrypted into `request` after the handshake
-  std::string response;
+  std::string plainPending;         // HTTPS: request bytes waiting for the handshake
+  std::string response;             // HTTP/1.1: the response bytes so far
+  std::unique_ptr<Http2Probe> h2;   // HTTP/2 checks
+  bool failed = false;              // the connection broke (TLS or HTTP/2 error)
   Clock::time_point deadline;
   snapshot::HealthCheck check;  // a copy: the snapshot may be swapped while the probe runs
+
+  // Application bytes to send: straight to the socket, or through TLS once it is established.
+  void queue(std::string_view plain) {
+    if (!tls) {
+      wire.append(plain);
+      return;
+    }
+    plainPending.append(plain);
+    if (!tls->established()) return;
+    long taken = tls->send(plainPending, wire);
+    if (taken < 0) failed = true;
+    plainPending.erase(0, taken > 0 ? static_cast<size_t>(taken) : 0);
+  }
+  // Bytes read from the socket.
+  void received(std::string_view bytes) {
+    std::string plain;
+    if (tls) {
+      if (!tls->receive(bytes, plain, wire)) failed = true;
+      if (!failed && tls->established() && !plainPending.empty()) queue({});
+    } else {
+      plain.assign(bytes);
+    }
+    if (failed || plain.empty()) return;
+    if (!h2) {
+      response += plain;
+      return;
+    }
+    std::string out;
+    if (!h2->session.receive(plain) || !h2->session.send(out)) failed = true;
+    queue(out);  // SETTINGS ACK, WINDOW_UPDATE, or the GOAWAY that says why
+  }
+  // The response status once known (0 until then, and when the target did not speak the protocol).
+  int status() const {
+    if (h2) return h2->status;
+    if (response.rfind("HTTP/1.", 0) == 0 && response.size() >= 12) return std::atoi(response.substr(9, 3).c_str());
+    return 0;
+  }
+  bool answered() const { return h2 ? h2->status != 0 || h2->closed : response.size() >= 12; }
 };
 
 HealthChecker::~HealthChecker() { stop(); }
@@ -134,14 +196,28 @@ void HealthChecker::run() {
       probe.key = key;
       probe.check = check;
       probe.deadline = now + std::chrono::seconds(check.timeoutSeconds);
-      probe.request = "GET " + check.path + " HTTP/1.1\r\nHost: " + e.target->address + ":" + std::to_string(port) +
-                      "\r\nUser-Agent: Amazon-VPC-Lattice-HealthChecks\r\nConnection: close\r\n\r\n";
+      std::string authority = e.target->address + ":" + std::to_string(port);
       if (check.protocol == "HTTPS") {
         static SslCtxPtr client = makeClientContext();
-        probe.tls = TlsSession::client(client.get(), "");
-        probe.plainRequest = std::move(probe.request);
-        probe.request.clear();
-        if (probe.tls) probe.tls->send({}, probe.request);  // the ClientHello
+        // HTTP/2 over TLS needs ALPN h2: servers that speak both pick HTTP/1.1 without it.
+        probe.tls =
+            TlsSession::client(client.get(), "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{});
+        if (!probe.tls) {
+          record(e, false, "Target.FailedHealthChecks");
+          continue;
+        }
+        probe.tls->send({}, probe.wire);  // the ClientHello
+      }
+      if (check.protocolVersion == "HTTP2") {
+        probe.h2 = std::make_unique<Http2Probe>();
+        probe.h2->session.submitRequest("GET", check.protocol == "HTTPS" ? "https" : "http", authority, check.path,
+                                        {{"user-agent", std::string(kUserAgent)}}, true);
+        std::string preface;
+        probe.h2->session.send(preface);
+        probe.queue(preface);
+      } else {
+        probe.queue("GET " + check.path + " HTTP/1.1\r\nHost: " + authority + "\r\nUser-Agent: " +
+                    std::string(kUserAgent) + "\r\nConnection: close\r\n\r\n");
       }
       probe.fd = socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (probe.fd < 0 || (connect(probe.fd, reinterpret_cast<sockaddr*>(&address.storage), address.length) != 0 &&
@@ -164,7 +240,7 @@ void HealthChecker::run() {
     int timeoutMs = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count()) + 1;
     std::vector<pollfd> fds;
     for (const auto& p : probes) {
-      fds.push_back({p.fd, static_cast<short>(p.written < p.request.size() ? POLLOUT : POLLIN), 0});
+      fds.push_back({p.fd, static_cast<short>(p.written < p.wire.size() ? POLLOUT | POLLIN : POLLIN), 0});
     }
     lock.unlock();
     if (fds.empty()) {
@@ -180,33 +256,24 @@ void HealthChecker::run() {
       Probe& p = probes[i];
       bool done = false, ok = false;
       std::string reason = "Target.FailedHealthChecks";
-      if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) {
-        if (p.written < p.request.size()) {
-          ssize_t n = send(p.fd, p.request.data() + p.written, p.request.size() - p.written, MSG_NOSIGNAL);
-          if (n > 0) p.written += static_cast<size_t>(n);
-          else if (n < 0 && errno != EAGAIN) done = true;
+      if ((fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) && p.written < p.wire.size()) {
+        ssize_t n = send(p.fd, p.wire.data() + p.written, p.wire.size() - p.written, MSG_NOSIGNAL);
+        if (n > 0) p.written += static_cast<size_t>(n);
+        else if (n < 0 && errno != EAGAIN) done = true;
+        if (p.written == p.wire.size()) {
+          p.wire.clear();
+          p.written = 0;
         }
       }
-      if (!done && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && p.written == p.request.size()) {
-        char buf[1024];
+      if (!done && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char buf[4096];
         ssize_t n = recv(p.fd, buf, sizeof buf, 0);
-        if (n > 0 && !p.tls) p.response.append(buf, static_cast<size_t>(n));
-        if (n > 0 && p.tls) {
-          if (!p.tls->receive(std::string_view(buf, static_cast<size_t>(n)), p.response, p.request)) done = true;
-          if (!done && p.tls->established() && !p.plainRequest.empty()) {
-            long taken = p.tls->send(p.plainRequest, p.request);
-            p.plainRequest.erase(0, taken > 0 ? static_cast<size_t>(taken) : 0);
-          }
-          if (!done && p.response.size() < 12 && !p.tls->peerClosed()) continue;  // handshake or partial status
-        }
-        if (n <= 0 && !(n < 0 && errno == EAGAIN)) done = true;
-        // "HTTP/1.1 200 ..." is all we need.
-        if (p.response.size() >= 12 || done) {
+        if (n > 0) p.received(std::string_view(buf, static_cast<size_t>(n)));
+        bool closed = n == 0 || (n < 0 && errno != EAGAIN) || (p.tls && p.tls->peerClosed());
+        // "HTTP/1.1 200 ..." or the HTTP/2 response head is all we need.
+        if (p.answered() || p.failed || closed) {
           done = true;
-          int status = 0;
-          if (p.response.rfind("HTTP/1.", 0) == 0 && p.response.size() >= 12) {
-            status = std::atoi(p.response.substr(9, 3).c_str());
-          }
+          int status = p.status();
           ok = p.check.matches(status);
           if (!ok && status) reason = "Target.ResponseCodeMismatch";
         }

@@ -1,6 +1,8 @@
 // Active health checks (spec 5.5): one prober thread for the whole process, not per worker. It keeps
 // a state per (target group, target, port), runs due probes concurrently with non-blocking sockets
 // and flips the snapshot's HealthCell bits the workers read. The detailed status is for ListTargets.
+// A probe is one GET on a fresh connection, plain or TLS (HTTPS, not verified), in HTTP/1.1 or, for
+// protocolVersion HTTP2, in HTTP/2 (prior knowledge in plaintext, ALPN h2 over TLS); its status is matched.
 #pragma once
 #include <chrono>
 #include <condition_variable>

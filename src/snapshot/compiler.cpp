@@ -162,10 +162,13 @@ HealthCheck compileHealthCheck(const json& config) {
   std::string protocol = str(config, "protocol", "HTTP");
   // Spec 5.5: on by default for HTTP1, off for HTTP2 and TCP target groups.
   check.enabled = protocolVersion == "HTTP1" && protocol != "TCP";
+  // The API stores the check's own version; HTTP2 and GRPC groups default to HTTP2 checks.
+  check.protocolVersion = protocolVersion == "HTTP1" ? "HTTP1" : "HTTP2";
   auto hc = config.find("healthCheck");
   if (hc == config.end() || !hc->is_object()) return check;
   check.enabled = boolean(*hc, "enabled", check.enabled);
   check.protocol = str(*hc, "protocol", "HTTP");
+  check.protocolVersion = str(*hc, "protocolVersion", check.protocolVersion);
   check.port = static_cast<uint16_t>(integer(*hc, "port", 0));
   check.path = str(*hc, "path", "/");
   if (check.path.empty()) check.path = "/";

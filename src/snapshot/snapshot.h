@@ -45,6 +45,7 @@ struct Target {
 struct HealthCheck {
   bool enabled = true;
   std::string protocol = "HTTP";
+  std::string protocolVersion = "HTTP1";  // HTTP2: h2c with prior knowledge, or ALPN h2 over TLS
   uint16_t port = 0;  // 0: the target's traffic port
   std::string path = "/";
   int intervalSeconds = 30;

@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "proxy/h2_backend.h"
 #include "proxy/proxy_harness.h"
+#include "proxy/tls_harness.h"
 
 namespace trellis::testing {
 namespace {
@@ -241,6 +243,201 @@ TEST(Limits, IdleClientConnectionsCloseAfterTheServiceIdleTimeout) {
     ASSERT_EQ(busy.get(kHost).status, 200) << "a busy connection is never idle";
   }
   EXPECT_EQ(idle.get(kHost).status, 0) << "the idle connection was closed by the proxy";
+}
+
+}  // namespace
+}  // namespace trellis::testing
+
+namespace trellis::testing {
+namespace {
+
+// An HTTPS target for HTTP/2 checks: with `offerH2` it selects ALPN h2 when offered and then speaks
+// HTTP/2, answering every request with `status`; otherwise (or without ALPN) it speaks HTTP/1.1 only.
+class TlsH2Backend {
+ public:
+  TlsH2Backend(const std::string& certFile, const std::string& keyFile, bool offerH2, int status)
+      : offerH2_(offerH2), status_(status) {
+    signal(SIGPIPE, SIG_IGN);
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx_, certFile.c_str());
+    SSL_CTX_use_PrivateKey_file(ctx_, keyFile.c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_set_alpn_select_cb(ctx_, selectAlpn, this);
+    fd_ = listenOnLoopback(16, port_);
+    thread_ = std::thread([this] {
+      for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0;) serve(c);  // checks come one at a time
+    });
+  }
+  ~TlsH2Backend() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+    SSL_CTX_free(ctx_);
+  }
+  uint16_t port() const { return port_; }
+  int h2Requests() const { return h2Requests_; }
+  int http1Requests() const { return http1Requests_; }
+
+ private:
+  class H2Connection : public proxy::Http2ServerHandler {
+   public:
+    explicit H2Connection(TlsH2Backend& owner) : owner_(owner) {}
+    void onRequestHead(int32_t stream, proxy::RequestHead&) override {
+      ++owner_.h2Requests_;
+      session_.submitResponse(stream, owner_.status_, {{"content-type", "text/plain"}}, true);
+    }
+    void onMalformedRequest(int32_t stream, std::string_view) override {
+      session_.submitResponse(stream, 400, {}, true);
+    }
+    void onBody(int32_t stream, std::string_view data) override { session_.consume(stream, data.size()); }
+    void onTrailers(int32_t, proxy::Headers&) override {}
+    void onComplete(int32_t) override {}
+    void onStreamClosed(int32_t, uint32_t) override {}
+    proxy::Http2ServerSession session_{*this};
+
+   private:
+    TlsH2Backend& owner_;
+  };
+
+  static int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLength, const unsigned char* in,
+                        unsigned int inLength, void* self) {
+    if (!static_cast<TlsH2Backend*>(self)->offerH2_) return SSL_TLSEXT_ERR_NOACK;
+    for (unsigned i = 0; i < inLength; i += 1 + in[i]) {
+      if (in[i] == 2 && i + 3 <= inLength && std::memcmp(in + i + 1, "h2", 2) == 0) {
+        *out = in + i + 1;
+        *outLength = 2;
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+
+  void serve(int c) {
+    timeval tv{5, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL* ssl = SSL_new(ctx_);
+    SSL_set_fd(ssl, c);
+    if (SSL_accept(ssl) == 1) {
+      const unsigned char* alpn = nullptr;
+      unsigned alpnLength = 0;
+      SSL_get0_alpn_selected(ssl, &alpn, &alpnLength);
+      char buffer[16384];
+      if (alpnLength == 2) {
+        H2Connection h2(*this);
+        for (std::string out;; out.clear()) {
+          if (!h2.session_.send(out)) break;
+          if (!out.empty() && SSL_write(ssl, out.data(), static_cast<int>(out.size())) <= 0) break;
+          if (h2.session_.finished()) break;
+          int n = SSL_read(ssl, buffer, sizeof buffer);
+          if (n <= 0 || !h2.session_.receive(std::string_view(buffer, static_cast<size_t>(n)))) break;
+        }
+      } else if (SSL_read(ssl, buffer, sizeof buffer) > 0) {  // HTTP/1.1: one request, whatever it says
+        ++http1Requests_;
+        std::string response = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        SSL_write(ssl, response.data(), static_cast<int>(response.size()));
+      }
+    }
+    SSL_free(ssl);
+    close(c);
+  }
+
+  bool offerH2_;
+  int status_;
+  SSL_CTX* ctx_;
+  int fd_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<int> h2Requests_{0}, http1Requests_{0};
+};
+
+json fastCheck(const std::string& protocol, const std::string& version, const std::string& path = "/health") {
+  return {{"enabled", true}, {"protocol", protocol}, {"protocolVersion", version},
+          {"healthCheckIntervalSeconds", 1}, {"healthCheckTimeoutSeconds", 1}, {"healthyThresholdCount", 2},
+          {"unhealthyThresholdCount", 2}, {"path", path}, {"matcher", {{"httpCode", "200"}}}};
+}
+
+// Target groups named by a letter, each with one loopback target, all used by one listener.
+struct Groups {
+  ProxyHarness h;
+  std::vector<std::pair<std::string, int>> ports;
+  void add(char letter, uint16_t port, const json& check, const std::string& groupVersion = "HTTP1") {
+    std::string id = std::string("tg-000000000000000") + letter;
+    h.store.targetGroup(id, port, {{"127.0.0.1"}}, check);
+    for (const auto& record : h.store.contents().records) {
+      if (record.kind != "targetgroup" || record.id != id) continue;
+      json doc = json::parse(record.value);
+      doc["config"]["protocolVersion"] = groupVersion;
+      h.store.put("targetgroup", id, doc);
+      break;
+    }
+    ports.emplace_back(id, port);
+  }
+  void start() {
+    json list = json::array();
+    for (const auto& [id, port] : ports) list.push_back({{"targetGroupIdentifier", id}, {"weight", 1}});
+    h.store.service(kSvc, "billing");
+    h.store.listener("listener-1", kSvc, freePort(), {{"forward", {{"targetGroups", list}}}});
+    h.start();
+  }
+  proxy::TargetHealth status(char letter) {
+    std::string id = std::string("tg-000000000000000") + letter;
+    for (const auto& [group, port] : ports) {
+      if (group == id) return h.dataPlane().targetHealth().status(id, "127.0.0.1", static_cast<uint16_t>(port));
+    }
+    return {};
+  }
+  bool settled() {
+    for (const auto& [id, port] : ports) {
+      std::string s = status(id.back()).status;
+      if (s != "HEALTHY" && s != "UNHEALTHY") return false;
+    }
+    return true;
+  }
+};
+
+TEST(HealthChecks, Http2ChecksSpeakH2cAndMatchTheStatus) {
+  H2Backend h2c;
+  EchoBackend http1("http1");
+  Groups g;
+  g.add('a', h2c.port(), fastCheck("HTTP", "HTTP2"));                   // h2c answering 200
+  g.add('b', h2c.port(), fastCheck("HTTP", "HTTP2", "/status/500"));    // h2c answering 500
+  g.add('c', http1.port(), fastCheck("HTTP", "HTTP2"));                 // a target that speaks only HTTP/1.1
+  g.add('d', h2c.port(), fastCheck("HTTP", "HTTP1"));                   // an HTTP/1.1 check to an h2c-only target
+  json unversioned = fastCheck("HTTP", "HTTP1");
+  unversioned.erase("protocolVersion");
+  g.add('e', h2c.port(), unversioned, "GRPC");  // a GRPC group's check defaults to HTTP/2
+  g.start();
+  ASSERT_TRUE(eventually([&] { return g.settled(); }));
+  EXPECT_EQ(g.status('a').status, "HEALTHY");
+  EXPECT_GT(h2c.requestsSeen(), 0);
+  EXPECT_EQ(g.status('b').status, "UNHEALTHY");
+  EXPECT_EQ(g.status('b').reasonCode, "Target.ResponseCodeMismatch");
+  EXPECT_EQ(g.status('c').status, "UNHEALTHY");
+  EXPECT_EQ(g.status('c').reasonCode, "Target.FailedHealthChecks");
+  EXPECT_EQ(g.status('d').status, "UNHEALTHY");
+  EXPECT_EQ(g.status('e').status, "HEALTHY");
+}
+
+TEST(HealthChecks, Http2ChecksOverTlsUseAlpnH2) {
+  TempDir dir;
+  ASSERT_TRUE(makeSelfSigned(dir, "target", "target.internal"));  // self-signed: not verified (spec 5.4)
+  TlsH2Backend ok(dir.file("target.pem"), dir.file("target.key"), true, 200);
+  TlsH2Backend failing(dir.file("target.pem"), dir.file("target.key"), true, 500);
+  TlsH2Backend http1Only(dir.file("target.pem"), dir.file("target.key"), false, 200);
+  Groups g;
+  g.add('a', ok.port(), fastCheck("HTTPS", "HTTP2"));
+  g.add('b', failing.port(), fastCheck("HTTPS", "HTTP2"));
+  g.add('c', http1Only.port(), fastCheck("HTTPS", "HTTP2"));
+  g.add('d', http1Only.port(), fastCheck("HTTPS", "HTTP1"));  // the same target is fine for HTTP/1.1 checks
+  g.start();
+  ASSERT_TRUE(eventually([&] { return g.settled(); }));
+  EXPECT_EQ(g.status('a').status, "HEALTHY");
+  EXPECT_GT(ok.h2Requests(), 0);
+  EXPECT_EQ(ok.http1Requests(), 0);
+  EXPECT_EQ(g.status('b').status, "UNHEALTHY");
+  EXPECT_EQ(g.status('b').reasonCode, "Target.ResponseCodeMismatch");
+  EXPECT_EQ(g.status('c').status, "UNHEALTHY");
+  EXPECT_EQ(g.status('d').status, "HEALTHY");
+  EXPECT_GT(http1Only.http1Requests(), 0);
 }
 
 }  // namespace
