@@ -1,5 +1,6 @@
 #include "proxy/http2_codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/strings.h"
@@ -79,17 +80,37 @@ nghttp2_option* Http2Session::makeOptions() {
 }
 
 Http2Session::Stream* Http2Session::find(int32_t stream) const {
-  auto it = streams_.find(stream);
-  return it == streams_.end() ? nullptr : it->second.get();
+  for (const auto& s : streams_)
+    if (s->id == stream) return s.get();
+  return nullptr;
 }
 
 Http2Session::Stream& Http2Session::create(int32_t stream) {
-  auto& slot = streams_[stream];
-  if (!slot) {
-    slot = std::make_unique<Stream>();
-    slot->id = stream;
+  if (Stream* s = find(stream)) return *s;
+  std::unique_ptr<Stream> s;
+  if (spare_.empty()) {
+    s = std::make_unique<Stream>();
+  } else {
+    s = std::move(spare_.back());
+    spare_.pop_back();
   }
-  return *slot;
+  s->id = stream;
+  streams_.push_back(std::move(s));
+  return *streams_.back();
+}
+
+void Http2Session::recycle(std::unique_ptr<Stream> s) {
+  constexpr size_t kSpareStreams = 16;
+  constexpr size_t kKeptBuffer = 64 * 1024;  // a stream that buffered more gives its memory back
+  if (spare_.size() >= kSpareStreams || s->out.capacity() > kKeptBuffer) return;
+  std::string out = std::move(s->out);
+  Headers headers = std::move(s->headers);
+  *s = Stream{};
+  out.clear();
+  headers.clear();
+  s->out = std::move(out);
+  s->headers = std::move(headers);
+  spare_.push_back(std::move(s));
 }
 
 nghttp2_data_provider Http2Session::provider() {
@@ -124,9 +145,9 @@ bool Http2Session::send(std::string& wire, size_t limit) {
       wire.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     // Told only now: the owner may add data to the drained streams, which mem_send must not see mid-call.
-    std::vector<int32_t> drained;
-    drained.swap(drained_);
-    for (int32_t id : drained) {
+    drainedNow_.clear();
+    drainedNow_.swap(drained_);
+    for (int32_t id : drainedNow_) {
       if (find(id)) events_.onStreamDrained(id);
     }
   } while (!drained_.empty() && wire.size() < limit);
@@ -290,13 +311,16 @@ int Http2Session::onDataChunkCb(nghttp2_session* ng, uint8_t, int32_t stream, co
 
 int Http2Session::onStreamCloseCb(nghttp2_session* ng, int32_t stream, uint32_t errorCode, void* self) {
   auto* session = static_cast<Http2Session*>(self);
-  auto it = session->streams_.find(stream);
-  if (it == session->streams_.end()) return 0;
-  std::unique_ptr<Stream> s = std::move(it->second);
-  session->streams_.erase(it);
+  auto& open = session->streams_;
+  auto it = std::find_if(open.begin(), open.end(), [&](const auto& s) { return s->id == stream; });
+  if (it == open.end()) return 0;
+  std::unique_ptr<Stream> s = std::move(*it);
+  *it = std::move(open.back());
+  open.pop_back();
   // What the owner never consumed still counts against the connection window.
   if (s->unconsumed > 0) nghttp2_session_consume_connection(ng, s->unconsumed);
   if (s->announced) session->events_.onStreamClosed(stream, errorCode);
+  session->recycle(std::move(s));
   return 0;
 }
 

@@ -18,7 +18,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "proxy/http1_codec.h"
@@ -128,6 +127,7 @@ class Http2Session {
   static nghttp2_option* makeOptions();
   Stream* find(int32_t stream) const;
   Stream& create(int32_t stream);
+  void recycle(std::unique_ptr<Stream> s);  // a closed stream, kept for reuse
   nghttp2_data_provider provider();
   void fail(const char* what, int code);
 
@@ -149,8 +149,12 @@ class Http2Session {
 
   Http2StreamEvents& events_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  // Open streams, found by a linear scan: at most kMaxConcurrentStreams, mostly a handful. Closed ones are kept
+  // in spare_ for reuse with their buffers, so a request costs no stream allocation.
+  std::vector<std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<Stream>> spare_;
   std::vector<int32_t> drained_;  // streams to tell onStreamDrained() once send() is done
+  std::vector<int32_t> drainedNow_;  // send()'s copy of drained_ while it tells them
   bool goAwaySent_ = false;
   bool failed_ = false;
   std::string error_;
