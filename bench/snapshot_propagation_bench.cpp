@@ -3,12 +3,14 @@
 // associated to), then (a) one full read + compile and (b) commit of one weight change → the
 // SnapshotBuilder has published it (what trellis_snapshot_propagation_seconds measures, plus the commit).
 // Release build:
-//   cmake -S . -B build/bench-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+//   cmake -S . -B build/bench-release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+//     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 //   cmake --build build/bench-release --target bench_snapshot_propagation
 //   build/bench-release/bench/bench_snapshot_propagation
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -39,9 +41,9 @@ std::string hex17(int i) {
 }
 
 json forward(const std::string& a, int weightA, const std::string& b, int weightB) {
-  return {{"forward",
-           {{"targetGroups",
-             {{{"targetGroupIdentifier", a}, {"weight", weightA}}, {{"targetGroupIdentifier", b}, {"weight", weightB}}}}}}};
+  json groups = {{{"targetGroupIdentifier", a}, {"weight", weightA}},
+                 {{"targetGroupIdentifier", b}, {"weight", weightB}}};
+  return {{"forward", {{"targetGroups", groups}}}};
 }
 
 json ruleDoc(int i, int weight) {
@@ -162,6 +164,24 @@ void BM_CompileOnly(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(snapshot::compileSnapshot(contents, f.config, &cells));
 }
 BENCHMARK(BM_CompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// What the builder does per change after the read: one rule differs from the previous compile.
+void BM_IncrementalCompileOnly(benchmark::State& state) {
+  Fixture& f = fixture(static_cast<int>(state.range(0)));
+  store::StoreContents contents = f.store->readAll();
+  snapshot::HealthCells cells;
+  snapshot::SnapshotCompiler compiler(&cells);
+  compiler.compile(contents, f.config);
+  auto rule = std::find_if(contents.records.begin(), contents.records.end(),
+                           [](const store::Record& r) { return r.kind == "rule"; });
+  int step = 0;
+  for (auto _ : state) {
+    rule->value = ruleDoc(0, ++step % 100).dump();
+    rule->modRevision = ++contents.revision;
+    benchmark::DoNotOptimize(compiler.compile(contents, f.config));
+  }
+}
+BENCHMARK(BM_IncrementalCompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // (b) One rule's weights change: commit → the builder has published the revision.
 void BM_PublishAfterWeightChange(benchmark::State& state) {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "auth/sigv4.h"
-#include "cli/http_client.h"
+#include "common/http_client.h"
 
 namespace trellis::cli {
 

@@ -64,6 +64,39 @@ const json& array(const Object& src, const json& obj, const char* key, const std
 
 std::string at(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
+// A Gateway API duration (GEP-2257: up to four number+unit parts, units h, m, s, ms in that order, e.g.
+// "1h", "500ms", "1h2m3s") in milliseconds; nullopt when absent.
+std::optional<int64_t> durationMs(const Object& src, const json& obj, const char* key, const std::string& path) {
+  const json* v = member(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) fail(src, path, v->dump() + " is not a duration such as 10s, 500ms or 1h2m3s");
+  const std::string text = v->get<std::string>();
+  auto bad = [&] { fail(src, path, "'" + text + "' is not a duration such as 10s, 500ms or 1h2m3s"); };
+  int64_t total = 0;
+  int parts = 0, lastUnit = -1;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t digits = 0;
+    int64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') n = n * 10 + (text[i++] - '0'), ++digits;
+    if (digits == 0 || digits > 5 || i == text.size()) bad();
+    int unit = 0;  // h, m, s, ms
+    if (text.compare(i, 2, "ms") == 0) {
+      unit = 3, i += 2;
+    } else if (text[i] == 'h' || text[i] == 'm' || text[i] == 's') {
+      unit = text[i] == 'h' ? 0 : text[i] == 'm' ? 1 : 2, ++i;
+    } else {
+      bad();
+    }
+    if (unit <= lastUnit || ++parts > 4) bad();
+    lastUnit = unit;
+    static constexpr int64_t kScale[] = {3600000, 60000, 1000, 1};
+    total += n * kScale[unit];
+  }
+  if (parts == 0) bad();
+  return total;
+}
+
 // Lattice names hold only a-z, 0-9 and single hyphens.
 std::string latticeSafe(const std::string& s) {
   std::string out;
@@ -821,10 +854,49 @@ class Translator {
       fail(route, field + ".filters", "URLRewrite and RequestRedirect cannot be used together");
   }
 
-  // Timeouts, retries and session persistence are ignored by the AWS controller and not applied by
-  // Trellis's proxy yet; apply says so instead.
+  // An HTTPRoute rule's timeouts and retry (ignored by the AWS controller) become Trellis extensions the
+  // proxy applies: `trellis.timeouts` and `trellis.retry` (README, "rule extensions").
+  void timeoutsAndRetry(const Object& route, const json& rule, const std::string& field, json& extensions) {
+    if (const json* timeouts = member(rule, "timeouts")) {
+      std::string tp = field + ".timeouts";
+      if (!timeouts->is_object()) fail(route, tp, "must be a mapping");
+      json out = json::object();
+      // 0 disables a timeout (the Gateway API's meaning): nothing to apply.
+      for (auto [k8sKey, key] : {std::pair{"request", "requestMs"}, std::pair{"backendRequest", "backendRequestMs"}}) {
+        auto ms = durationMs(route, *timeouts, k8sKey, tp + "." + k8sKey);
+        if (ms && *ms > 3600000) fail(route, tp + "." + k8sKey, "is above Trellis's maximum, 1h");
+        if (ms && *ms > 0) out[key] = *ms;
+      }
+      if (out.contains("requestMs") && out.contains("backendRequestMs") && out["backendRequestMs"] > out["requestMs"])
+        fail(route, tp + ".backendRequest", "must not be longer than timeouts.request");
+      if (!out.empty()) extensions["timeouts"] = out;
+    }
+    if (const json* retry = member(rule, "retry")) {
+      std::string rp = field + ".retry";
+      if (!retry->is_object()) fail(route, rp, "must be a mapping");
+      // Unspecified attempts are the implementation's choice: one retry, as Envoy's default.
+      json out = {{"attempts", integer(route, *retry, "attempts", rp + ".attempts", 0, 5).value_or(1)}};
+      const json& codes = array(route, *retry, "codes", rp + ".codes");
+      for (size_t i = 0; i < codes.size(); ++i) {
+        json holder = {{"code", codes[i]}};
+        auto code = integer(route, holder, "code", at(rp + ".codes", i), 400, 599);
+        if (*code < 500)
+          fail(route, at(rp + ".codes", i), std::to_string(*code) + ": Trellis retries 5xx statuses only");
+        out["statusCodes"].push_back(*code);
+      }
+      if (auto backoff = durationMs(route, *retry, "backoff", rp + ".backoff")) {
+        if (*backoff > 60000) fail(route, rp + ".backoff", "is above Trellis's maximum, 1m");
+        out["backoffMs"] = *backoff;
+      }
+      extensions["retry"] = out;
+    }
+  }
+
+  // Session persistence is ignored by the AWS controller and not applied by Trellis's proxy (nor are a
+  // GRPCRoute's timeouts and retry, which the Gateway API does not define); apply says so instead.
   void warnIgnored(const Object& route, const json& rule, const std::string& field, std::vector<std::string>& ignored) {
     for (const char* key : {"timeouts", "retry", "sessionPersistence"}) {
+      if (route.kind == "HTTPRoute" && std::string_view(key) != "sessionPersistence") continue;  // timeoutsAndRetry
       const json* v = member(rule, key);
       if (v && !(v->is_array() && v->empty())) {
         out_.warnings.push_back(route.where(field + "." + key) +
@@ -971,6 +1043,7 @@ class Translator {
       json extensions = json::object();
       json match = httpMatch(r, rules[i], rp, extensions);
       ruleFilters(r, rules[i], rp, extensions, ignored);
+      if (r.kind == "HTTPRoute") timeoutsAndRetry(r, rules[i], rp, extensions);
       latticeRules.push_back({prio[i], match, forwardAction(r, rules[i], rp), extensions});
     }
     std::sort(latticeRules.begin(), latticeRules.end(), [](const Rule& a, const Rule& b) { return a.priority < b.priority; });

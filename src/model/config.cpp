@@ -188,6 +188,7 @@ class Parser {
   void instance(const YAML::Node& node, Config& config) const;
   void quotas(const YAML::Node& node, Quotas& quotas) const;
   void dns(const YAML::Node& node, DnsSettings& dns) const;
+  void accessLogs(const YAML::Node& node, AccessLogSettings& settings) const;
 
   std::string file_;
   mutable YAML::Mark keyMark_ = YAML::Mark::null_mark();  // the key whose value is being read
@@ -453,6 +454,41 @@ void Parser::quotas(const YAML::Node& node, Quotas& q) const {
           quota("vpcAssociationsPerServiceNetwork", q.vpcAssociationsPerServiceNetwork)});
 }
 
+void Parser::accessLogs(const YAML::Node& node, AccessLogSettings& settings) const {
+  fields(node, "accessLogs", {{"firehose", [&](const YAML::Node& streams) {
+           if (!streams.IsNull() && !streams.IsMap())
+             fail(streams, "accessLogs firehose must be a mapping of delivery stream name: {url: ...}");
+           if (!streams.IsMap()) return;
+           for (auto it = streams.begin(); it != streams.end(); ++it) {
+             if (!it->first.IsScalar()) fail(it->first, "firehose delivery stream names must be plain names");
+             std::string name = it->first.Scalar();
+             // Firehose's own rule for stream names.
+             if (name.empty() || name.size() > 64 ||
+                 !allOf(name, [](char c) { return isWordChar(c) || c == '.' || c == '-'; }))
+               fail(it->first, "'" + name + "' is not a delivery stream name (1-64 of a-z, A-Z, 0-9, _ . -)");
+             FirehoseEndpoint endpoint;
+             keyMark_ = it->first.Mark();
+             fields(it->second, "firehose stream " + name,
+                    {{"url",
+                      [&](const YAML::Node& v) {
+                        endpoint.url = text(v, "url");
+                        if (!startsWith(endpoint.url, "http://") || endpoint.url.size() == 7 ||
+                            !allOf(endpoint.url, [](char c) { return c > ' ' && c < 127; }))
+                          fail(v, "url must look like http://host[:port][/path], not '" + endpoint.url + "'");
+                      },
+                      true},
+                     {"accessKey", [&](const YAML::Node& v) {
+                        endpoint.accessKey = text(v, "accessKey");
+                        if (endpoint.accessKey.size() > 4096 ||
+                            !allOf(endpoint.accessKey, [](char c) { return c >= ' ' && c < 127; }))
+                          fail(v, "accessKey must be up to 4096 printable characters");
+                      }}});
+             if (!settings.firehose.emplace(name, endpoint).second)
+               fail(it->first, "duplicate delivery stream '" + name + "'");
+           }
+         }}});
+}
+
 void Parser::dns(const YAML::Node& node, DnsSettings& dns) const {
   fields(node, "dns",
          {{"answerAddresses",
@@ -556,7 +592,15 @@ Config Parser::parse(const std::string& yamlText) {
        {"instances", keep(instances)},
        {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
        {"drainSeconds", [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
-       {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }}});
+       {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }},
+       {"accessLogs", [&](const YAML::Node& v) { accessLogs(v, config.accessLogs); }},
+       {"dataPlane",
+        [&](const YAML::Node& v) {
+          fields(v, "dataPlane", {{"connectionLifetimeSeconds", [&](const YAML::Node& n) {
+                                     config.dataPlane.connectionLifetimeSeconds =
+                                         int(integer(n, "dataPlane connectionLifetimeSeconds", 1, 86400));
+                                   }}});
+        }}});
 
   std::map<std::string, int> keyLines;
   sequence(identities, "identities", [&](const YAML::Node& n) { identity(n, config, keyLines); });

@@ -66,6 +66,23 @@ struct DnsSettings {
   int ttl = 5;                               // seconds; low, so association changes show quickly
 };
 
+// The proxy's own limits, under `dataPlane:`.
+struct DataPlaneSettings {
+  int connectionLifetimeSeconds = 600;  // spec 5.10: then HTTP/1.1 closes after a response, HTTP/2 sends GOAWAY
+};
+
+// A Firehose delivery stream's HTTP endpoint (under `accessLogs: firehose: NAME:`): access-log
+// subscriptions whose destination is arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME post there.
+struct FirehoseEndpoint {
+  std::string url;        // http://host[:port][/path]
+  std::string accessKey;  // sent as X-Amz-Firehose-Access-Key; empty: none
+};
+
+// Where access-log destinations outside the data dir go, under `accessLogs:`.
+struct AccessLogSettings {
+  std::map<std::string, FirehoseEndpoint> firehose;  // by delivery stream name
+};
+
 struct Config {
   std::string region = "us-east-1";
   std::string accountId = "111122223333";
@@ -82,6 +99,8 @@ struct Config {
   Quotas quotas;
   int drainSeconds = 60;  // deregistration delay for targets
   DnsSettings dns;
+  DataPlaneSettings dataPlane;
+  AccessLogSettings accessLogs;
 
   std::string effectiveServiceDomain() const {
     return serviceDomain.empty() ? "vpc-lattice-svcs." + region + ".on.aws" : serviceDomain;

@@ -1,5 +1,6 @@
 #include "proxy/access_log.h"
 
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <ctime>
@@ -8,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/http_client.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -75,13 +77,226 @@ std::string formatAccessLog(const AccessLogEntry& e) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+std::string base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+int64_t unixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Prometheus label values: backslash, quote and newline escaped.
+std::string labelValue(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"' || c == '\n') out += '\\';
+    out += c == '\n' ? 'n' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+FirehoseDelivery::FirehoseDelivery(Options options) : options_(options) {}
+
+FirehoseDelivery::~FirehoseDelivery() { stop(); }
+
+void FirehoseDelivery::start() { thread_ = std::thread([this] { run(); }); }
+
+void FirehoseDelivery::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void FirehoseDelivery::enqueue(const snapshot::AccessLogDestination& destination, std::string record) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    Stream& stream = streams_[destination.destinationArn];
+    if (stream.arn.empty()) stream.arn = destination.destinationArn;
+    if (destination.firehoseUrl.empty()) {
+      ++stream.dropped;
+      if (!stream.warnedUnconfigured) {
+        stream.warnedUnconfigured = true;
+        logWarn("access logs: no endpoint for ", destination.destinationArn,
+                " in the config (accessLogs.firehose); its records are dropped");
+      }
+      return;
+    }
+    stream.warnedUnconfigured = false;  // configured now: warn again should it go away
+    stream.url = destination.firehoseUrl;
+    stream.accessKey = destination.firehoseAccessKey;
+    if (stream.waiting.empty()) stream.oldestSince = std::chrono::steady_clock::now();
+    stream.waiting.push_back(std::move(record));
+    if (stream.waiting.size() > options_.maxBacklog) {
+      stream.waiting.pop_front();
+      ++stream.dropped;
+      if (stream.droppedThisOutage++ == 0) {
+        logWarn("access logs: ", stream.arn, " holds ", options_.maxBacklog,
+                " undelivered records; dropping the oldest until its endpoint takes records again");
+      }
+    }
+    // The first waiting record sets a deadline the thread must learn of; a full batch goes right away.
+    wake = stream.waiting.size() == 1 || stream.waiting.size() >= options_.maxBatchRecords;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void FirehoseDelivery::takeBatch(Stream& stream, int64_t nowMillis) {
+  stream.requestId = randomUuid();
+  std::string records;
+  size_t bytes = 0, count = 0;
+  while (!stream.waiting.empty() && count < options_.maxBatchRecords &&
+         (count == 0 || bytes + stream.waiting.front().size() <= options_.maxBatchBytes)) {
+    bytes += stream.waiting.front().size();
+    records += (count++ ? ",{\"data\":\"" : "{\"data\":\"") + base64(stream.waiting.front()) + "\"}";
+    stream.waiting.pop_front();
+  }
+  stream.oldestSince = std::chrono::steady_clock::now();  // the rest has waited at most this long: close enough
+  stream.batchRecords = count;
+  stream.body = "{\"requestId\":\"" + stream.requestId + "\",\"timestamp\":" + std::to_string(nowMillis) +
+                ",\"records\":[" + records + "]}";
+  stream.retryAt = {};
+  stream.backoff = std::chrono::milliseconds(0);
+}
+
+std::string FirehoseDelivery::post(const std::string& url, const std::string& accessKey, const std::string& arn,
+                                   const std::string& requestId, const std::string& body,
+                                   std::chrono::seconds timeout) {
+  std::string error;
+  auto endpoint = parseEndpoint(url, error);
+  if (!endpoint) return error;
+  HeaderList headers{{"content-type", "application/json"},
+                     {"x-amz-firehose-protocol-version", "1.0"},
+                     {"x-amz-firehose-request-id", requestId},
+                     {"x-amz-firehose-source-arn", arn}};
+  if (!accessKey.empty()) headers.emplace_back("x-amz-firehose-access-key", accessKey);
+  try {
+    std::string target = endpoint->basePath.empty() ? "/" : endpoint->basePath;
+    auto response = httpExchange(*endpoint, "POST", target, headers, body, timeout);
+    if (response.status != 200) return "HTTP " + std::to_string(response.status);
+    // The spec's success: 200 with a JSON body echoing the request id.
+    auto answer = nlohmann::json::parse(response.body, nullptr, false);
+    if (!answer.is_object() || answer.value("requestId", "") != requestId)
+      return "HTTP 200 without this requestId in a JSON body";
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+void FirehoseDelivery::run() {
+  using Clock = std::chrono::steady_clock;
+  std::unique_lock lock(mutex_);
+  bool lastRound = false;
+  while (true) {
+    auto now = Clock::now();
+    Clock::time_point next = now + std::chrono::seconds(60);
+    Stream* due = nullptr;
+    for (auto& [arn, stream] : streams_) {
+      if (stream.body.empty() && !stream.waiting.empty() &&
+          (lastRound || stream.waiting.size() >= options_.maxBatchRecords ||
+           now - stream.oldestSince >= options_.maxBatchDelay)) {
+        takeBatch(stream, unixMillis());
+      }
+      if (!stream.body.empty()) {
+        if (lastRound || stream.retryAt <= now) {
+          due = &stream;
+          break;
+        }
+        next = std::min(next, stream.retryAt);
+      } else if (!stream.waiting.empty()) {
+        next = std::min(next, stream.oldestSince + options_.maxBatchDelay);
+      }
+    }
+    if (due) {
+      // Only this thread touches a stream's batch, and streams are never erased: post without the lock.
+      Stream& stream = *due;
+      std::string url = stream.url, accessKey = stream.accessKey;
+      lock.unlock();
+      std::string error = post(url, accessKey, stream.arn, stream.requestId, stream.body, options_.timeout);
+      lock.lock();
+      if (error.empty()) {
+        stream.delivered += stream.batchRecords;
+        if (stream.backoff.count() > 0 || stream.droppedThisOutage > 0) {
+          logInfo("access logs: ", stream.arn, " delivers again (", stream.droppedThisOutage,
+                  " records dropped meanwhile)");
+        }
+        stream.droppedThisOutage = 0;
+        stream.body.clear();
+        stream.batchRecords = 0;
+        continue;
+      }
+      ++stream.failures;
+      if (lastRound) {
+        stream.dropped += stream.batchRecords + stream.waiting.size();
+        logWarn("access logs: stopping; ", stream.batchRecords + stream.waiting.size(), " records for ", stream.arn,
+                " could not be delivered: ", error);
+        stream.waiting.clear();
+        stream.body.clear();
+        continue;
+      }
+      if (stream.backoff.count() == 0) logWarn("access logs: delivery to ", stream.arn, " failed, retrying: ", error);
+      stream.backoff = stream.backoff.count() == 0 ? options_.firstBackoff
+                                                   : std::min(stream.backoff * 2, options_.maxBackoff);
+      stream.retryAt = Clock::now() + stream.backoff;
+      continue;
+    }
+    if (lastRound) return;
+    if (stopping_) {
+      lastRound = true;  // one more pass: flush what waits, one attempt each
+      continue;
+    }
+    wake_.wait_until(lock, next);
+  }
+}
+
+std::string FirehoseDelivery::renderMetrics() const {
+  std::lock_guard lock(mutex_);
+  if (streams_.empty()) return {};
+  std::string out =
+      "# HELP trellis_access_log_firehose_records_delivered_total Access-log records a Firehose endpoint took.\n"
+      "# TYPE trellis_access_log_firehose_records_delivered_total counter\n";
+  auto each = [&](const char* name, auto value) {
+    for (const auto& [arn, stream] : streams_)
+      out += std::string(name) + "{destination=\"" + labelValue(arn) + "\"} " + std::to_string(value(stream)) + "\n";
+  };
+  each("trellis_access_log_firehose_records_delivered_total", [](const Stream& s) { return s.delivered; });
+  out += "# HELP trellis_access_log_firehose_failures_total Firehose deliveries that failed (each retried).\n"
+         "# TYPE trellis_access_log_firehose_failures_total counter\n";
+  each("trellis_access_log_firehose_failures_total", [](const Stream& s) { return s.failures; });
+  out += "# HELP trellis_access_log_firehose_records_dropped_total Records dropped: no endpoint configured, backlog "
+         "full, or undeliverable at stop.\n"
+         "# TYPE trellis_access_log_firehose_records_dropped_total counter\n";
+  each("trellis_access_log_firehose_records_dropped_total", [](const Stream& s) { return s.dropped; });
+  out += "# HELP trellis_access_log_firehose_backlog Records waiting for delivery.\n"
+         "# TYPE trellis_access_log_firehose_backlog gauge\n";
+  each("trellis_access_log_firehose_backlog",
+       [](const Stream& s) { return static_cast<uint64_t>(s.waiting.size() + s.batchRecords); });
+  return out;
+}
+
 AccessLogWriter::AccessLogWriter(std::string dataDir, std::string region, std::string accountId)
     : dataDir_(std::move(dataDir)), region_(std::move(region)), accountId_(std::move(accountId)),
       writerHash_(randomHex(8)) {}
 
 AccessLogWriter::~AccessLogWriter() { stop(); }
 
-void AccessLogWriter::start() { thread_ = std::thread([this] { run(); }); }
+void AccessLogWriter::start() {
+  firehose_.start();
+  thread_ = std::thread([this] { run(); });
+}
 
 void AccessLogWriter::stop() {
   {
@@ -90,6 +305,7 @@ void AccessLogWriter::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  firehose_.stop();  // after the writer: it may still hand over records
 }
 
 void AccessLogWriter::submit(std::vector<AccessLogEntry>&& batch) {
@@ -146,9 +362,14 @@ void AccessLogWriter::write(std::vector<AccessLogEntry>& batch) {
         std::string name = accountId_ + "_VpcLatticeAccessLogs_" + region_ + "_" + d.resourceId + "_" + hour + "_" +
                            writerHash_ + ".json.gz";
         s3[(dir / name).string()] += line;
-      } else if (!warnedFirehose_) {
-        warnedFirehose_ = true;
-        logWarn("access logs: destination ", arn, " is not supported yet; entries for it are dropped");
+      } else if (arn.find(":firehose:") != std::string::npos) {
+        line.pop_back();  // one record per entry, without the JSON-lines newline
+        firehose_.enqueue(d, line);
+        line.push_back('\n');
+      } else if (!warnedUnknown_) {
+        warnedUnknown_ = true;
+        logWarn("access logs: destination ", arn,
+                " is not a log group, bucket or delivery stream; entries for it are dropped");
       }
     }
   }

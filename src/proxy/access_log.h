@@ -7,10 +7,15 @@
 //       → {dataDir}/access-logs/s3/{bucket}/{prefix}/AWSLogs/{acct}/VpcLattice/AccessLogs/{region}/
 //         {YYYY/MM/DD}/{resource-id}/{acct}_VpcLatticeAccessLogs_{region}_{resource-id}_{YYYYMMDDTHH00Z}_{hash}.json.gz
 //         (one gzip file per hour and writer; each batch appends a gzip member)
-//   Firehose         not delivered yet (logged once).
+//   Firehose         arn:aws:firehose:{region}:{acct}:deliverystream/{name}
+//       → POSTed to the config's accessLogs.firehose.{name}.url in Firehose's HTTP endpoint delivery
+//         format (FirehoseDelivery below); a stream the config does not name: dropped, counted, logged once.
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,6 +49,63 @@ struct AccessLogEntry {
 // The JSON line for one entry (no trailing newline). Missing values are "-" as Lattice writes them.
 std::string formatAccessLog(const AccessLogEntry& entry);
 
+// Delivers access-log records to Firehose HTTP endpoints (Firehose's "HTTP endpoint delivery request and
+// response specifications", protocol 1.0) on its own thread, so a slow or failing endpoint never holds up
+// the files. Records wait per delivery stream and leave in batches of up to 500 records (or 4 MiB) once the
+// oldest has waited 1 s. A batch is retried with the same X-Amz-Firehose-Request-Id, backing off from
+// 0.5 s to 30 s, until the endpoint answers 200 with that request id. A stream holds at most `maxBacklog`
+// records: past that the oldest are dropped, counted and logged, so an endpoint down for long costs
+// bounded memory.
+class FirehoseDelivery {
+ public:
+  struct Options {
+    size_t maxBatchRecords = 500;
+    size_t maxBatchBytes = 4 << 20;  // of record data, before base64
+    std::chrono::milliseconds maxBatchDelay{1000};
+    size_t maxBacklog = 20000;
+    std::chrono::milliseconds firstBackoff{500}, maxBackoff{30000};
+    std::chrono::seconds timeout{30};  // per POST
+  };
+
+  FirehoseDelivery() : FirehoseDelivery(Options{}) {}
+  explicit FirehoseDelivery(Options options);
+  ~FirehoseDelivery();
+  void start();
+  // Makes one last attempt for every waiting record, then stops; what still fails is dropped and logged.
+  void stop();
+  // From any thread. `destination` carries the stream's endpoint; none configured: the record is dropped
+  // (counted, logged once per destination).
+  void enqueue(const snapshot::AccessLogDestination& destination, std::string record);
+  std::string renderMetrics() const;
+
+ private:
+  struct Stream {
+    std::string arn, url, accessKey;
+    std::deque<std::string> waiting;
+    std::chrono::steady_clock::time_point oldestSince;  // arrival of waiting.front()
+    // The batch being delivered: kept as sent (same request id and body) until the endpoint takes it.
+    std::string requestId, body;
+    size_t batchRecords = 0;
+    std::chrono::steady_clock::time_point retryAt;
+    std::chrono::milliseconds backoff{0};
+    uint64_t delivered = 0, failures = 0, dropped = 0, droppedThisOutage = 0;
+    bool warnedUnconfigured = false;
+  };
+
+  void run();
+  void takeBatch(Stream& stream, int64_t nowMillis);
+  // POSTs `stream`'s batch; the error when the endpoint did not take it, empty when it did.
+  static std::string post(const std::string& url, const std::string& accessKey, const std::string& arn,
+                          const std::string& requestId, const std::string& body, std::chrono::seconds timeout);
+
+  Options options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::map<std::string, Stream> streams_;  // by destination ARN; never erased (node-stable)
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class AccessLogWriter {
  public:
   AccessLogWriter(std::string dataDir, std::string region, std::string accountId);
@@ -52,6 +114,8 @@ class AccessLogWriter {
   // Writes everything submitted so far, then stops.
   void stop();
   void submit(std::vector<AccessLogEntry>&& batch);
+  // Prometheus text: Firehose delivery counters by destination.
+  std::string renderMetrics() const { return firehose_.renderMetrics(); }
 
  private:
   void run();
@@ -62,7 +126,8 @@ class AccessLogWriter {
   std::condition_variable wake_;
   std::vector<AccessLogEntry> pending_;
   bool stopping_ = false;
-  bool warnedFirehose_ = false;
+  bool warnedUnknown_ = false;
+  FirehoseDelivery firehose_;
   std::thread thread_;
 };
 

@@ -20,7 +20,6 @@ namespace {
 
 constexpr size_t kHighWater = 256 * 1024;  // stop reading a side while the other has this much unsent
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr int64_t kMaxLifetimeMs = 10 * 60 * 1000;  // spec 5.10
 constexpr int64_t kConnectTimeoutMs = 5000;
 
 class SpliceEnd;
@@ -73,7 +72,8 @@ class SpliceEnd : public Pollable {
     if (stopping) return s.close(nullptr);
     if (!s.target->connected_ && now - s.createdAt > kConnectTimeoutMs) return s.close("connect timeout");
     if (now - s.lastActive > s.idleMs) return s.close(nullptr);
-    if (now - s.createdAt > kMaxLifetimeMs) return s.close(nullptr);  // ConnectionDurationExceeded
+    // ConnectionDurationExceeded (spec 5.10: 10 minutes unless the config says otherwise).
+    if (now - s.createdAt > s.worker.snapshot()->connectionLifetimeMs) return s.close(nullptr);
   }
 
   void readSome() {

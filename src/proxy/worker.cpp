@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -35,7 +36,6 @@ constexpr size_t kSpareReplayCapacity = 4096;  // kept between a connection's re
 constexpr size_t kMaxIdlePerTarget = 256;
 constexpr int64_t kConnectTimeoutMs = 5000;
 constexpr int64_t kPoolIdleMs = 60000;
-constexpr int64_t kMaxConnectionAgeMs = 10 * 60 * 1000;  // spec 5.10
 const std::string kTlsPoolPrefix = "tls ";  // pool key of HTTPS target connections: "tls 10.0.0.1:443"
 
 int64_t monotonicMillis() {
@@ -207,6 +207,10 @@ class Exchange : public UpstreamStreamSink {
   // Lets go of the upstream without a response: the HTTP/1.1 connection is retired, the HTTP/2 stream reset.
   void dropUpstream();
   bool hasUpstream() const { return up || h2up; }
+  // A rule deadline or retry backoff came due (Worker::armTimer).
+  void onTimer(int64_t now);
+  // When onTimer wants to run next; 0: never.
+  int64_t nextTimer() const;
 
   // UpstreamStreamSink: an HTTP/2 target group's stream.
   void onUpstreamHead(ResponseHead& response) override;
@@ -258,8 +262,23 @@ class Exchange : public UpstreamStreamSink {
   double startMs = 0, requestSentMs = 0, firstResponseMs = 0;
   uint64_t bytesReceived = 0, bytesSent = 0;
   int64_t upstreamDeadline = 0;
+  // Rule extensions (0: none): the whole exchange's and this attempt's deadline, until the response head
+  // comes; when a retry waits for its backoff, and the target it avoids.
+  int64_t requestDeadline = 0, attemptDeadline = 0, retryAt = 0;
+  const snapshot::Target* retryAvoid = nullptr;
+  const char* retryReason = "";
+  bool timed = false;  // in the worker's timers
 
  private:
+  // Extra tries after a failure that sent nothing downstream (`connectionFailure`: the target never got
+  // the request, so even a rule without `retry` gets the proxy's one retry on another target).
+  int retriesAllowed(bool connectionFailure) const;
+  // A retry of the request on another target (the same one when it is the only one), after the rule's
+  // backoff; `later`: not from here even without one (we are inside the failed target's callbacks).
+  void retry(const snapshot::Target* failed, const char* reason, bool later);
+  // A response head whose status the rule retries: dropped and retried; false when it goes downstream.
+  bool retriedStatus(int responseStatus);
+
   void startHttp2Upstream();
   void keepForReplay(std::string_view bytes);
   void refreshDeadline();
@@ -657,7 +676,7 @@ void DownstreamConnection::onRequestHead(RequestHead& head) {
 
 void DownstreamConnection::sendHead(const ResponseHead& head, std::string_view requestId) {
   Exchange& e = *exchange_;
-  if (w_.stopping() || w_.nowMillis() - createdAt_ > kMaxConnectionAgeMs) closeAfterResponse_ = true;
+  if (w_.stopping() || w_.nowMillis() - createdAt_ > w_.snapshot()->connectionLifetimeMs) closeAfterResponse_ = true;
   std::string& o = out_.tail();
   o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
   o.append(head.reason.empty() ? std::string(reasonPhrase(head.status)) : head.reason).append("\r\n");
@@ -882,7 +901,10 @@ Exchange::Exchange(DownstreamConnection& connection, DownstreamStream& stream)
   w.exchanges().insert(this);
 }
 
-Exchange::~Exchange() { w.exchanges().erase(this); }
+Exchange::~Exchange() {
+  w.exchanges().erase(this);
+  if (timed) w.disarmTimer(this);
+}
 
 void Exchange::start(RequestHead&& requestHead) {
   snap = w.snapshot();
@@ -931,6 +953,10 @@ void Exchange::start(RequestHead&& requestHead) {
   if (!verdict.ok()) return respondLocal(verdict.status, verdict.failureReason);
   group = weighted->group;
   groupStats = &w.stats().targetGroups[group->id];
+  if (rule && rule->requestTimeoutMs > 0) {
+    requestDeadline = w.nowMillis() + rule->requestTimeoutMs;
+    w.armTimer(this, requestDeadline);
+  }
   startUpstream(nullptr);
 }
 
@@ -941,6 +967,10 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   if (!target) target = avoid && !avoid->draining ? avoid : nullptr;  // a lone target gets its retry too
   if (!target) return respondLocal(503);
   ++attempts;
+  if (rule && rule->backendTimeoutMs > 0) {
+    attemptDeadline = w.nowMillis() + rule->backendTimeoutMs;
+    w.armTimer(this, attemptDeadline);
+  }
   if (upstreamIsHttp2(group->protocolVersion)) return startHttp2Upstream();
   bool tls = group->protocol == "HTTPS";
   UpstreamConnection* connection = attempts == 1 ? w.takeIdleUpstream(*target, tls) : nullptr;
@@ -1060,7 +1090,8 @@ void Exchange::keepForReplay(std::string_view bytes) {
 
 bool Exchange::bodyBlocked() const {
   if (local) return false;
-  return (up && up->out_.size() >= kHighWater) || (h2up && upstreamBlocked);
+  // While a retry waits, what the client sends is kept for it: not more than that.
+  return retryAt != 0 || (up && up->out_.size() >= kHighWater) || (h2up && upstreamBlocked);
 }
 
 void Exchange::requestBody(std::string_view data) {
@@ -1072,7 +1103,18 @@ void Exchange::requestBody(std::string_view data) {
     refreshDeadline();
     return;
   }
-  if (!up) return;
+  if (!up) {
+    if (retryAt == 0) return;
+    // Between attempts: kept as the next target will get it (HTTP/1.1 targets: in the request's framing).
+    if (head.chunked && !upstreamIsHttp2(group->protocolVersion)) {
+      std::string chunk;
+      appendChunk(chunk, data);
+      keepForReplay(chunk);
+    } else {
+      keepForReplay(data);
+    }
+    return;
+  }
   std::string& o = up->out_.tail();
   size_t start = o.size();
   if (head.chunked) {
@@ -1098,6 +1140,10 @@ void Exchange::requestComplete() {
     }
     requestSentMs = monotonicMillisPrecise();
     if (down.http2()) up->flush();
+  } else if (!local && retryAt != 0 && head.chunked && !upstreamIsHttp2(group->protocolVersion)) {
+    std::string last;
+    appendLastChunk(last, requestTrailers);
+    keepForReplay(last);
   }
   if (responseDone) finishLater(true);
 }
@@ -1128,12 +1174,76 @@ void Exchange::dropUpstream() {
   }
 }
 
+int Exchange::retriesAllowed(bool connectionFailure) const {
+  int configured = rule ? rule->retry.attempts : 0;
+  return connectionFailure ? std::max(configured, 1) : configured;
+}
+
+void Exchange::retry(const snapshot::Target* failed, const char* reason, bool later) {
+  logDebug("proxy: ", reason, " from ", failed ? failed->ipPort : "-", " (attempt ", attempts, "), retrying");
+  responseStarted = interim = false;
+  int backoff = rule ? rule->retry.backoffMs : 0;
+  if (backoff == 0 && !later) return startUpstream(failed);
+  retryAvoid = failed;
+  retryReason = reason;
+  retryAt = w.nowMillis() + backoff;
+  w.armTimer(this, retryAt);
+}
+
+bool Exchange::retriedStatus(int responseStatus) {
+  if (!rule || attempts > retriesAllowed(false) || !replayValid || !rule->retry.retriesStatus(responseStatus)) {
+    return false;
+  }
+  logDebug("proxy: ", service->id, " rule ", rule->id, " retries status ", responseStatus);
+  dropUpstream();
+  retry(target, "RetriedStatus", true);
+  return true;
+}
+
+void Exchange::onTimer(int64_t now) {
+  if (responseHeadSent) {
+    requestDeadline = attemptDeadline = retryAt = 0;
+    return;
+  }
+  if (requestDeadline != 0 && now >= requestDeadline) {
+    logInfo("proxy: request timeout (", rule->requestTimeoutMs, " ms) for ", service->id, " rule ", rule->id,
+            " after ", attempts, " attempt(s)");
+    requestDeadline = attemptDeadline = retryAt = 0;
+    dropUpstream();
+    if (!requestDone) down.abandonRequest();
+    return respondLocal(504, "TargetDataTimeout");
+  }
+  if (retryAt != 0 && now >= retryAt) {
+    retryAt = 0;
+    if (!replayValid) {  // the client sent more than can be kept while the retry waited
+      logInfo("proxy: ", retryReason, " for ", service->id, ": request body too large to retry");
+      if (!requestDone) down.abandonRequest();
+      return respondLocal(502, "TargetConnectionError");
+    }
+    down.resumeRequestBody();
+    return startUpstream(retryAvoid);
+  }
+  if (attemptDeadline != 0 && now >= attemptDeadline && hasUpstream()) {
+    attemptDeadline = 0;
+    upstreamFailed("TargetDataTimeout", true);
+  }
+}
+
+int64_t Exchange::nextTimer() const {
+  if (responseHeadSent) return 0;
+  int64_t next = 0;
+  for (int64_t t : {requestDeadline, hasUpstream() ? attemptDeadline : 0, retryAt}) {
+    if (t != 0 && (next == 0 || t < next)) next = t;
+  }
+  return next;
+}
+
 void Exchange::upstreamFailed(const char* reason, bool retriable) {
   dropUpstream();
   const snapshot::Target* failed = target;
-  if (retriable && !responseStarted && replayValid && attempts < 2) {
-    logDebug("proxy: ", reason, " to ", failed ? failed->ipPort : "-", ", retrying on another target");
-    return startUpstream(failed);
+  bool connectionFailure = std::strcmp(reason, "TargetDataTimeout") != 0;
+  if (retriable && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
+    return retry(failed, reason, false);
   }
   if (!responseHeadSent) {
     logInfo("proxy: ", reason, " for ", service->id, " via ", failed ? failed->ipPort : "-");
@@ -1173,6 +1283,7 @@ void Exchange::responseHead(const ResponseHead& response) {
     return;
   }
   interim = false;
+  if (rule && rule->retry.attempts > 0 && retriedStatus(response.status)) return;
   status = response.status;
   responseHeadSent = true;
   upstreamKeepAlive = response.keepAlive;
@@ -1405,6 +1516,7 @@ void UpstreamConnection::processInput() {
     size_t consumed = 0;
     ParseStatus status = parser_.parse(in_.data(), std::min(in_.size(), kReadChunk), consumed);
     in_.consume(consumed);
+    if (!ex_) return;  // the exchange retries elsewhere (a status its rule retries): this one is retired
     if (status == ParseStatus::Error) {
       logInfo("proxy: bad response from ", key_, ": ", parser_.error());
       return ex_->upstreamFailed("TargetProtocolError", false);
@@ -1454,7 +1566,9 @@ bool UpstreamConnection::writeTls(uint64_t& sent) {
   }
 }
 
-void UpstreamConnection::onBody(std::string_view data) { ex_->responseBody(data); }
+void UpstreamConnection::onBody(std::string_view data) {
+  if (ex_) ex_->responseBody(data);  // none: a retried response's body, dropped with this connection
+}
 
 void UpstreamConnection::onTrailers(Headers& trailers) {
   if (ex_) ex_->responseTrailers = std::move(trailers);
@@ -1673,7 +1787,7 @@ void Worker::sweep() {
   std::vector<DownstreamConnection*> expired, goingAway;
   for (auto* d : downstreams_) {
     if (d->dead_) continue;
-    bool old = nowMillis_ - d->createdAt_ > kMaxConnectionAgeMs;
+    bool old = nowMillis_ - d->createdAt_ > snapshot_->connectionLifetimeMs;
     bool idle = nowMillis_ - d->lastActive_ > int64_t{d->idleTimeoutSeconds_} * 1000;
     if (d->h2_) {
       // Spec 5.10: past its lifetime a connection takes no new streams; the open ones finish.
@@ -1723,6 +1837,40 @@ void Worker::sweep() {
   }
 }
 
+void Worker::armTimer(Exchange* e, int64_t atMillis) {
+  e->timed = true;
+  timed_.insert(e);
+  nextTimer_ = std::min(nextTimer_, atMillis);
+}
+
+void Worker::runTimers() {
+  if (nowMillis_ < nextTimer_) return;
+  std::vector<Exchange*> due;
+  for (auto it = timed_.begin(); it != timed_.end();) {
+    int64_t at = (*it)->nextTimer();
+    if (at == 0) {
+      (*it)->timed = false;
+      it = timed_.erase(it);
+      continue;
+    }
+    if (at <= nowMillis_) due.push_back(*it);
+    ++it;
+  }
+  for (Exchange* e : due) {
+    if (timed_.count(e)) e->onTimer(nowMillis_);  // may end other exchanges of the list
+  }
+  nextTimer_ = INT64_MAX;
+  for (Exchange* e : timed_) {
+    if (int64_t at = e->nextTimer(); at != 0) nextTimer_ = std::min(nextTimer_, at);
+  }
+}
+
+int Worker::waitMillis() const {
+  if (!deferred_.empty()) return 0;
+  if (nextTimer_ == INT64_MAX) return 250;
+  return static_cast<int>(std::clamp<int64_t>(nextTimer_ - monotonicMillis(), 0, 250));
+}
+
 void Worker::adopt(Pollable* p, uint32_t events) {
   adopted_.insert(p);
   epoll_event ev{};
@@ -1738,7 +1886,7 @@ void Worker::run() {
   while (true) {
     nowMillis_ = monotonicMillis();
     refreshSnapshot();
-    int n = epoll_wait(epollFd_, events, 256, 250);
+    int n = epoll_wait(epollFd_, events, 256, waitMillis());
     nowMillis_ = monotonicMillis();
     refreshSnapshot();
     for (int i = 0; i < n; ++i) {
@@ -1751,6 +1899,7 @@ void Worker::run() {
       }
       if (!p->dead_) p->onEvents(events[i].events);
     }
+    runTimers();
     while (!deferred_.empty()) {
       std::vector<std::function<void()>> deferred;
       deferred.swap(deferred_);

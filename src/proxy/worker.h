@@ -1,8 +1,9 @@
 // One event-loop thread of the data plane. Raw epoll rather than asio: the hot path is a handful of
 // syscalls per request (read, write, epoll_wait) with no handler allocation, type erasure or strand
 // bookkeeping, and the proxy needs nothing else asio offers here (no timers per operation: idle and
-// lifetime limits are swept once a second). Connections never leave the worker that accepted them;
-// other threads talk to a worker only through post() (an eventfd-woken task queue).
+// lifetime limits are swept once a second; only exchanges of rules with timeouts or retries arm a timer,
+// armTimer). Connections never leave the worker that accepted them; other threads talk to a worker only
+// through post() (an eventfd-woken task queue).
 //
 // Layers, so HTTP/2 and TLS slot in later:
 //   DownstreamConnection — socket + downstream codec: Http1RequestParser (one Exchange at a time), or
@@ -98,6 +99,10 @@ class Worker {
   std::unordered_set<Exchange*>& exchanges() { return exchanges_; }
   // Multiplexed connections to the targets of HTTP2 and GRPC target groups.
   Http2UpstreamPool& http2Upstreams() { return *http2Upstreams_; }
+  // Rule timeouts and retry backoffs (only exchanges of rules that have them): the loop wakes for the
+  // earliest time given and calls Exchange::onTimer on those due. An exchange disarms itself when it ends.
+  void armTimer(Exchange* e, int64_t atMillis);
+  void disarmTimer(Exchange* e) { timed_.erase(e); }
 
  private:
   friend class DownstreamConnection;
@@ -106,6 +111,8 @@ class Worker {
   void refreshSnapshot();
   void sweep();
   void runTasks();
+  void runTimers();
+  int waitMillis() const;  // epoll_wait's timeout: the sweep's pace, or sooner for a timer
 
   int index_;  // for log lines
   TlsContextProvider* tls_ = nullptr;
@@ -136,6 +143,8 @@ class Worker {
   std::unordered_set<Pollable*> adopted_;
   std::vector<std::function<void()>> deferred_;
   std::unordered_set<Exchange*> exchanges_;
+  std::unordered_set<Exchange*> timed_;
+  int64_t nextTimer_ = INT64_MAX;  // the earliest time an exchange in timed_ asked for
   std::unique_ptr<Http2UpstreamPool> http2Upstreams_;
 };
 

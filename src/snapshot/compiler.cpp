@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -38,7 +39,8 @@ bool inactive(const json& doc) {
          status == "FAILED";
 }
 
-Action compileAction(const json& j, const std::unordered_map<std::string, TargetGroup>& groups) {
+// Target groups are left unresolved (group null): each snapshot points them at its own.
+Action compileAction(const json& j) {
   Action action;
   if (auto fixed = j.find("fixedResponse"); fixed != j.end() && fixed->is_object()) {
     action.kind = Action::Kind::FixedResponse;
@@ -56,8 +58,6 @@ Action compileAction(const json& j, const std::unordered_map<std::string, Target
     weighted.id = str(entry, "targetGroupIdentifier");
     weighted.weight = integer(entry, "weight", 100);
     if (weighted.weight <= 0) continue;  // weight 0 receives nothing
-    auto group = groups.find(weighted.id);
-    weighted.group = group == groups.end() ? nullptr : &group->second;
     action.totalWeight += weighted.weight;
     action.targetGroups.push_back(std::move(weighted));
   }
@@ -121,8 +121,7 @@ PathModifier compilePathModifier(const json& j) {
   return out;
 }
 
-// A rule's `trellis` extensions (the API has validated the document). Timeouts and retries are not
-// compiled: the proxy does not apply them yet.
+// A rule's `trellis` extensions (the API has validated the document).
 void compileRuleExtensions(const json& ext, Rule& rule) {
   if (!ext.is_object()) return;
   rule.requestHeaders = compileHeaderModifier(ext.value("requestHeaderModifier", json::object()));
@@ -138,6 +137,16 @@ void compileRuleExtensions(const json& ext, Rule& rule) {
     rule.redirect.path = compilePathModifier(redirect->value("path", json::object()));
     rule.redirect.port = static_cast<uint16_t>(integer(*redirect, "port", 0));
     rule.redirect.statusCode = static_cast<int>(integer(*redirect, "statusCode", 302));
+  }
+  if (auto timeouts = ext.find("timeouts"); timeouts != ext.end() && timeouts->is_object()) {
+    rule.requestTimeoutMs = static_cast<int>(integer(*timeouts, "requestMs", 0));
+    rule.backendTimeoutMs = static_cast<int>(integer(*timeouts, "backendRequestMs", 0));
+  }
+  if (auto retry = ext.find("retry"); retry != ext.end() && retry->is_object()) {
+    rule.retry.attempts = static_cast<int>(integer(*retry, "attempts", 0));
+    rule.retry.backoffMs = static_cast<int>(integer(*retry, "backoffMs", 0));
+    for (const auto& code : retry->value("statusCodes", json::array()))
+      if (code.is_number_integer()) rule.retry.statusCodes.push_back(code.get<int>());
   }
   for (const auto& m : ext.value("matches", json::array()))
     rule.alternatives.push_back(compileMatch(json{{"httpMatch", m}}));
@@ -439,41 +448,268 @@ bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out)
   return false;
 }
 
+namespace {
+
+// A record parsed for compiling; discarded (with a warning) when it is not a JSON object.
+json parseRecord(const store::Record& record) {
+  json doc = json::parse(record.value, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    logWarn("snapshot: skipping unparsable ", record.kind, " record ", record.id);
+    return json(json::value_t::discarded);
+  }
+  // Documents name their own id; tags are a map of tag keys and must not grow one.
+  if (record.kind != "tags" && !doc.contains("id")) doc["id"] = record.id;
+  return doc;
+}
+
+// What each record compiles to on its own, before any other record is looked at: SnapshotCompiler keeps
+// it for as long as the record's modRevision stays. Links between records (the target groups of actions,
+// the listeners and networks of services) are made per snapshot.
+struct CompiledListener {
+  std::string serviceId;
+  Listener listener;  // no rules; defaultAction's groups unresolved
+};
+
+struct CompiledRule {
+  std::string listenerId;
+  Rule rule;  // action's groups unresolved
+};
+
+struct CompiledServiceAssociation {
+  std::string serviceId, serviceNetworkId;
+};
+
+using TargetGroupPtr = std::shared_ptr<const TargetGroup>;
+
+TargetGroupPtr compileTargetGroup(const json& doc, const std::unordered_map<std::string, std::string>& instances,
+                                  HealthCells* cells) {
+  auto group = std::make_shared<TargetGroup>();
+  group->id = str(doc, "id");
+  group->arn = str(doc, "arn");
+  group->name = str(doc, "name");
+  group->type = str(doc, "type", "IP");
+  const json& cfg = doc.value("config", json::object());
+  group->port = static_cast<uint16_t>(integer(cfg, "port", 0));
+  group->protocol = str(cfg, "protocol", "HTTP");
+  group->protocolVersion = str(cfg, "protocolVersion", "HTTP1");
+  group->vpcId = str(cfg, "vpcIdentifier");
+  group->healthCheck = compileHealthCheck(cfg);
+  if (group->type == "LAMBDA" || group->type == "ALB") group->healthCheck.enabled = false;
+  std::vector<Target> targets;
+  for (const auto& t : doc.value("targets", json::array())) {
+    Target target;
+    target.id = str(t, "id");
+    target.port = static_cast<uint16_t>(integer(t, "port", group->port));
+    target.draining = t.contains("drainingSince") && !t["drainingSince"].is_null();
+    if (group->type == "INSTANCE") {
+      auto instance = instances.find(target.id);
+      if (instance != instances.end()) target.address = instance->second;
+    } else {
+      target.address = target.id;
+    }
+    if (!target.address.empty() && makeSocketAddress(target.address, target.port, target.socketAddress)) {
+      bool v6 = target.socketAddress.storage.ss_family == AF_INET6;
+      target.ipPort = (v6 ? "[" + target.address + "]" : target.address) + ":" + std::to_string(target.port);
+    }
+    target.health = cells ? cells->cell(group->id, target.id, target.port) : std::make_shared<HealthCell>();
+    targets.push_back(std::move(target));
+  }
+  group->targets = std::move(targets);
+  return group;
+}
+
+ServiceNetwork compileServiceNetwork(const json& doc) {
+  ServiceNetwork network;
+  network.id = str(doc, "id");
+  network.arn = str(doc, "arn");
+  network.name = str(doc, "name");
+  network.authType = str(doc, "authType", "NONE");
+  network.usesIam = network.authType == "AWS_IAM";
+  return network;
+}
+
+// Everything of a service but its tags (their own records), listeners, networks, policy and logs.
+std::optional<Service> compileService(const json& doc) {
+  if (inactive(doc)) return std::nullopt;
+  Service service;
+  service.id = str(doc, "id");
+  service.arn = str(doc, "arn");
+  service.name = str(doc, "name");
+  service.authType = str(doc, "authType", "NONE");
+  service.usesIam = service.authType == "AWS_IAM";
+  int idle = integer(doc, "idleTimeoutSeconds", 0);
+  service.idleTimeoutSeconds = idle > 0 ? idle : 60;
+  if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
+    std::string name = toLower(str(*dns, "domainName"));
+    if (!name.empty()) service.hostNames.push_back(name);
+    service.generatedName = name;
+  }
+  std::string custom = toLower(str(doc, "customDomainName"));
+  if (!custom.empty()) service.hostNames.push_back(custom);
+  service.customDomainName = custom;
+  service.certificateArn = str(doc, "certificateArn");
+  return service;
+}
+
+std::shared_ptr<const CompiledListener> compileListener(const json& doc) {
+  auto out = std::make_shared<CompiledListener>();
+  out->serviceId = str(doc, "serviceId");
+  Listener& listener = out->listener;
+  listener.id = str(doc, "id");
+  listener.arn = str(doc, "arn");
+  listener.name = str(doc, "name");
+  listener.protocol = str(doc, "protocol", "HTTP");
+  listener.port = static_cast<uint16_t>(integer(doc, "port", 80));
+  listener.defaultAction = compileAction(doc.value("defaultAction", json::object()));
+  return out;
+}
+
+// nullopt for the listener's default rule: the listener's defaultAction stands for it.
+std::optional<std::shared_ptr<const CompiledRule>> compileRule(const json& doc) {
+  if (boolean(doc, "isDefault", false)) return std::nullopt;
+  auto out = std::make_shared<CompiledRule>();
+  out->listenerId = str(doc, "listenerId");
+  Rule& rule = out->rule;
+  rule.id = str(doc, "id");
+  rule.arn = str(doc, "arn");
+  rule.name = str(doc, "name");
+  rule.priority = integer(doc, "priority", 0);
+  rule.match = compileMatch(doc.value("match", json::object()));
+  compileRuleExtensions(doc.value("trellis", json::object()), rule);
+  rule.action = compileAction(doc.value("action", json::object()));
+  return out;
+}
+
+std::optional<CompiledServiceAssociation> compileServiceAssociation(const json& doc) {
+  if (inactive(doc)) return std::nullopt;
+  return CompiledServiceAssociation{str(doc, "serviceId"), str(doc, "serviceNetworkId")};
+}
+
+// NAME of arn:PARTITION:firehose:REGION:ACCOUNT:deliverystream/NAME; empty for other ARNs.
+std::string firehoseStreamName(std::string_view arn) {
+  auto service = arn.find(":firehose:");
+  auto stream = arn.find(":deliverystream/");
+  if (arn.rfind("arn:", 0) != 0 || service == std::string_view::npos || stream == std::string_view::npos) return {};
+  return std::string(arn.substr(stream + 16));
+}
+
+bool sameInstances(const std::vector<model::Instance>& a, const std::vector<model::Instance>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const model::Instance& x, const model::Instance& y) {
+    return x.id == y.id && x.vpcId == y.vpcId && x.address == y.address;
+  });
+}
+
+}  // namespace
+
+// Per kind: record id → what its current revision compiled to (nullopt: skipped, already logged).
+template <class T>
+struct Memo {
+  struct Entry {
+    int64_t modRevision = 0;
+    uint64_t pass = 0;  // the last compile that saw the record
+    std::optional<T> value;
+  };
+  std::unordered_map<std::string, Entry> entries;
+  uint64_t seenPass = 0;
+  size_t seen = 0;  // entries pass `seenPass` has looked at
+
+  // The compiled value of `record`, compiling it only when its revision is new to the cache. Records
+  // without a modRevision (hand-made contents) are compiled every time.
+  template <class Compile>
+  const T* get(const store::Record& record, uint64_t pass, Compile&& compile) {
+    Entry& entry = entries[record.id];
+    if (seenPass != pass) seenPass = pass, seen = 0;
+    if (entry.pass != pass) ++seen;
+    if (entry.pass == 0 || record.modRevision == 0 || entry.modRevision != record.modRevision) {
+      entry.value.reset();
+      entry.modRevision = record.modRevision;
+      json doc = parseRecord(record);
+      if (!doc.is_discarded()) {
+        try {
+          entry.value = compile(doc);
+        } catch (const std::exception& e) {
+          logWarn("snapshot: skipping ", record.kind, " ", record.id, ": ", e.what());
+        }
+      }
+    }
+    entry.pass = pass;
+    return entry.value ? &*entry.value : nullptr;
+  }
+  // Forgets records this pass did not see (deleted); walks the entries only when there are some.
+  void sweep(uint64_t pass) {
+    if (seenPass != pass || seen != entries.size())
+      std::erase_if(entries, [pass](const auto& e) { return e.second.pass != pass; });
+  }
+};
+
+// A service's listeners with their rules, as last built, and what they were built from: the compiled
+// listener and rule records and the target groups their actions resolved to, in order. The next
+// snapshot reuses them when it would build them from exactly the same objects.
+struct ServiceListeners {
+  uint64_t pass = 0;
+  // Owned, so no address here is reused by a newer object while it is compared against.
+  std::vector<std::shared_ptr<const void>> inputs;
+  SharedVector<Listener> listeners;
+};
+
+struct SnapshotCompiler::Cache {
+  uint64_t pass = 0;
+  std::vector<model::Instance> instances;  // what the cached target groups resolved INSTANCE targets with
+  Memo<TargetGroupPtr> targetGroups;
+  Memo<ServiceNetwork> serviceNetworks;
+  Memo<Service> services;
+  Memo<std::shared_ptr<const CompiledListener>> listeners;
+  Memo<std::shared_ptr<const CompiledRule>> rules;
+  Memo<CompiledServiceAssociation> serviceAssociations;
+  Memo<std::pair<std::string, AuthPolicyPtr>> authPolicies;  // (resource id, policy)
+  // Kinds compiled per snapshot (they depend on the config, or there are few): only parsed once.
+  Memo<json> tags, vpcAssociations, accessLogSubscriptions;
+  std::unordered_map<std::string, ServiceListeners> serviceListeners;  // by service id
+};
+
+SnapshotCompiler::SnapshotCompiler(HealthCells* cells) : cells_(cells), cache_(std::make_unique<Cache>()) {}
+SnapshotCompiler::~SnapshotCompiler() = default;
+
 std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& contents, const model::Config& config,
                                                 HealthCells* cells) {
+  return SnapshotCompiler(cells).compile(contents, config);
+}
+
+std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreContents& contents,
+                                                          const model::Config& config) {
+  Cache& cache = *cache_;
+  uint64_t pass = ++cache.pass;
+  if (!sameInstances(cache.instances, config.instances)) {
+    cache.targetGroups.entries.clear();
+    cache.instances = config.instances;
+  }
+
   auto snap = std::make_shared<Snapshot>();
   snap->revision = contents.revision;
   snap->region = config.region;
   snap->accountId = config.accountId;
   snap->partition = config.partition;
+  snap->connectionLifetimeMs = int64_t{config.dataPlane.connectionLifetimeSeconds} * 1000;
 
-  // Parse every record once, grouped by kind.
-  std::unordered_map<std::string, std::vector<json>> byKind;
-  std::unordered_map<std::string, json> tagsByArn;
+  // Records by kind, in store order (which decides ties: rules of equal priority, host name clashes).
+  std::unordered_map<std::string_view, std::vector<const store::Record*>> byKind;
   for (const auto& record : contents.records) {
-    if (record.kind == "tags") {
-      json tags = json::parse(record.value, nullptr, false);
-      if (tags.is_object()) tagsByArn[record.id] = std::move(tags);
-      continue;
-    }
     if (record.kind.rfind("index.", 0) == 0 || record.kind == "clienttoken") continue;
-    json doc = json::parse(record.value, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-      logWarn("snapshot: skipping unparsable ", record.kind, " record ", record.id);
-      continue;
-    }
-    if (!doc.contains("id")) doc["id"] = record.id;
-    byKind[record.kind].push_back(std::move(doc));
+    byKind[record.kind].push_back(&record);
   }
-  auto each = [&](const char* kind, auto&& fn) {
-    for (const auto& doc : byKind[kind]) {
-      try {
-        fn(doc);
-      } catch (const std::exception& e) {
-        logWarn("snapshot: skipping ", kind, " ", str(doc, "id"), ": ", e.what());
-      }
-    }
+  auto records = [&](std::string_view kind) -> const std::vector<const store::Record*>& {
+    static const std::vector<const store::Record*> none;
+    auto it = byKind.find(kind);
+    return it == byKind.end() ? none : it->second;
   };
+  auto parsed = [&](Memo<json>& memo, const store::Record& record) {
+    return memo.get(record, pass, [](const json& doc) { return doc; });
+  };
+
+  std::unordered_map<std::string_view, const json*> tagsByArn;
+  for (const auto* record : records("tags")) {
+    if (const json* tags = parsed(cache.tags, *record)) tagsByArn[record->id] = tags;
+  }
 
   std::unordered_map<std::string, std::string> instances;
   for (const auto& instance : config.instances) instances[instance.id] = instance.address;
@@ -496,132 +732,142 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     if (it != snap->vpcs.end()) snap->defaultVpc = &it->second;
   }
 
-  each("targetgroup", [&](const json& doc) {
-    TargetGroup group;
-    group.id = str(doc, "id");
-    group.arn = str(doc, "arn");
-    group.name = str(doc, "name");
-    group.type = str(doc, "type", "IP");
-    const json& cfg = doc.value("config", json::object());
-    group.port = static_cast<uint16_t>(integer(cfg, "port", 0));
-    group.protocol = str(cfg, "protocol", "HTTP");
-    group.protocolVersion = str(cfg, "protocolVersion", "HTTP1");
-    group.vpcId = str(cfg, "vpcIdentifier");
-    group.healthCheck = compileHealthCheck(cfg);
-    if (group.type == "LAMBDA" || group.type == "ALB") group.healthCheck.enabled = false;
-    for (const auto& t : doc.value("targets", json::array())) {
-      Target target;
-      target.id = str(t, "id");
-      target.port = static_cast<uint16_t>(integer(t, "port", group.port));
-      target.draining = t.contains("drainingSince") && !t["drainingSince"].is_null();
-      target.address = group.type == "INSTANCE" ? (instances.count(target.id) ? instances[target.id] : "") : target.id;
-      if (!target.address.empty() && makeSocketAddress(target.address, target.port, target.socketAddress)) {
-        bool v6 = target.socketAddress.storage.ss_family == AF_INET6;
-        target.ipPort = (v6 ? "[" + target.address + "]" : target.address) + ":" + std::to_string(target.port);
-      }
-      target.health = cells ? cells->cell(group.id, target.id, target.port) : std::make_shared<HealthCell>();
-      group.targets.push_back(std::move(target));
-    }
-    std::string id = group.id;
-    snap->targetGroups.emplace(id, std::move(group));
-  });
-
-  each("servicenetwork", [&](const json& doc) {
-    ServiceNetwork network;
-    network.id = str(doc, "id");
-    network.arn = str(doc, "arn");
-    network.name = str(doc, "name");
-    network.authType = str(doc, "authType", "NONE");
-    network.usesIam = network.authType == "AWS_IAM";
-    std::string id = network.id;
-    snap->serviceNetworks.emplace(id, std::move(network));
-  });
-
-  each("service", [&](const json& doc) {
-    if (inactive(doc)) return;
-    Service service;
-    service.id = str(doc, "id");
-    service.arn = str(doc, "arn");
-    service.name = str(doc, "name");
-    service.authType = str(doc, "authType", "NONE");
-    service.usesIam = service.authType == "AWS_IAM";
-    int idle = integer(doc, "idleTimeoutSeconds", 0);
-    service.idleTimeoutSeconds = idle > 0 ? idle : 60;
-    if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
-      std::string name = toLower(str(*dns, "domainName"));
-      if (!name.empty()) service.hostNames.push_back(name);
-      service.generatedName = name;
-    }
-    std::string custom = toLower(str(doc, "customDomainName"));
-    if (!custom.empty()) service.hostNames.push_back(custom);
-    service.customDomainName = custom;
-    service.certificateArn = str(doc, "certificateArn");
-    if (auto tags = tagsByArn.find(service.arn); tags != tagsByArn.end())
-      for (const auto& [key, value] : tags->second.items())
-        if (value.is_string()) service.tags.emplace_back(key, value.get<std::string>());
-    std::string id = service.id;
-    snap->services.emplace(id, std::move(service));
-  });
-
-  auto markUsed = [&](const Action& action) {
-    for (const auto& weighted : action.targetGroups) {
-      if (weighted.group) const_cast<TargetGroup*>(weighted.group)->used = true;
-    }
+  // Target groups: the shared compiled ones that actions point at, and the snapshot's own copies.
+  struct Group {
+    const TargetGroupPtr* shared;
+    TargetGroup* copy;
   };
-
-  // Listeners, keyed by id so rules can find them.
-  std::unordered_map<std::string, std::pair<Service*, size_t>> listenerIndex;
-  each("listener", [&](const json& doc) {
-    auto service = snap->services.find(str(doc, "serviceId"));
-    if (service == snap->services.end()) return;
-    Listener listener;
-    listener.id = str(doc, "id");
-    listener.arn = str(doc, "arn");
-    listener.name = str(doc, "name");
-    listener.protocol = str(doc, "protocol", "HTTP");
-    listener.port = static_cast<uint16_t>(integer(doc, "port", 80));
-    listener.defaultAction = compileAction(doc.value("defaultAction", json::object()), snap->targetGroups);
-    markUsed(listener.defaultAction);
-    service->second.listeners.push_back(std::move(listener));
-  });
-  for (auto& [id, service] : snap->services) {
-    for (size_t i = 0; i < service.listeners.size(); ++i) listenerIndex[service.listeners[i].id] = {&service, i};
+  std::unordered_map<std::string_view, Group> groupsById;
+  groupsById.reserve(records("targetgroup").size());
+  snap->targetGroups.reserve(records("targetgroup").size());
+  for (const auto* record : records("targetgroup")) {
+    const TargetGroupPtr* group = cache.targetGroups.get(
+        *record, pass, [&](const json& doc) { return compileTargetGroup(doc, instances, cells_); });
+    if (!group) continue;
+    auto [copy, inserted] = snap->targetGroups.emplace((*group)->id, **group);
+    if (inserted) groupsById.emplace((*group)->id, Group{group, &copy->second});
   }
 
-  each("rule", [&](const json& doc) {
-    auto where = listenerIndex.find(str(doc, "listenerId"));
-    if (where == listenerIndex.end() || boolean(doc, "isDefault", false)) return;
-    Rule rule;
-    rule.id = str(doc, "id");
-    rule.arn = str(doc, "arn");
-    rule.name = str(doc, "name");
-    rule.priority = integer(doc, "priority", 0);
-    rule.match = compileMatch(doc.value("match", json::object()));
-    compileRuleExtensions(doc.value("trellis", json::object()), rule);
-    rule.action = compileAction(doc.value("action", json::object()), snap->targetGroups);
-    markUsed(rule.action);
-    where->second.first->listeners[where->second.second].rules.push_back(std::move(rule));
-  });
+  for (const auto* record : records("servicenetwork")) {
+    const ServiceNetwork* network = cache.serviceNetworks.get(*record, pass, compileServiceNetwork);
+    if (network) snap->serviceNetworks.emplace(network->id, *network);
+  }
 
-  each("servicenetworkserviceassociation", [&](const json& doc) {
-    if (inactive(doc)) return;
-    auto service = snap->services.find(str(doc, "serviceId"));
-    auto network = snap->serviceNetworks.find(str(doc, "serviceNetworkId"));
-    if (service == snap->services.end() || network == snap->serviceNetworks.end()) return;
+  snap->services.reserve(records("service").size());
+  for (const auto* record : records("service")) {
+    const Service* compiled = cache.services.get(*record, pass, compileService);
+    if (!compiled) continue;
+    Service& service = snap->services.emplace(compiled->id, *compiled).first->second;
+    if (auto tags = tagsByArn.find(service.arn); tags != tagsByArn.end())
+      for (const auto& [key, value] : tags->second->items())
+        if (value.is_string()) service.tags.emplace_back(key, value.get<std::string>());
+  }
+
+  // Listeners by service and rules by listener, in store order: sorted (stably) by owner id, so a service
+  // finds its listeners, and a listener its rules, with one binary search and no per-owner allocation.
+  using ListenerPtr = std::shared_ptr<const CompiledListener>;
+  using RulePtr = std::shared_ptr<const CompiledRule>;
+  std::vector<std::pair<std::string_view, const ListenerPtr*>> listenersOf;
+  std::vector<std::pair<std::string_view, const RulePtr*>> rulesOf;
+  listenersOf.reserve(records("listener").size());
+  rulesOf.reserve(records("rule").size());
+  for (const auto* record : records("listener")) {
+    const ListenerPtr* compiled = cache.listeners.get(*record, pass, compileListener);
+    if (compiled) listenersOf.emplace_back((*compiled)->serviceId, compiled);
+  }
+  for (const auto* record : records("rule")) {
+    const RulePtr* compiled = cache.rules.get(*record, pass, compileRule);
+    if (compiled) rulesOf.emplace_back((*compiled)->listenerId, compiled);
+  }
+  auto byOwner = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::stable_sort(listenersOf.begin(), listenersOf.end(), byOwner);
+  std::stable_sort(rulesOf.begin(), rulesOf.end(), byOwner);
+  auto ownedBy = [&](const auto& list, std::string_view owner) {
+    return std::equal_range(list.begin(), list.end(), std::make_pair(owner, nullptr),
+                            [](const auto& a, const auto& b) { return a.first < b.first; });
+  };
+
+  auto groupOf = [&](const std::string& id) -> const Group* {
+    auto it = groupsById.find(id);
+    return it == groupsById.end() ? nullptr : &it->second;
+  };
+  auto resolve = [&](Action& action) {
+    for (auto& weighted : action.targetGroups) {
+      const Group* group = groupOf(weighted.id);
+      weighted.sharedGroup = group ? *group->shared : nullptr;
+      weighted.group = weighted.sharedGroup.get();
+    }
+  };
+  // A service's listeners are rebuilt only when a listener, rule or target group they come from changed.
+  // Collecting the target groups an action names also marks them used.
+  std::vector<std::shared_ptr<const void>> inputs;
+  size_t builtSeen = 0;
+  auto addActionInputs = [&](const Action& action) {
+    for (const auto& weighted : action.targetGroups) {
+      const Group* group = groupOf(weighted.id);
+      if (group) group->copy->used = true;
+      inputs.push_back(group ? *group->shared : nullptr);
+    }
+  };
+  for (auto& [id, service] : snap->services) {
+    auto [listenersBegin, listenersEnd] = ownedBy(listenersOf, id);
+    if (listenersBegin == listenersEnd) continue;
+    inputs.clear();
+    for (auto listener = listenersBegin; listener != listenersEnd; ++listener) {
+      inputs.push_back(*listener->second);
+      addActionInputs((*listener->second)->listener.defaultAction);
+      auto [rulesBegin, rulesEnd] = ownedBy(rulesOf, (*listener->second)->listener.id);
+      for (auto rule = rulesBegin; rule != rulesEnd; ++rule) {
+        inputs.push_back(*rule->second);
+        addActionInputs((*rule->second)->rule.action);
+      }
+    }
+    ServiceListeners& built = cache.serviceListeners[id];
+    builtSeen += built.pass != pass;
+    built.pass = pass;
+    if (built.inputs != inputs) {
+      std::vector<Listener> fresh;
+      for (auto compiled = listenersBegin; compiled != listenersEnd; ++compiled) {
+        Listener& listener = fresh.emplace_back((*compiled->second)->listener);
+        resolve(listener.defaultAction);
+        std::vector<Rule> rules;
+        auto [rulesBegin, rulesEnd] = ownedBy(rulesOf, listener.id);
+        for (auto rule = rulesBegin; rule != rulesEnd; ++rule) resolve(rules.emplace_back((*rule->second)->rule).action);
+        std::stable_sort(rules.begin(), rules.end(),
+                         [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
+        listener.rules = std::move(rules);
+      }
+      built.inputs = inputs;
+      built.listeners = std::move(fresh);
+    }
+    service.listeners = built.listeners;
+  }
+  if (builtSeen != cache.serviceListeners.size())
+    std::erase_if(cache.serviceListeners, [pass](const auto& e) { return e.second.pass != pass; });
+
+  for (const auto* record : records("servicenetworkserviceassociation")) {
+    const CompiledServiceAssociation* association =
+        cache.serviceAssociations.get(*record, pass, compileServiceAssociation);
+    if (!association) continue;
+    auto service = snap->services.find(association->serviceId);
+    auto network = snap->serviceNetworks.find(association->serviceNetworkId);
+    if (service == snap->services.end() || network == snap->serviceNetworks.end()) continue;
     service->second.networks.push_back(&network->second);
-  });
+  }
 
   // VPC associations: which networks a VPC's clients see, and through which security groups.
   std::unordered_map<const ServiceNetwork*, std::vector<Vpc*>> vpcsByNetwork;
-  each("servicenetworkvpcassociation", [&](const json& doc) {
-    if (inactive(doc)) return;
+  for (const auto* record : records("servicenetworkvpcassociation")) {
+    const json* found = parsed(cache.vpcAssociations, *record);
+    if (!found || inactive(*found)) continue;
+    const json& doc = *found;
     auto vpc = snap->vpcs.find(str(doc, "vpcId"));
     auto network = snap->serviceNetworks.find(str(doc, "serviceNetworkId"));
-    if (vpc == snap->vpcs.end() || network == snap->serviceNetworks.end()) return;
+    if (vpc == snap->vpcs.end() || network == snap->serviceNetworks.end()) continue;
     vpc->second.networks.push_back(&network->second);
     vpcsByNetwork[&network->second].push_back(&vpc->second);
     const json& groups = doc.value("securityGroupIds", json::array());
-    if (!groups.is_array() || groups.empty()) return;  // no security group: the whole VPC may connect
+    if (!groups.is_array() || groups.empty()) continue;  // no security group: the whole VPC may connect
     vpc->second.securityGroupsApply = true;
     for (const auto& groupId : groups) {
       auto group = std::find_if(config.securityGroups.begin(), config.securityGroups.end(),
@@ -636,27 +882,29 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
         if (Prefix::parse(rule.cidr, allowance.source)) vpc->second.ingress.push_back(allowance);
       }
     }
-  });
+  }
 
-  each("authpolicy", [&](const json& doc) {
-    std::string id = str(doc, "id");
-    if (auto service = snap->services.find(id); service != snap->services.end()) {
-      service->second.authPolicy = compileAuthPolicy(doc);
-    } else if (auto network = snap->serviceNetworks.find(id); network != snap->serviceNetworks.end()) {
-      network->second.authPolicy = compileAuthPolicy(doc);
+  for (const auto* record : records("authpolicy")) {
+    const auto* policy = cache.authPolicies.get(
+        *record, pass, [](const json& doc) { return std::make_pair(str(doc, "id"), compileAuthPolicy(doc)); });
+    if (!policy) continue;
+    if (auto service = snap->services.find(policy->first); service != snap->services.end()) {
+      service->second.authPolicy = policy->second;
+    } else if (auto network = snap->serviceNetworks.find(policy->first); network != snap->serviceNetworks.end()) {
+      network->second.authPolicy = policy->second;
     }
-  });
+  }
 
   for (const auto& identity : config.identities) {
     Caller caller;
     caller.identity = identity;
     if (!identity.policy.empty()) {
-      auto parsed = auth::parsePolicy(identity.policy, auth::PolicyKind::Identity);
-      if (auto* error = std::get_if<auth::PolicyError>(&parsed)) {
+      auto parsedPolicy = auth::parsePolicy(identity.policy, auth::PolicyKind::Identity);
+      if (auto* error = std::get_if<auth::PolicyError>(&parsedPolicy)) {
         logWarn("snapshot: identity ", identity.arn, ": policy does not parse (denies everything): ", error->message);
         caller.policy = std::make_shared<const auth::Policy>(allowsNothing());
       } else {
-        caller.policy = std::make_shared<const auth::Policy>(std::get<auth::Policy>(std::move(parsed)));
+        caller.policy = std::make_shared<const auth::Policy>(std::get<auth::Policy>(std::move(parsedPolicy)));
       }
     }
     caller.identityHeaders = identityHeaders(identity);
@@ -664,21 +912,28 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
     snap->callers.emplace(identity.accessKeyId, std::move(caller));
   }
 
-  each("accesslogsubscription", [&](const json& doc) {
-    AccessLogDestination destination{str(doc, "id"), str(doc, "destinationArn"), str(doc, "resourceId")};
+  for (const auto* record : records("accesslogsubscription")) {
+    const json* found = parsed(cache.accessLogSubscriptions, *record);
+    if (!found) continue;
+    const json& doc = *found;
+    AccessLogDestination destination{str(doc, "id"), str(doc, "destinationArn"), str(doc, "resourceId"), {}, {}};
+    if (auto stream = firehoseStreamName(destination.destinationArn); !stream.empty()) {
+      if (auto endpoint = config.accessLogs.firehose.find(stream); endpoint != config.accessLogs.firehose.end()) {
+        destination.firehoseUrl = endpoint->second.url;
+        destination.firehoseAccessKey = endpoint->second.accessKey;
+      }
+    }
     if (auto service = snap->services.find(destination.resourceId); service != snap->services.end()) {
       service->second.accessLogs.push_back(destination);
     } else if (auto network = snap->serviceNetworks.find(destination.resourceId);
                network != snap->serviceNetworks.end()) {
       if (str(doc, "serviceNetworkLogType", "SERVICE") == "SERVICE") network->second.accessLogs.push_back(destination);
     }
-  });
+  }
 
   std::vector<uint16_t> ports;
   for (auto& [id, service] : snap->services) {
-    for (auto& listener : service.listeners) {
-      std::stable_sort(listener.rules.begin(), listener.rules.end(),
-                       [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
+    for (const auto& listener : service.listeners) {
       if (listener.protocol == "HTTP") ports.push_back(listener.port);
       snap->listenerPorts.push_back(listener.port);
     }
@@ -699,6 +954,17 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
   std::sort(snap->listenerPorts.begin(), snap->listenerPorts.end());
   snap->listenerPorts.erase(std::unique(snap->listenerPorts.begin(), snap->listenerPorts.end()),
                             snap->listenerPorts.end());
+
+  cache.targetGroups.sweep(pass);
+  cache.serviceNetworks.sweep(pass);
+  cache.services.sweep(pass);
+  cache.listeners.sweep(pass);
+  cache.rules.sweep(pass);
+  cache.serviceAssociations.sweep(pass);
+  cache.authPolicies.sweep(pass);
+  cache.tags.sweep(pass);
+  cache.vpcAssociations.sweep(pass);
+  cache.accessLogSubscriptions.sweep(pass);
   return snap;
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -23,6 +24,33 @@ namespace trellis::snapshot {
 // never resets health.
 struct HealthCell {
   std::atomic<bool> healthy{false};  // false until the first successful check (INITIAL)
+};
+
+// An immutable array shared by every snapshot that holds the same compiled value, so a rebuild copies
+// one pointer instead of every element (SnapshotCompiler). Reads like a const std::vector.
+template <typename T>
+class SharedVector {
+ public:
+  SharedVector() = default;
+  SharedVector(std::vector<T> items)  // NOLINT: implicit, so compiled vectors assign straight in
+      : items_(items.empty() ? nullptr : std::make_shared<const std::vector<T>>(std::move(items))) {}
+
+  const T* begin() const { return items_ ? items_->data() : nullptr; }
+  const T* end() const { return items_ ? items_->data() + items_->size() : nullptr; }
+  size_t size() const { return items_ ? items_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const T& operator[](size_t i) const { return (*items_)[i]; }
+  const T& at(size_t i) const {
+    if (i >= size()) throw std::out_of_range("SharedVector::at");
+    return (*items_)[i];
+  }
+  const T& front() const { return (*items_).front(); }
+  const T& back() const { return (*items_).back(); }
+  // Whether both hold the very same elements (not merely equal ones).
+  bool sameAs(const SharedVector& other) const { return items_ == other.items_; }
+
+ private:
+  std::shared_ptr<const std::vector<T>> items_;
 };
 
 struct SocketAddress {
@@ -65,7 +93,7 @@ struct TargetGroup {
   std::string vpcId;
   uint16_t port = 0;
   HealthCheck healthCheck;
-  std::vector<Target> targets;
+  SharedVector<Target> targets;
   bool used = false;  // referenced by some listener or rule
 };
 
@@ -73,6 +101,9 @@ struct WeightedTargetGroup {
   std::string id;
   const TargetGroup* group = nullptr;  // null when the id names no target group (answered with 503)
   int weight = 100;
+  // Owns *group: compiled once per target group revision and shared by the snapshots that route to it
+  // (the snapshot's own targetGroups entry is a copy holding the same targets).
+  std::shared_ptr<const TargetGroup> sharedGroup;
 };
 
 struct Action {
@@ -134,6 +165,19 @@ struct Redirect {
   int statusCode = 302;
 };
 
+// Trellis extension: retries the proxy makes for a rule (issue 7 §2; docs in README.md, "rule extensions").
+struct Retry {
+  int attempts = 0;                // extra tries; 0: only the proxy's own retry of a failed connection
+  int backoffMs = 0;               // wait before each retry
+  std::vector<int> statusCodes;    // responses retried when attempts > 0; empty: 503
+  bool retriesStatus(int status) const {
+    if (statusCodes.empty()) return status == 503;
+    for (int code : statusCodes)
+      if (code == status) return true;
+    return false;
+  }
+};
+
 struct Rule {
   std::string id, arn, name;
   int priority = 0;
@@ -145,6 +189,9 @@ struct Rule {
   HeaderModifier requestHeaders, responseHeaders;
   UrlRewrite rewrite;
   Redirect redirect;  // enabled: answered by the proxy instead of `action`
+  // Until the response head comes from a target: the whole exchange and each attempt; 0: no such deadline.
+  int requestTimeoutMs = 0, backendTimeoutMs = 0;
+  Retry retry;
   Action action;
 };
 
@@ -152,7 +199,7 @@ struct Listener {
   std::string id, arn, name;
   std::string protocol;  // HTTP | HTTPS | TLS_PASSTHROUGH
   uint16_t port = 0;
-  std::vector<Rule> rules;  // ascending priority
+  SharedVector<Rule> rules;  // ascending priority
   Action defaultAction;
 };
 
@@ -160,6 +207,8 @@ struct AccessLogDestination {
   std::string subscriptionId;
   std::string destinationArn;
   std::string resourceId;  // the service or service network the subscription is on
+  // A Firehose destination's HTTP endpoint, from the config (accessLogs.firehose); empty: none configured.
+  std::string firehoseUrl, firehoseAccessKey;
 };
 
 // An auth policy (spec 5.6) compiled once per snapshot. Null when the resource has none, or when the stored
@@ -182,7 +231,7 @@ struct Service {
   std::string certificateArn;                   // for HTTPS to customDomainName (spec 5.2)
   std::vector<std::pair<std::string, std::string>> tags;  // aws:ResourceTag/* in auth policies
   int idleTimeoutSeconds = 60;
-  std::vector<Listener> listeners;
+  SharedVector<Listener> listeners;  // shared with earlier snapshots while their records stay unchanged
   std::vector<const ServiceNetwork*> networks;   // associated (ACTIVE) service networks
   std::vector<AccessLogDestination> accessLogs;  // the service's own and its networks'
 
@@ -270,6 +319,7 @@ struct Snapshot {
 
   int64_t revision = 0;
   std::string region, accountId, partition;
+  int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds (spec 5.10)
   std::unordered_map<std::string, Service> services;  // by id (node-based: pointers stay valid)
   std::unordered_map<std::string, const Service*> servicesByHost;
   std::unordered_map<std::string, TargetGroup> targetGroups;

@@ -8,8 +8,8 @@ namespace trellis::snapshot {
 
 SnapshotHolder::SnapshotHolder() : current_(std::make_shared<const Snapshot>()) {}
 
-void SnapshotHolder::publish(SnapshotPtr snapshot) {
-  current_.store(std::move(snapshot), std::memory_order_release);
+SnapshotPtr SnapshotHolder::publish(SnapshotPtr snapshot) {
+  SnapshotPtr previous = current_.exchange(std::move(snapshot), std::memory_order_acq_rel);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   std::vector<std::function<void()>> subscribers;
   {
@@ -17,6 +17,7 @@ void SnapshotHolder::publish(SnapshotPtr snapshot) {
     subscribers = subscribers_;
   }
   for (auto& fn : subscribers) fn();
+  return previous;
 }
 
 void SnapshotHolder::subscribe(std::function<void()> fn) {
@@ -92,7 +93,7 @@ void SnapshotBuilder::buildOnce() {
   }
   SnapshotPtr snapshot;
   try {
-    snapshot = compileSnapshot(reader_(), config, &cells_);
+    snapshot = compiler_.compile(reader_(), config);
   } catch (const std::exception& e) {
     logError("snapshot: build failed, keeping revision ", current()->revision, ": ", e.what());
     std::lock_guard lock(mutex_);
@@ -100,7 +101,8 @@ void SnapshotBuilder::buildOnce() {
     return;
   }
   int64_t revision = snapshot->revision;
-  holder_.publish(std::move(snapshot));
+  // Workers still on the previous snapshot keep it alive; otherwise it is freed here, once waiters know.
+  SnapshotPtr previous = holder_.publish(std::move(snapshot));
   auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mutex_);

@@ -33,7 +33,9 @@ class SnapshotSource {
 class SnapshotHolder : public SnapshotSource {
  public:
   SnapshotHolder();
-  void publish(SnapshotPtr snapshot);
+  // Returns the snapshot it replaced, so the caller picks where its destruction (large at 10,000
+  // services) runs: the builder does it after reporting the new one.
+  SnapshotPtr publish(SnapshotPtr snapshot);
 
   SnapshotPtr current() const override { return current_.load(std::memory_order_acquire); }
   uint64_t generation() const override { return generation_.load(std::memory_order_acquire); }
@@ -83,6 +85,7 @@ class SnapshotBuilder : public SnapshotSource {
   Reader reader_;
   model::Config config_;
   HealthCells cells_;
+  SnapshotCompiler compiler_{&cells_};  // one build at a time: start(), then the builder thread
   SnapshotHolder holder_;
 
   mutable std::mutex mutex_;

@@ -379,12 +379,83 @@ spec:
 
 TEST(Translate, IgnoredFiltersAreReportedNotDropped) {
   Desired d = run(route("filters: [{type: RequestMirror, requestMirror: {backendRef: {name: checkout, port: 80}}}], "
-                        "timeouts: {request: 5s}"));
+                        "sessionPersistence: {sessionName: s}"));
   ASSERT_EQ(d.warnings.size(), 2u);
-  EXPECT_NE(d.warnings[0].find("spec.rules[0].timeouts: ignored"), std::string::npos) << d.warnings[0];
+  EXPECT_NE(d.warnings[0].find("spec.rules[0].sessionPersistence: ignored"), std::string::npos) << d.warnings[0];
   EXPECT_NE(d.warnings[1].find("HTTPRoute checkout/r: spec.rules[0].filters[0]: ignored"), std::string::npos)
       << d.warnings[1];
-  EXPECT_EQ(d.services.at(0).tags.at(kUnsupportedTag), "spec.rules[0].timeouts,spec.rules[0].filters[0]");
+  EXPECT_EQ(d.services.at(0).tags.at(kUnsupportedTag), "spec.rules[0].sessionPersistence,spec.rules[0].filters[0]");
+}
+
+// HTTPRoute timeouts and retry (Gateway API v1.2, GEP-1742 and GEP-1731) become Trellis extensions.
+struct TimeoutCase {
+  std::string rule;      // YAML flow mapping members of the rule
+  std::string trellis;   // the rule's expected `trellis` member (JSON); empty: an error is expected
+  std::string error;     // part of the expected error
+};
+
+class TimeoutsAndRetry : public ::testing::TestWithParam<TimeoutCase> {};
+
+TEST_P(TimeoutsAndRetry, Translate) {
+  const TimeoutCase& c = GetParam();
+  if (c.trellis.empty()) {
+    std::string error = errorOf(route(c.rule));
+    EXPECT_NE(error.find(c.error), std::string::npos) << error;
+    return;
+  }
+  Desired d = run(route(c.rule));
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis, json::parse(c.trellis)) << c.rule;
+  EXPECT_TRUE(d.warnings.empty()) << d.warnings.at(0);
+  EXPECT_EQ(d.services.at(0).tags.count(kUnsupportedTag), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Translate, TimeoutsAndRetry,
+    ::testing::Values(
+        TimeoutCase{"timeouts: {request: 10s, backendRequest: 500ms}",
+                    R"({"timeouts": {"requestMs": 10000, "backendRequestMs": 500}})"},
+        TimeoutCase{"timeouts: {request: 1h, backendRequest: 59m2s3ms}",
+                    R"({"timeouts": {"requestMs": 3600000, "backendRequestMs": 3542003}})"},
+        TimeoutCase{"timeouts: {request: 1m500ms}", R"({"timeouts": {"requestMs": 60500}})"},
+        TimeoutCase{"timeouts: {request: 0s, backendRequest: 2s}", R"({"timeouts": {"backendRequestMs": 2000}})"},
+        TimeoutCase{"timeouts: {request: 0s}", R"({})"},  // 0 disables: nothing to apply
+        TimeoutCase{"retry: {codes: [500, 503], attempts: 3, backoff: 100ms}",
+                    R"({"retry": {"attempts": 3, "statusCodes": [500, 503], "backoffMs": 100}})"},
+        TimeoutCase{"retry: {}", R"({"retry": {"attempts": 1}})"},  // unspecified attempts: one retry
+        TimeoutCase{"retry: {attempts: 0}", R"({"retry": {"attempts": 0}})"},
+        TimeoutCase{"timeouts: {request: 5s}, retry: {attempts: 2}, filters: [{type: ResponseHeaderModifier, "
+                    "responseHeaderModifier: {add: [{name: x-by, value: t}]}}]",
+                    R"({"timeouts": {"requestMs": 5000}, "retry": {"attempts": 2},
+                        "responseHeaderModifier": {"add": [{"name": "x-by", "value": "t"}]}})"},
+        TimeoutCase{"timeouts: {request: 10}", "", "spec.rules[0].timeouts.request: 10 is not a duration such as 10s"},
+        TimeoutCase{"timeouts: {request: 1.5s}", "", "spec.rules[0].timeouts.request: '1.5s' is not a duration"},
+        TimeoutCase{"timeouts: {request: 3s2h}", "", "'3s2h' is not a duration"},  // units out of order
+        TimeoutCase{"timeouts: {request: 100000s}", "", "'100000s' is not a duration"},  // at most 5 digits
+        TimeoutCase{"timeouts: {request: 2h}", "", "spec.rules[0].timeouts.request: is above Trellis's maximum"},
+        TimeoutCase{"timeouts: {request: 1s, backendRequest: 2s}", "",
+                    "spec.rules[0].timeouts.backendRequest: must not be longer than timeouts.request"},
+        TimeoutCase{"retry: {attempts: 6}", "", "spec.rules[0].retry.attempts: 6 is out of range (0-5)"},
+        TimeoutCase{"retry: {codes: [429]}", "",
+                    "spec.rules[0].retry.codes[0]: 429: Trellis retries 5xx statuses only"},
+        TimeoutCase{"retry: {codes: [600]}", "", "spec.rules[0].retry.codes[0]: 600 is out of range"},
+        TimeoutCase{"retry: {backoff: 2m}", "", "spec.rules[0].retry.backoff: is above Trellis's maximum"},
+        TimeoutCase{"retry: [1]", "", "spec.rules[0].retry: must be a mapping"}));
+
+TEST(Translate, GrpcRouteTimeoutsAreStillReportedIgnored) {
+  Desired d = run(R"(
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: checkout}
+spec:
+  parentRefs: [{name: demo, sectionName: https}]
+  rules:
+  - backendRefs: [{name: checkout, port: 80}]
+    timeouts: {request: 5s}
+)");
+  ASSERT_EQ(d.warnings.size(), 1u);
+  EXPECT_NE(d.warnings[0].find("spec.rules[0].timeouts: ignored"), std::string::npos) << d.warnings[0];
+  EXPECT_EQ(d.services.at(0).listeners.at(0).rules.at(0).trellis, json::object());
 }
 
 // Beyond the AWS controller: the filters the proxy applies become Trellis rule extensions.

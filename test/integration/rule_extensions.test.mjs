@@ -1,11 +1,12 @@
 // Trellis rule extensions (the optional `trellis` member of CreateRule, UpdateRule and BatchUpdateRule):
 // validation, storage and echo, then applied by the proxy (extra matches, query matches, redirects,
-// rewrites, header modifiers) with curl against backends started here. The AWS SDKs drop members they
+// rewrites, header modifiers, retries, timeouts) with curl over HTTP/1.1 and h2c against backends started here. The AWS SDKs drop members they
 // do not model, so these requests are signed by hand with @smithy/signature-v4.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import http from 'node:http';
 import {
   CreateListenerCommand, CreateServiceCommand, GetRuleCommand, CreateServiceNetworkCommand, CreateTargetGroupCommand,
   RegisterTargetsCommand, CreateServiceNetworkServiceAssociationCommand, CreateServiceNetworkVpcAssociationCommand,
@@ -160,12 +161,25 @@ const CLIENT_IP = '127.0.1.10'; // inside the harness config's vpc-0123456789abc
 const VPC = 'vpc-0123456789abcdef0';
 const execFileAsync = promisify(execFile);
 
+// The one service network the VPC may be associated with, shared by the proxy tests.
+let network;
+async function serviceNetwork() {
+  if (!network) {
+    network = await t.client.send(new CreateServiceNetworkCommand({ name: 'ext-net' }));
+    await t.client.send(new CreateServiceNetworkVpcAssociationCommand({ serviceNetworkIdentifier: network.id, vpcIdentifier: VPC }));
+  }
+  return network;
+}
+
+// The client protocols every proxy check runs over: HTTP/1.1, and HTTP/2 in plaintext (h2c, prior knowledge).
+const PROTOCOLS = [{ name: 'HTTP/1.1', args: ['--http1.1'] }, { name: 'h2c', args: ['--http2-prior-knowledge'] }];
+
 // curl from inside the VPC; returns the status, the response headers (lower-case names) and the body.
-async function curl(port, host, pathname) {
+async function curl(port, host, pathname, args = []) {
   let stdout;
   try {
     ({ stdout } = await execFileAsync('curl', ['-s', '-i', '--interface', CLIENT_IP, '-H', `Host: ${host}`,
-      '-H', 'Cookie: secret=1', `http://127.0.0.1:${port}${pathname}`], { encoding: 'utf8', timeout: 20000 }));
+      '-H', 'Cookie: secret=1', ...args, `http://127.0.0.1:${port}${pathname}`], { encoding: 'utf8', timeout: 20000 }));
   } catch (e) {
     stdout = e.stdout ?? '';
   }
@@ -186,7 +200,7 @@ test('the proxy applies matches, query matches, redirects, rewrites and header m
   const a = await startEchoBackend('a');
   const b = await startEchoBackend('b');
   backends.push(a, b);
-  const sn = await c.send(new CreateServiceNetworkCommand({ name: 'ext-net' }));
+  const sn = await serviceNetwork();
   const service = await c.send(new CreateServiceCommand({ name: 'ext-dp' }));
   const host = service.dnsEntry.domainName;
   const group = async (name, backend) => {
@@ -200,7 +214,6 @@ test('the proxy applies matches, query matches, redirects, rewrites and header m
   const listener = await c.send(new CreateListenerCommand({ serviceIdentifier: service.id, name: 'ext-http', protocol: 'HTTP', port,
     defaultAction: { fixedResponse: { statusCode: 404 } } }));
   await c.send(new CreateServiceNetworkServiceAssociationCommand({ serviceIdentifier: service.id, serviceNetworkIdentifier: sn.id }));
-  await c.send(new CreateServiceNetworkVpcAssociationCommand({ serviceNetworkIdentifier: sn.id, vpcIdentifier: VPC }));
   const path = `/services/${service.id}/listeners/${listener.id}/rules`;
   const create = async (name, priority, prefix, action, trellis) => {
     const r = await signedFetch('POST', path, { name, priority, match: { httpMatch: { pathMatch: { match: { prefix } } } }, action, trellis });
@@ -216,26 +229,114 @@ test('the proxy applies matches, query matches, redirects, rewrites and header m
   });
   await create('canary', 3, '/shop', forwardTo(tgB), { matches: [{ pathMatch: { match: { exact: '/alt' } } }], queryMatches: [{ name: 'canary', exact: '1' }] });
 
-  const redirected = await until('the rules to be served', async () => {
-    const r = await curl(port, host, '/old/page?x=1');
-    return r.status === 301 && r;
+  await until('the rules to be served', async () => (await curl(port, host, '/old/page?x=1')).status === 301);
+  for (const { name, args } of PROTOCOLS) {
+    const get = (pathname) => curl(port, host, pathname, args);
+    const redirected = await get('/old/page?x=1');
+    assert.equal(redirected.status, 301, name);
+    assert.equal(redirected.headers.location, 'https://new.example.com/new/page?x=1', name);
+
+    const rewritten = await get('/api/items?id=7');
+    assert.equal(rewritten.status, 200, name);
+    const echoed = JSON.parse(rewritten.body);
+    assert.equal(echoed.backend, 'a', name);
+    assert.equal(echoed.url, '/items?id=7', name);
+    assert.equal(echoed.headers.host, 'backend.internal', name);
+    assert.equal(echoed.headers['x-env'], 'prod', name);
+    assert.equal(echoed.headers.cookie, undefined, name);
+    assert.equal(rewritten.headers['x-served-by'], 'trellis', name);
+    assert.equal(rewritten.headers['content-type'], undefined, name);
+
+    assert.equal(JSON.parse((await get('/shop/cart?canary=1')).body).backend, 'b', name);
+    assert.equal(JSON.parse((await get('/alt?canary=1')).body).backend, 'b', name);
+    assert.equal((await get('/alt?canary=0')).status, 404, name);
+    assert.equal((await get('/shop/cart')).status, 404, name);
+    assert.equal((await get('/alt/x?canary=1')).status, 404, `${name}: the alternative match is exact`);
+  }
+});
+
+// A backend that fails on purpose, per request key (the `key` query parameter): `fail=N` answers 503 to
+// the key's first N requests, `slow=N` delays them by 3 s. Records every request's key and body.
+function startFailingBackend() {
+  return new Promise((resolve) => {
+    const seen = [];
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url, 'http://x');
+      const key = url.searchParams.get('key');
+      const index = seen.filter((s) => s.key === key).length;
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        seen.push({ key, body, method: req.method });
+        const answer = () => {
+          const failing = index < Number(url.searchParams.get('fail') ?? 0);
+          res.writeHead(failing ? 503 : 200, { 'content-type': 'text/plain' });
+          res.end(`${key} answer ${index}`);
+        };
+        if (index < Number(url.searchParams.get('slow') ?? 0)) setTimeout(answer, 3000);
+        else answer();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => resolve({
+      server, seen, port: server.address().port,
+      count: (key) => seen.filter((s) => s.key === key).length,
+      close() { server.close(); server.closeAllConnections(); },
+    }));
   });
-  assert.equal(redirected.headers.location, 'https://new.example.com/new/page?x=1');
+}
 
-  const rewritten = await curl(port, host, '/api/items?id=7');
-  assert.equal(rewritten.status, 200);
-  const echoed = JSON.parse(rewritten.body);
-  assert.equal(echoed.backend, 'a');
-  assert.equal(echoed.url, '/items?id=7');
-  assert.equal(echoed.headers.host, 'backend.internal');
-  assert.equal(echoed.headers['x-env'], 'prod');
-  assert.equal(echoed.headers.cookie, undefined);
-  assert.equal(rewritten.headers['x-served-by'], 'trellis');
-  assert.equal(rewritten.headers['content-type'], undefined);
+test('the proxy retries failing targets and enforces rule timeouts', async () => {
+  const c = t.client;
+  const backend = await startFailingBackend();
+  backends.push(backend);
+  const sn = await serviceNetwork();
+  const service = await c.send(new CreateServiceCommand({ name: 'retry-dp' }));
+  const host = service.dnsEntry.domainName;
+  const tg = await c.send(new CreateTargetGroupCommand({ name: 'retry-tg', type: 'IP',
+    config: { port: backend.port, protocol: 'HTTP', vpcIdentifier: VPC } }));
+  await c.send(new RegisterTargetsCommand({ targetGroupIdentifier: tg.id, targets: [{ id: '127.0.0.1' }] }));
+  const port = await freePort();
+  const listener = await c.send(new CreateListenerCommand({ serviceIdentifier: service.id, name: 'retry-http', protocol: 'HTTP', port,
+    defaultAction: { fixedResponse: { statusCode: 404 } } }));
+  await c.send(new CreateServiceNetworkServiceAssociationCommand({ serviceIdentifier: service.id, serviceNetworkIdentifier: sn.id }));
+  const path = `/services/${service.id}/listeners/${listener.id}/rules`;
+  const create = async (name, priority, prefix, trellis) => {
+    const r = await signedFetch('POST', path, { name, priority, match: { httpMatch: { pathMatch: { match: { prefix } } } },
+      action: { forward: { targetGroups: [{ targetGroupIdentifier: tg.id }] } }, trellis });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  };
+  await create('retry', 1, '/flaky', { retry: { attempts: 2, backoffMs: 50 } });
+  await create('deadline', 2, '/slow', { timeouts: { requestMs: 500 } });
+  await create('per-try', 3, '/stuck', { timeouts: { backendRequestMs: 400 }, retry: { attempts: 1 } });
+  await until('the rules to be served', async () => (await curl(port, host, '/flaky?key=warmup')).status === 200);
 
-  assert.equal(JSON.parse((await curl(port, host, '/shop/cart?canary=1')).body).backend, 'b');
-  assert.equal(JSON.parse((await curl(port, host, '/alt?canary=1')).body).backend, 'b');
-  assert.equal((await curl(port, host, '/alt?canary=0')).status, 404);
-  assert.equal((await curl(port, host, '/shop/cart')).status, 404);
-  assert.equal((await curl(port, host, '/alt/x?canary=1')).status, 404, 'the alternative match is exact');
+  for (const { name, args } of PROTOCOLS) {
+    const get = (pathname, more = []) => curl(port, host, pathname, [...args, ...more]);
+    // Two 503s, then 200: the client sees only the 200.
+    let r = await get(`/flaky?key=${name}-a&fail=2`);
+    assert.equal(r.status, 200, name);
+    assert.equal(r.body, `${name}-a answer 2`);
+    assert.equal(backend.count(`${name}-a`), 3);
+    // More failures than attempts: the target's own last 503.
+    r = await get(`/flaky?key=${name}-b&fail=5`);
+    assert.equal(r.status, 503, name);
+    assert.equal(r.body, `${name}-b answer 2`);
+    assert.equal(backend.count(`${name}-b`), 3);
+    // A small POST body goes again, whole, with the retry.
+    r = await get(`/flaky?key=${name}-post&fail=1`, ['--data-binary', 'order=42&item=book']);
+    assert.equal(r.status, 200, name);
+    assert.deepEqual(backend.seen.filter((s) => s.key === `${name}-post`).map((s) => s.body),
+      ['order=42&item=book', 'order=42&item=book']);
+    // requestMs: a 504 at the deadline, not the target's 3 s.
+    let start = Date.now();
+    r = await get(`/slow?key=${name}-slow&slow=1`);
+    assert.equal(r.status, 504, name);
+    assert.ok(Date.now() - start < 2500, `${name}: answered after ${Date.now() - start} ms`);
+    // backendRequestMs with a retry: the stuck attempt is given up and the next one answers.
+    start = Date.now();
+    r = await get(`/stuck?key=${name}-stuck&slow=1`);
+    assert.equal(r.status, 200, name);
+    assert.equal(r.body, `${name}-stuck answer 1`);
+    assert.ok(Date.now() - start < 2500, `${name}: answered after ${Date.now() - start} ms`);
+  }
 });

@@ -18,6 +18,7 @@ const std::string kCustom = "db.example.com";
 
 class PassthroughTest : public ::testing::Test {
  protected:
+  explicit PassthroughTest(model::Config config = loopbackConfig()) : h(std::move(config), 2, dir.path()) {}
   void SetUp() override {
     ASSERT_TRUE(makeSelfSigned(dir, "a", kCustom));
     ASSERT_TRUE(makeSelfSigned(dir, "b", kCustom));
@@ -50,7 +51,7 @@ class PassthroughTest : public ::testing::Test {
   TempDir dir;
   std::unique_ptr<TlsBackend> a, b;
   uint16_t port = 0;
-  ProxyHarness h{loopbackConfig(), 2, dir.path()};
+  ProxyHarness h;
 };
 
 TEST_F(PassthroughTest, TargetCertificateReachesTheClientAndBytesAreUntouched) {
@@ -103,6 +104,36 @@ TEST_F(PassthroughTest, IdleConnectionsClose) {
   EXPECT_EQ(c.get(kCustom).status, 200);
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
   EXPECT_EQ(c.get(kCustom).status, 0);  // closed by the proxy after 1 s without data
+}
+
+// Spec 5.10's connection lifetime (10 minutes; here the config's 2 s): a busy spliced connection is closed too.
+class PassthroughLifetimeTest : public PassthroughTest {
+ protected:
+  static model::Config shortLifetime() {
+    model::Config config = model::parseConfig("dataPlane: {connectionLifetimeSeconds: 2}\n", "test.yaml");
+    config.vpcs = loopbackConfig().vpcs;
+    return config;
+  }
+  PassthroughLifetimeTest() : PassthroughTest(shortLifetime()) {}
+};
+
+TEST_F(PassthroughLifetimeTest, BusyConnectionsCloseAtTheirLifetime) {
+  start(StoreFixture::forward({{kTgA, 100}}));
+  TlsClient c(port, kCustom);
+  ASSERT_TRUE(c.connected());
+  auto opened = std::chrono::steady_clock::now();
+  int answered = 0;
+  while (c.get(kCustom).status == 200) {  // never idle: a request every 100 ms
+    ++answered;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_LT(std::chrono::steady_clock::now() - opened, std::chrono::seconds(10)) << "never closed";
+  }
+  auto lived = std::chrono::steady_clock::now() - opened;
+  EXPECT_GE(lived, std::chrono::milliseconds(1900));
+  EXPECT_GE(answered, 10);
+  TlsClient next(port, kCustom);  // new connections are still welcome
+  ASSERT_TRUE(next.connected());
+  EXPECT_EQ(next.get(kCustom).status, 200);
 }
 
 }  // namespace

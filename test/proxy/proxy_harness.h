@@ -11,10 +11,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/http_server.h"
 #include "common/strings.h"
@@ -309,6 +311,92 @@ class RawBackend {
   std::mutex mutex_;
   std::string received_;
   std::atomic<uint64_t> receivedBytes_{0};
+};
+
+// A backend that reads whole HTTP/1.1 requests (Content-Length bodies) and answers each with what `answer`
+// returns for it, after the reply's delay; one request per connection (it closes after answering). For
+// scripted failures: a slow answer, a status that changes from request to request.
+class ScriptedBackend {
+ public:
+  struct Reply {
+    int status = 200;
+    int delayMs = 0;
+  };
+  // `index`: 0 for the first request this backend got (health checks are answered 200 and not counted).
+  using Answer = std::function<Reply(int index)>;
+  explicit ScriptedBackend(Answer answer) : answer_(std::move(answer)) {
+    fd_ = listenOnLoopback(64, port_);
+    acceptor_ = std::thread([this] { run(); });
+  }
+  ~ScriptedBackend() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
+  }
+  uint16_t port() const { return port_; }
+  int requests() const { return requests_.load(); }
+  // The requests received so far (head and body), in arrival order.
+  std::vector<std::string> received() {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+
+ private:
+  void run() {
+    while (true) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      connections_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    std::string got;
+    char buf[65536];
+    size_t need = std::string::npos;
+    while (need == std::string::npos || got.size() < need) {
+      ssize_t n = recv(c, buf, sizeof buf, 0);
+      if (n <= 0) {
+        close(c);
+        return;
+      }
+      got.append(buf, n);
+      size_t end = got.find("\r\n\r\n");
+      if (need == std::string::npos && end != std::string::npos) {
+        size_t length = 0;
+        for (auto line : split(std::string_view(got).substr(0, end), '\n')) {
+          auto colon = line.find(':');
+          if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), "content-length"))
+            length = std::stoul(std::string(trim(line.substr(colon + 1))));
+        }
+        need = end + 4 + length;
+      }
+    }
+    Reply reply;
+    if (got.find("Amazon-VPC-Lattice-HealthChecks") == std::string::npos) {
+      int index = requests_++;
+      {
+        std::lock_guard lock(mutex_);
+        received_.push_back(got);
+      }
+      reply = answer_(index);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(reply.delayMs));
+    std::string body = "answer " + std::to_string(requests_.load());
+    std::string response = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\ncontent-length: " +
+                           std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + body;
+    ::send(c, response.data(), response.size(), MSG_NOSIGNAL);
+    close(c);
+  }
+
+  Answer answer_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;  // the acceptor's only: joined after it
+  std::mutex mutex_;
+  std::vector<std::string> received_;
+  std::atomic<int> requests_{0};
 };
 
 // trellisd's development VPC: every loopback client is in it. Services are reachable from it only once

@@ -69,7 +69,11 @@ TEST(SnapshotCompiler, SortsRulesAndCompilesMatchers) {
   EXPECT_EQ(listener->rules[1].action.kind, Action::Kind::FixedResponse);
   EXPECT_EQ(listener->rules[1].action.statusCode, 500);
   EXPECT_EQ(listener->defaultAction.totalWeight, 100);
-  EXPECT_EQ(listener->defaultAction.targetGroups[0].group, &snap->targetGroups.at(kTgA));
+  const TargetGroup* group = listener->defaultAction.targetGroups[0].group;
+  ASSERT_NE(group, nullptr);
+  EXPECT_EQ(group->id, kTgA);
+  // The group routing reads and the snapshot's own entry hold the very same targets (one health each).
+  EXPECT_TRUE(group->targets.sameAs(snap->targetGroups.at(kTgA).targets));
 }
 
 TEST(SnapshotCompiler, ResolvesTargets) {
@@ -138,6 +142,22 @@ TEST(SnapshotCompiler, NetworksVpcsAndAccessLogs) {
   ASSERT_NE(snap->networkFor(svc, "vpc-1"), nullptr);
   EXPECT_EQ(snap->networkFor(svc, "vpc-1")->id, "sn-0000000000000000a");
   EXPECT_EQ(snap->networkFor(svc, "vpc-2"), nullptr);
+}
+
+TEST(SnapshotCompiler, FirehoseDestinationsCarryTheConfiguredEndpoint) {
+  StoreFixture s = basicStore();
+  s.accessLogSubscription("als-1", kSvc, "arn:aws:firehose:us-east-1:111122223333:deliverystream/lattice-logs");
+  model::Config c = config();
+  c.accessLogs.firehose["lattice-logs"] = {"http://127.0.0.1:9000/put", "key-1"};
+  auto snap = compileSnapshot(s.contents(), c);
+  const auto& logs = snap->services.at(kSvc).accessLogs;
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0].firehoseUrl, "http://127.0.0.1:9000/put");
+  EXPECT_EQ(logs[0].firehoseAccessKey, "key-1");
+  // A stream the config does not name: no endpoint (the writer drops and counts its records).
+  c.accessLogs.firehose.clear();
+  c.accessLogs.firehose["other"] = {"http://127.0.0.1:9000/put", ""};
+  EXPECT_EQ(compileSnapshot(s.contents(), c)->services.at(kSvc).accessLogs[0].firehoseUrl, "");
 }
 
 TEST(SnapshotCompiler, SkipsBrokenRecordsAndKeepsTheRest) {

@@ -1,4 +1,4 @@
-#include "cli/http_client.h"
+#include "common/http_client.h"
 
 #include <llhttp.h>
 #include <sys/socket.h>
@@ -10,7 +10,7 @@
 
 #include "common/strings.h"
 
-namespace trellis::cli {
+namespace trellis {
 
 std::optional<Endpoint> parseEndpoint(std::string_view url, std::string& error) {
   constexpr std::string_view scheme = "http://";
@@ -149,4 +149,4 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
   return std::move(parser.result);
 }
 
-}  // namespace trellis::cli
+}  // namespace trellis

@@ -1,4 +1,4 @@
-// A small blocking HTTP/1.1 client for the CLI: one request per connection, plain HTTP, Content-Length bodies.
+// A small blocking HTTP/1.1 client (the CLI, Firehose access-log delivery): one request per connection, plain HTTP, Content-Length bodies.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -8,7 +8,7 @@
 
 #include "common/http_server.h"
 
-namespace trellis::cli {
+namespace trellis {
 
 struct Endpoint {
   std::string host;        // name or address to connect to ("::1" without brackets)
@@ -34,4 +34,4 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
                         const HeaderList& headers, std::string_view body,
                         std::chrono::seconds timeout = std::chrono::seconds(30));
 
-}  // namespace trellis::cli
+}  // namespace trellis
