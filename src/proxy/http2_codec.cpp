@@ -26,7 +26,8 @@ nghttp2_nv makeNv(std::string_view name, std::string_view value) {
 }
 
 // Appends the headers HTTP/2 may carry.
-void appendHeaders(std::vector<nghttp2_nv>& nv, const Headers& headers) {
+template <typename HeaderList>  // Headers or std::vector<HeaderView>
+void appendHeaders(std::vector<nghttp2_nv>& nv, const HeaderList& headers) {
   for (const auto& [name, value] : headers) {
     if (name.empty() || name[0] == ':' || isConnectionSpecific(name, value)) continue;
     nv.push_back(makeNv(name, value));
@@ -427,13 +428,15 @@ void Http2ServerSession::headBlockDone(Stream& s, bool endStream) {
   if (endStream && find(s.id)) handler_.onComplete(s.id);
 }
 
-bool Http2ServerSession::submitResponse(int32_t stream, int status, const Headers& headers, bool endStream) {
+bool Http2ServerSession::submitResponse(int32_t stream, int status, const std::vector<HeaderView>& headers,
+                                        bool endStream) {
   Stream* s = find(stream);
   if (!s) return false;
-  char statusText[4];
-  snprintf(statusText, sizeof statusText, "%03d", status % 1000);
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(headers.size() + 1);
+  status %= 1000;
+  const char statusText[3] = {static_cast<char>('0' + status / 100), static_cast<char>('0' + status / 10 % 10),
+                              static_cast<char>('0' + status % 10)};
+  std::vector<nghttp2_nv>& nv = nvScratch_;  // nghttp2 copies the head: the scratch is free again on return
+  nv.clear();
   nv.push_back(makeNv(":status", std::string_view(statusText, 3)));
   appendHeaders(nv, headers);
   nghttp2_data_provider p = provider();

@@ -28,6 +28,8 @@ inline constexpr size_t kStreamHighWater = 256 * 1024;  // a stream's unsent bac
 inline constexpr size_t kStreamLowWater = 64 * 1024;    // ... and resumes below this
 inline constexpr uint32_t kMaxConcurrentStreams = 128;  // advertised to clients
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+// A header that points into someone else's strings, for heads that are copied before the call returns.
+using HeaderView = std::pair<std::string_view, std::string_view>;
 
 // Events common to both directions. Stream ids are the peer's; callbacks come from inside receive() and
 // send(), and the owner may call the session back (submit, sendData, endStream, reset, consume) from them,
@@ -169,10 +171,12 @@ class Http2ServerSession : public Http2Session {
   // Queues the server's SETTINGS. The client's preface is expected first in receive().
   explicit Http2ServerSession(Http2ServerHandler& handler);
 
-  // The response head; `headers` lower-case (connection-specific ones are dropped). `endStream`: no body.
-  bool submitResponse(int32_t stream, int status, const Headers& headers, bool endStream);
+  // The response head; `headers` lower-case (connection-specific ones are dropped), copied before this
+  // returns. `endStream`: no body.
+  bool submitResponse(int32_t stream, int status, const std::vector<HeaderView>& headers, bool endStream);
 
  private:
+  std::vector<nghttp2_nv> nvScratch_;
   void headBlockDone(Stream& s, bool endStream) override;
   Http2ServerHandler& handler_;
 };

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 
@@ -375,6 +376,7 @@ class Http2Downstream : public Http2ServerHandler {
   DownstreamConnection& c_;
   Http2ServerSession session_;
   std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  std::vector<HeaderView> headScratch_;  // Http2Stream::sendHead's
 };
 
 class DownstreamConnection : public Pollable, public Http1RequestHandler, public DownstreamStream {
@@ -769,15 +771,17 @@ void DownstreamConnection::close() {
 // ---------------- HTTP/2 downstream ----------------
 
 void Http2Stream::sendHead(const ResponseHead& head, std::string_view requestId) {
-  Headers headers;
-  headers.reserve(head.headers.size() + 2);
+  std::vector<HeaderView>& headers = h2_.headScratch_;  // views into `head`: nothing copied twice
+  headers.clear();
   for (const auto& [name, value] : head.headers) {
     if (isHopByHop(name) || name == "x-amzn-requestid" || name == "content-length") continue;
     headers.emplace_back(name, value);
   }
   headers.emplace_back("x-amzn-requestid", requestId);
+  char length[24];
   if (head.hasContentLength && head.status >= 200 && head.status != 204) {
-    headers.emplace_back("content-length", std::to_string(head.contentLength));
+    char* end = std::to_chars(length, length + sizeof length, head.contentLength).ptr;
+    headers.emplace_back("content-length", std::string_view(length, static_cast<size_t>(end - length)));
   }
   ended_ = head.bodyless;
   h2_.session_.submitResponse(id_, head.status, headers, head.bodyless);
