@@ -3,7 +3,7 @@
 # shared 2-vCPU VM are not (and perf has no hardware counters here). Profiles the 25/75 weighted
 # listener of bench/run.sh's setup at c=1 (bench/latency_probe) and at c=64 (wrk), after a warm-up.
 # With PROTOCOLS=1, the shapes of bench/protocols.sh instead, with h2load -n: h2c -c64 -m1, HTTPS with
-# HTTP/1.1 -c64 and HTTPS with h2 -c64 -m1 (64 TLS handshakes included in each).
+# HTTP/1.1 -c64, HTTPS with h2 -c64 -m1 and -c8 -m8 (the handshakes included).
 #
 # usage: bench/profile.sh [trellis|nginx] [TRELLIS_BIN]    env: RUNDIR=/tmp/trellis-profile REQUESTS=10000 PROTOCOLS=0
 # Leaves callgrind.LABEL.out in $RUNDIR: callgrind_annotate --threshold=100 FILE
@@ -74,7 +74,7 @@ measure() {  # label, then the load command; prints Ir per request
 if [[ $protocols == 1 ]]; then
   h2() { h2load "$@" | awk '/^requests:/{print $8}'; }  # succeeded
   for shape in "h2c-c64m1 -c64 -m1 http://127.0.0.1:$h2c/" "https-h1-c64 --h1 -c64 https://localhost:$tls/" \
-               "https-h2-c64m1 -c64 -m1 https://localhost:$tls/"; do
+               "https-h2-c64m1 -c64 -m1 https://localhost:$tls/" "https-h2-c8m8 -c8 -m8 https://localhost:$tls/"; do
     set -- $shape
     label=$1
     shift

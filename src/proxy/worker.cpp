@@ -504,6 +504,16 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
       http2FlushPending_ = true;
       return;
     }
+    if (!flushAtEndOfTurn_) {
+      flushAtEndOfTurn_ = true;
+      w_.flushAtEndOfTurn(this);
+    }
+  }
+
+  // Worker::runEndOfTurn: what the turn's events left for the client.
+  void flushHttp2Now() {
+    flushAtEndOfTurn_ = false;
+    if (dead_) return;
     // A few rounds while the socket takes everything and the session has more; EPOLLOUT does the rest.
     for (int round = 0; round < 16; ++round) {
       pullHttp2();
@@ -596,6 +606,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   std::unique_ptr<Http2Downstream> h2_;
   bool inHttp2_ = false;  // inside the session: output waits (nghttp2 is not re-entrant)
   bool http2FlushPending_ = false;
+  bool flushAtEndOfTurn_ = false;  // queued with Worker::flushAtEndOfTurn
   bool http2OutHigh_ = false;  // out_ reached kHighWater: the streams' targets wait for it to drain
 
   // Plaintext HTTP, TLS terminated here, or a passthrough handoff (tls_transport.h). Unless plaintext, in_
@@ -1810,7 +1821,7 @@ void Worker::sweep() {
   for (auto* d : goingAway) {
     if (d->dead_) continue;
     d->h2_->session_.goAway();
-    d->flush();
+    d->flushHttp2Now();  // now: an expired connection closes right below
   }
   for (auto* d : expired) d->close();
   std::vector<Exchange*> connectTimeouts, dataTimeouts;
@@ -1870,7 +1881,7 @@ void Worker::runTimers() {
 }
 
 int Worker::waitMillis() const {
-  if (!deferred_.empty()) return 0;
+  if (!deferred_.empty() || !endOfTurnFlushes_.empty()) return 0;
   if (nextTimer_ == INT64_MAX) return 250;
   return static_cast<int>(std::clamp<int64_t>(nextTimer_ - monotonicMillis(), 0, 250));
 }
@@ -1882,6 +1893,17 @@ void Worker::adopt(Pollable* p, uint32_t events) {
   ev.data.ptr = p;
   epoll_ctl(epollFd_, EPOLL_CTL_ADD, p->fd_, &ev);
   p->interest_ = events;
+}
+
+void Worker::runEndOfTurn() {
+  while (!deferred_.empty() || !endOfTurnFlushes_.empty()) {
+    std::vector<std::function<void()>> deferred;
+    deferred.swap(deferred_);
+    for (auto& task : deferred) task();
+    flushingNow_.swap(endOfTurnFlushes_);
+    for (DownstreamConnection* c : flushingNow_) c->flushHttp2Now();  // dead ones are freed only after this
+    flushingNow_.clear();
+  }
 }
 
 void Worker::run() {
@@ -1904,21 +1926,18 @@ void Worker::run() {
       if (!p->dead_) p->onEvents(events[i].events);
     }
     runTimers();
-    while (!deferred_.empty()) {
-      std::vector<std::function<void()>> deferred;
-      deferred.swap(deferred_);
-      for (auto& task : deferred) task();
-    }
     if (nowMillis_ - lastSweep_ >= 1000) {
       lastSweep_ = nowMillis_;
       sweep();
     }
+    runEndOfTurn();
     for (auto* p : graveyard_) delete p;
     graveyard_.clear();
     if (!accessLogBatch_.empty()) accessLogs_.submit(std::move(accessLogBatch_));
     accessLogBatch_.clear();
     if (stopping_ && (downstreams_.empty() || nowMillis_ >= stopDeadline_)) break;
   }
+  runEndOfTurn();  // the GOAWAYs the last sweep queued
   for (auto* d : std::vector<DownstreamConnection*>(downstreams_.begin(), downstreams_.end())) d->close();
   for (auto* u : std::vector<UpstreamConnection*>(upstreams_.begin(), upstreams_.end())) retire(u);
   for (auto* p : std::vector<Pollable*>(adopted_.begin(), adopted_.end())) retire(p);

@@ -74,6 +74,9 @@ class Worker {
   void setInterest(Pollable* p, uint32_t events);
   void retire(Pollable* p);  // closes the socket now, frees at the end of the loop turn
   void defer(std::function<void()> task) { deferred_.push_back(std::move(task)); }
+  // An HTTP/2 connection's frames go out once this loop turn's events are handled: responses that complete
+  // together leave in one write (one TLS record) instead of one each.
+  void flushAtEndOfTurn(DownstreamConnection* c) { endOfTurnFlushes_.push_back(c); }
   // Takes a connection the worker does not drive itself (a TLS passthrough splice): registers `p->fd_` for
   // `events`, sweeps it once a second and retires it at shutdown.
   void adopt(Pollable* p, uint32_t events);
@@ -111,6 +114,7 @@ class Worker {
   void refreshSnapshot();
   void sweep();
   void runTasks();
+  void runEndOfTurn();  // deferred tasks and end-of-turn flushes, until neither has more
   void runTimers();
   int waitMillis() const;  // epoll_wait's timeout: the sweep's pace, or sooner for a timer
 
@@ -142,6 +146,7 @@ class Worker {
   std::vector<Pollable*> graveyard_;
   std::unordered_set<Pollable*> adopted_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<DownstreamConnection*> endOfTurnFlushes_, flushingNow_;
   std::unordered_set<Exchange*> exchanges_;
   std::unordered_set<Exchange*> timed_;
   int64_t nextTimer_ = INT64_MAX;  // the earliest time an exchange in timed_ asked for
