@@ -193,7 +193,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
 
   // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
-  snapshot::SnapshotBuilder snapshots([&store] { return store->readAll(); }, config);
+  snapshot::SnapshotBuilder snapshots(*store, config);
   store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
   proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
                              snapshots);

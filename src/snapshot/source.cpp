@@ -6,6 +6,40 @@
 
 namespace trellis::snapshot {
 
+void releaseSnapshot(SnapshotPtr&& snapshot) {
+  // use_count() is exact enough here: only when it says 1 could this be the last reference, and a
+  // snapshot another thread takes meanwhile is simply freed by that thread later.
+  if (!snapshot || snapshot.use_count() > 1) {
+    snapshot.reset();
+    return;
+  }
+  // One detached thread for the process, started on first use; it only ever frees snapshots.
+  struct Reaper {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::vector<SnapshotPtr> queue;
+    Reaper() {
+      std::thread([this] {
+        std::unique_lock lock(mutex);
+        while (true) {
+          wake.wait(lock, [this] { return !queue.empty(); });
+          std::vector<SnapshotPtr> freeing;
+          freeing.swap(queue);
+          lock.unlock();
+          freeing.clear();
+          lock.lock();
+        }
+      }).detach();
+    }
+  };
+  static Reaper* reaper = new Reaper;  // never destroyed: its thread outlives static destruction
+  {
+    std::lock_guard lock(reaper->mutex);
+    reaper->queue.push_back(std::move(snapshot));
+  }
+  reaper->wake.notify_one();
+}
+
 SnapshotHolder::SnapshotHolder() : current_(std::make_shared<const Snapshot>()) {}
 
 SnapshotPtr SnapshotHolder::publish(SnapshotPtr snapshot) {
@@ -25,8 +59,8 @@ void SnapshotHolder::subscribe(std::function<void()> fn) {
   subscribers_.push_back(std::move(fn));
 }
 
-SnapshotBuilder::SnapshotBuilder(Reader reader, model::Config config)
-    : reader_(std::move(reader)), config_(std::move(config)) {}
+SnapshotBuilder::SnapshotBuilder(store::Store& store, model::Config config)
+    : store_(store), config_(std::move(config)) {}
 
 SnapshotBuilder::~SnapshotBuilder() { stop(); }
 
@@ -93,7 +127,7 @@ void SnapshotBuilder::buildOnce() {
   }
   SnapshotPtr snapshot;
   try {
-    snapshot = compiler_.compile(reader_(), config);
+    snapshot = compiler_.compile(readStore(), config);
   } catch (const std::exception& e) {
     logError("snapshot: build failed, keeping revision ", current()->revision, ": ", e.what());
     std::lock_guard lock(mutex_);
@@ -118,6 +152,22 @@ void SnapshotBuilder::buildOnce() {
     oldestPending_ = pending_ ? now : std::chrono::steady_clock::time_point{};
   }
   published_.notify_all();
+}
+
+const store::StoreContents& SnapshotBuilder::readStore() {
+  if (haveRecords_) {
+    store::StoreChanges changes = store_.changesSince(records_.revision);
+    if (!changes.compacted) {
+      haveRecords_ = false;  // until applied whole
+      records_.apply(std::move(changes));
+      haveRecords_ = true;
+      return records_;
+    }
+    logInfo("snapshot: the store no longer has the changes since revision ", records_.revision, "; reading it all");
+  }
+  records_ = store_.readAll();
+  haveRecords_ = true;
+  return records_;
 }
 
 std::string SnapshotBuilder::renderMetrics() const {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +30,18 @@ const char* const kMigrations[] = {
     ") WITHOUT ROWID;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta (key, value) VALUES ('revision', 0);",
+    // v2: the change feed (changesSince). Records by revision, and a tombstone per deleted key at the
+    // revision of its last deletion, pruned to the last keptRevisions revisions; `compacted_revision`
+    // says up to where. Deletions before this migration were never recorded: its history starts here.
+    "CREATE INDEX records_by_mod_revision ON records (mod_revision);"
+    "CREATE TABLE deletions ("
+    "  kind TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL,"
+    "  PRIMARY KEY (kind, id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX deletions_by_revision ON deletions (revision);"
+    "INSERT INTO meta (key, value) SELECT 'compacted_revision', value FROM meta WHERE key = 'revision';",
 };
 
 const char* const kStatementSql[] = {
@@ -46,6 +59,14 @@ const char* const kStatementSql[] = {
     "DELETE FROM records WHERE kind = ?1 AND id = ?2",
     "SELECT value FROM meta WHERE key = 'revision'",
     "UPDATE meta SET value = ?1 WHERE key = 'revision'",
+    // No ORDER BY: SQLite would walk the whole table in key order rather than sort the few rows the index finds.
+    "SELECT kind, id, value, create_revision, mod_revision FROM records WHERE mod_revision > ?1",
+    "SELECT kind, id FROM deletions WHERE revision > ?1",
+    "INSERT INTO deletions (kind, id, revision) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (kind, id) DO UPDATE SET revision = excluded.revision",
+    "SELECT value FROM meta WHERE key = 'compacted_revision'",
+    "UPDATE meta SET value = ?1 WHERE key = 'compacted_revision'",
+    "DELETE FROM deletions WHERE revision <= ?1",
 };
 
 // Resets a cached statement (and drops its bindings) when the use ends, however it ends.
@@ -83,8 +104,10 @@ constexpr int kBusyTimeoutMs = 5000;
 
 int sqliteSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
 
-SqliteStore::SqliteStore(const std::string& dataDir)
-    : dataDir_(dataDir), dbPath_((std::filesystem::path(dataDir) / kSqliteDatabaseFile).string()) {
+SqliteStore::SqliteStore(const std::string& dataDir, int64_t keptRevisions)
+    : dataDir_(dataDir),
+      dbPath_((std::filesystem::path(dataDir) / kSqliteDatabaseFile).string()),
+      keptRevisions_(std::max<int64_t>(1, keptRevisions)) {
   static_assert(std::size(kStatementSql) == kStatementCount);
   try {
     lockDirectory();
@@ -93,6 +116,7 @@ SqliteStore::SqliteStore(const std::string& dataDir)
     syncDirectory();
     std::lock_guard lock(mutex_);
     revision_ = readRevision();
+    compacted_ = readCompacted();
   } catch (...) {
     // The destructor does not run for a half-built object: release what we hold.
     for (auto* stmt : statements_) sqlite3_finalize(stmt);
@@ -217,6 +241,31 @@ int64_t SqliteStore::readRevision() {
   return q.integer(0);
 }
 
+int64_t SqliteStore::readCompacted() {
+  Use q(statement(kGetCompacted));
+  if (q.step() != SQLITE_ROW) fail("compacted revision missing");
+  return q.integer(0);
+}
+
+// Runs `read` in one read transaction, so everything it reads is at one revision. Holds mutex_.
+template <class Read>
+auto SqliteStore::readConsistently(Read&& read) {
+  Use begin(statement(kBegin));
+  if (begin.step() != SQLITE_DONE) fail("cannot begin read");
+  try {
+    auto out = read();
+    Use commit(statement(kCommit));
+    if (commit.step() != SQLITE_DONE) fail("cannot end read");
+    return out;
+  } catch (...) {
+    if (sqlite3_get_autocommit(db_) == 0) {
+      Use rollback(statement(kRollback));
+      rollback.step();
+    }
+    throw;
+  }
+}
+
 std::optional<Record> SqliteStore::get(std::string_view kind, std::string_view id) {
   std::lock_guard lock(mutex_);
   Use q(statement(kGet));
@@ -243,29 +292,47 @@ std::vector<Record> SqliteStore::list(std::string_view kind, std::string_view af
 
 StoreContents SqliteStore::readAll() {
   std::lock_guard lock(mutex_);
-  Use begin(statement(kBegin));
-  if (begin.step() != SQLITE_DONE) fail("cannot begin read");
-  StoreContents out;
-  try {
+  return readConsistently([&] {
+    StoreContents out;
     out.revision = readRevision();
     Use q(statement(kListAll));
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) out.records.push_back(q.record());
     if (rc != SQLITE_DONE) fail("readAll failed");
-  } catch (...) {
-    Use rollback(statement(kRollback));
-    rollback.step();
-    throw;
-  }
-  Use commit(statement(kCommit));
-  if (commit.step() != SQLITE_DONE) fail("cannot end read");
-  return out;
+    return out;
+  });
+}
+
+StoreChanges SqliteStore::changesSince(int64_t revision) {
+  std::lock_guard lock(mutex_);
+  return readConsistently([&] {
+    StoreChanges out;
+    out.revision = readRevision();
+    // A reader ahead of the store knows a different history: it too must start over.
+    if (revision < compacted_ || revision > out.revision) {
+      out.compacted = true;
+      return out;
+    }
+    int rc;
+    {
+      Use q(statement(kDeletedSince));
+      q.bind(1, revision);
+      while ((rc = q.step()) == SQLITE_ROW) out.deleted.push_back({q.text(0), q.text(1)});
+      if (rc != SQLITE_DONE) fail("reading deletions failed");
+    }
+    Use q(statement(kChangedSince));
+    q.bind(1, revision);
+    while ((rc = q.step()) == SQLITE_ROW) out.records.push_back(q.record());
+    if (rc != SQLITE_DONE) fail("reading changes failed");
+    return out;
+  });
 }
 
 std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) {
   int64_t newRevision = 0;
   {
     std::lock_guard lock(mutex_);
+    int64_t compacted = compacted_;
     Use begin(statement(kBeginImmediate));
     if (begin.step() != SQLITE_DONE) fail("cannot begin commit");
     bool holds = true;
@@ -297,6 +364,23 @@ std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditi
             q.bind(4, newRevision);
           }
           if (q.step() != SQLITE_DONE) fail("write failed");
+          if (op.type == Op::Type::Delete && sqlite3_changes(db_) > 0) {
+            Use tombstone(statement(kRecordDeletion));
+            tombstone.bind(1, op.kind);
+            tombstone.bind(2, op.id);
+            tombstone.bind(3, newRevision);
+            if (tombstone.step() != SQLITE_DONE) fail("recording the deletion failed");
+          }
+        }
+        // The change feed keeps the last keptRevisions_ revisions of deletions.
+        if (newRevision - keptRevisions_ > compacted) {
+          compacted = newRevision - keptRevisions_;
+          Use prune(statement(kPruneDeletions));
+          prune.bind(1, compacted);
+          if (prune.step() != SQLITE_DONE) fail("pruning deletions failed");
+          Use mark(statement(kSetCompacted));
+          mark.bind(1, compacted);
+          if (mark.step() != SQLITE_DONE) fail("compacted revision update failed");
         }
         Use q(statement(kSetRevision));
         q.bind(1, newRevision);
@@ -319,6 +403,7 @@ std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditi
       return revision_.load();  // nothing to write: as in etcd, the revision does not advance
     }
     revision_ = newRevision;
+    compacted_ = compacted;
   }
   // Outside the lock: a watcher may call back into the store.
   std::vector<std::function<void(int64_t)>> watchers;

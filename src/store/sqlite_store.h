@@ -16,11 +16,13 @@ int sqliteSchemaVersion();
 // The file names inside the data directory.
 inline constexpr const char* kSqliteDatabaseFile = "trellis.db";
 inline constexpr const char* kLockFile = "trellisd.lock";
+// How many revisions of deletions changesSince can report; older asks get `compacted`.
+inline constexpr int64_t kDefaultKeptRevisions = 10000;
 
 class SqliteStore final : public Store {
  public:
   // Takes the directory lock, opens and migrates the database. Throws std::runtime_error.
-  explicit SqliteStore(const std::string& dataDir);
+  explicit SqliteStore(const std::string& dataDir, int64_t keptRevisions = kDefaultKeptRevisions);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -28,6 +30,7 @@ class SqliteStore final : public Store {
   std::optional<Record> get(std::string_view kind, std::string_view id) override;
   std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) override;
   StoreContents readAll() override;
+  StoreChanges changesSince(int64_t revision) override;
   std::optional<int64_t> commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) override;
   int64_t revision() override;
   void watch(std::function<void(int64_t revision)> fn) override;
@@ -46,6 +49,12 @@ class SqliteStore final : public Store {
     kDelete,
     kGetRevision,
     kSetRevision,
+    kChangedSince,
+    kDeletedSince,
+    kRecordDeletion,
+    kGetCompacted,
+    kSetCompacted,
+    kPruneDeletions,
     kStatementCount
   };
 
@@ -56,6 +65,9 @@ class SqliteStore final : public Store {
   void exec(const char* sql);
   sqlite3_stmt* statement(Statement which);
   int64_t readRevision();
+  int64_t readCompacted();
+  template <class Read>
+  auto readConsistently(Read&& read);
   [[noreturn]] void fail(const std::string& what);
 
   std::string dataDir_;
@@ -66,6 +78,8 @@ class SqliteStore final : public Store {
 
   std::mutex mutex_;  // one connection: every database call holds it
   std::atomic<int64_t> revision_{0};
+  int64_t keptRevisions_;
+  int64_t compacted_ = 0;  // deletions at or before this revision are pruned; guarded by mutex_
 
   std::mutex watchMutex_;
   std::vector<std::function<void(int64_t)>> watchers_;

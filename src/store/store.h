@@ -44,9 +44,29 @@ struct Condition {
   int64_t modRevision = kMustNotExist;
 };
 
+struct RecordKey {
+  std::string kind;
+  std::string id;
+};
+
+// What changed after a revision, for readers that keep a copy of the store (the snapshot builder):
+// shaped like an etcd watch from a revision, so an etcd backend answers it with the same meaning.
+struct StoreChanges {
+  int64_t revision = 0;  // the store's revision these changes bring the reader to
+  // The history since the asked revision is no longer kept (or never was): read everything instead.
+  bool compacted = false;
+  // In no particular order.
+  std::vector<RecordKey> deleted;  // keys deleted after the asked revision; apply before `records`
+  std::vector<Record> records;     // records put after the asked revision (modRevision > it), current values
+};
+
 struct StoreContents {
   int64_t revision = 0;
-  std::vector<Record> records;  // every record of every kind, at `revision`
+  std::vector<Record> records;  // every record of every kind, at `revision` (readAll: ascending by (kind, id))
+
+  // Brings these contents, sorted as readAll returns them, to `changes.revision`; they must be the
+  // contents at the revision the changes were asked since. Keeps them sorted.
+  void apply(StoreChanges changes);
 };
 
 class Store {
@@ -58,6 +78,9 @@ class Store {
   virtual std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) = 0;
   // A consistent view of everything, for compiling the routing snapshot.
   virtual StoreContents readAll() = 0;
+  // Everything that changed after `revision`, at one consistent revision. A key deleted and re-created
+  // since appears in both lists. `compacted` when `revision` predates the kept history.
+  virtual StoreChanges changesSince(int64_t revision) = 0;
   // Applies every op atomically and durably if all conditions hold. Returns the new revision,
   // or nullopt (nothing applied) when a condition failed. With no ops, only checks the conditions
   // and returns the current revision (as in etcd, nothing is written and the revision stays).

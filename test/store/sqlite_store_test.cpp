@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -372,6 +373,143 @@ TEST_F(SqliteStoreTest, AcknowledgedCommitsSurviveKill9) {
   EXPECT_GE(all.size(), acknowledged.size());
   EXPECT_LE(all.size(), acknowledged.size() + 1) << "at most the one in-flight commit beyond the acknowledged ones";
   EXPECT_EQ(store->revision(), int64_t(all.size()));
+}
+
+
+// Change lists come in no particular order.
+std::vector<std::string> keys(const std::vector<RecordKey>& deleted) {
+  std::vector<std::string> out;
+  for (const auto& k : deleted) out.push_back(k.kind + "/" + k.id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> puts(const std::vector<Record>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) out.push_back(r.kind + "/" + r.id + "=" + r.value + "@" + std::to_string(r.modRevision));
+  return out;
+}
+
+std::vector<std::string> changed(const std::vector<Record>& records) {
+  auto out = puts(records);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(SqliteStoreTest, ChangesSinceReportsCreatesUpdatesAndDeletes) {
+  auto store = openSqliteStore(dir_);
+  ASSERT_EQ(store->commit({}, {Op::put("service", "svc-1", "a"), Op::put("listener", "l-1", "x")}), 1);
+  ASSERT_EQ(store->commit({}, {Op::put("service", "svc-2", "b")}), 2);
+  ASSERT_EQ(store->commit({}, {Op::put("service", "svc-1", "a2")}), 3);
+  ASSERT_EQ(store->commit({}, {Op::del("listener", "l-1"), Op::del("listener", "never-there")}), 4);
+
+  auto all = store->changesSince(0);
+  EXPECT_FALSE(all.compacted);
+  EXPECT_EQ(all.revision, 4);
+  EXPECT_EQ(changed(all.records), (std::vector<std::string>{"service/svc-1=a2@3", "service/svc-2=b@2"}));
+  EXPECT_EQ(keys(all.deleted), (std::vector<std::string>{"listener/l-1"})) << "only keys that existed";
+
+  auto since2 = store->changesSince(2);
+  EXPECT_EQ(changed(since2.records), (std::vector<std::string>{"service/svc-1=a2@3"}));
+  EXPECT_EQ(keys(since2.deleted), (std::vector<std::string>{"listener/l-1"}));
+
+  auto since4 = store->changesSince(4);
+  EXPECT_FALSE(since4.compacted);
+  EXPECT_EQ(since4.revision, 4);
+  EXPECT_TRUE(since4.records.empty());
+  EXPECT_TRUE(since4.deleted.empty());
+
+  // Deleted and re-created: a reader from before the deletion sees both, one from in between only the put.
+  ASSERT_EQ(store->commit({}, {Op::del("service", "svc-2")}), 5);
+  ASSERT_EQ(store->commit({}, {Op::put("service", "svc-2", "b2")}), 6);
+  auto since4b = store->changesSince(4);
+  EXPECT_EQ(changed(since4b.records), (std::vector<std::string>{"service/svc-2=b2@6"}));
+  EXPECT_EQ(keys(since4b.deleted), (std::vector<std::string>{"service/svc-2"}));
+  auto since5 = store->changesSince(5);
+  EXPECT_EQ(changed(since5.records), (std::vector<std::string>{"service/svc-2=b2@6"}));
+  EXPECT_TRUE(since5.deleted.empty());
+
+  // A reader from the future (another store's history) must start over.
+  EXPECT_TRUE(store->changesSince(7).compacted);
+}
+
+TEST_F(SqliteStoreTest, ChangesOlderThanTheKeptHistoryAskForAFullRead) {
+  {
+    SqliteStore store(dir_, 3);
+    ASSERT_EQ(store.commit({}, {Op::put("k", "a", "1"), Op::put("k", "b", "1")}), 1);
+    ASSERT_EQ(store.commit({}, {Op::del("k", "a")}), 2);
+    EXPECT_FALSE(store.changesSince(0).compacted) << "revision 3 is not reached yet: nothing pruned";
+    for (int i = 3; i <= 6; ++i) ASSERT_EQ(store.commit({}, {Op::put("k", "b", std::to_string(i))}), i);
+    // Kept: revisions 4-6. A reader at 3 misses nothing; one at 2 might have missed a deletion.
+    auto kept = store.changesSince(3);
+    EXPECT_FALSE(kept.compacted);
+    EXPECT_EQ(changed(kept.records), (std::vector<std::string>{"k/b=6@6"}));
+    auto old = store.changesSince(2);
+    EXPECT_TRUE(old.compacted);
+    EXPECT_EQ(old.revision, 6);
+    EXPECT_TRUE(old.records.empty());
+    EXPECT_TRUE(store.changesSince(0).compacted);
+  }
+  // The pruned point is durable.
+  SqliteStore reopened(dir_, 3);
+  EXPECT_TRUE(reopened.changesSince(2).compacted);
+  EXPECT_FALSE(reopened.changesSince(3).compacted);
+}
+
+TEST_F(SqliteStoreTest, ContentsFollowTheChangeFeed) {
+  // A reader that applies each batch of changes to its copy holds exactly what readAll returns, through
+  // small batches (applied in place) and big ones (merged), with deletions and re-creations.
+  auto store = openSqliteStore(dir_);
+  StoreContents copy = store->readAll();
+  uint32_t seed = 7;
+  auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245 + 12345;
+    return (seed >> 16) % n;
+  };
+  for (int round = 0; round < 40; ++round) {
+    size_t batch = round % 4 == 3 ? 150 : 1 + next(5);
+    std::vector<Op> ops;
+    for (size_t i = 0; i < batch; ++i) {
+      std::string kind = "k" + std::to_string(next(3));
+      std::string id = "id-" + std::to_string(next(60));
+      if (next(3) == 0)
+        ops.push_back(Op::del(kind, id));
+      else
+        ops.push_back(Op::put(kind, id, "v" + std::to_string(round)));
+    }
+    ASSERT_TRUE(store->commit({}, ops));
+    auto changes = store->changesSince(copy.revision);
+    ASSERT_FALSE(changes.compacted);
+    copy.apply(std::move(changes));
+    auto expected = store->readAll();
+    ASSERT_EQ(copy.revision, expected.revision);
+    ASSERT_EQ(puts(copy.records), puts(expected.records)) << "round " << round;
+  }
+}
+
+TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseAndItsHistoryStartsThere) {
+  fs::create_directories(dir_);
+  std::string path = (fs::path(dir_) / kSqliteDatabaseFile).string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  // Version 1 as an earlier trellisd left it, at revision 7.
+  const char* v1 =
+      "CREATE TABLE records (kind TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL,"
+      " create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;"
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+      "INSERT INTO meta (key, value) VALUES ('revision', 7);"
+      "INSERT INTO records VALUES ('service', 'svc-1', 'a', 2, 7);"
+      "PRAGMA user_version = 1;";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  auto store = openSqliteStore(dir_);
+  EXPECT_EQ(store->revision(), 7);
+  EXPECT_EQ(store->get("service", "svc-1")->value, "a");
+  EXPECT_TRUE(store->changesSince(6).compacted) << "deletions before the migration were never recorded";
+  EXPECT_FALSE(store->changesSince(7).compacted);
+  ASSERT_EQ(store->commit({}, {Op::del("service", "svc-1")}), 8);
+  EXPECT_EQ(keys(store->changesSince(7).deleted), (std::vector<std::string>{"service/svc-1"}));
 }
 
 }  // namespace
