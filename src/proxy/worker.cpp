@@ -917,11 +917,13 @@ Exchange::Exchange(DownstreamConnection& connection, DownstreamStream& stream)
 }
 
 Exchange::~Exchange() {
+  snapshot::releaseSnapshot(std::move(snap));
   w.exchanges().erase(this);
   if (timed) w.disarmTimer(this);
 }
 
 void Exchange::start(RequestHead&& requestHead) {
+  snapshot::releaseSnapshot(std::move(snap));  // a reused exchange's previous one
   snap = w.snapshot();
   head = std::move(requestHead);
   bytesReceived = head.headerBytes;
@@ -1784,6 +1786,7 @@ void Worker::refreshSnapshot() {
   uint64_t generation = source_.generation();
   if (generation == generation_) return;
   generation_ = generation;
+  snapshot::releaseSnapshot(std::move(snapshot_));
   snapshot_ = source_.current();
   router_.reset();  // its state is keyed by the old snapshot's objects
 }

@@ -4,7 +4,13 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include "snapshot/source.h"
+#include "snapshot/sqlite_fixture.h"
 #include "snapshot/store_fixture.h"
 
 namespace trellis::snapshot {
@@ -180,33 +186,60 @@ TEST(HealthCells, SurviveRebuilds) {
 }
 
 TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
-  std::mutex mutex;
+  testing::SqliteFixture db;
   StoreFixture s = basicStore();
-  SnapshotBuilder builder(
-      [&] {
-        std::lock_guard lock(mutex);
-        return s.contents();
-      },
-      config());
+  db.sync(s.contents());
+  SnapshotBuilder builder(*db.store, config());
+  db.store->watch([&builder](int64_t revision) { builder.notifyCommitted(revision); });
   int published = 0;
   builder.subscribe([&] { ++published; });
   builder.start();
   int64_t first = builder.current()->revision;
-  EXPECT_EQ(first, s.contents().revision);
+  EXPECT_EQ(first, db.store->revision());
+  EXPECT_EQ(builder.current()->services.size(), 1u);
+  int64_t last = first;
   for (int i = 0; i < 50; ++i) {
-    int64_t revision;
-    {
-      std::lock_guard lock(mutex);
-      s.service("svc-0000000000000000" + std::to_string(i % 10), "s" + std::to_string(i));
-      revision = s.contents().revision;
-    }
-    builder.notifyCommitted(revision);
+    s.service("svc-0000000000000000" + std::to_string(i % 10), "s" + std::to_string(i));
+    last = db.sync(s.contents());
   }
-  ASSERT_TRUE(builder.waitForRevision(first + 50, std::chrono::seconds(10)));
+  EXPECT_EQ(last, first + 50);
+  ASSERT_TRUE(builder.waitForRevision(last, std::chrono::seconds(10)));
   EXPECT_EQ(builder.current()->services.size(), 11u);
+  EXPECT_EQ(builder.current()->services.at("svc-00000000000000003").name, "s43");
   EXPECT_LE(published, 51);
   EXPECT_NE(builder.renderMetrics().find("trellis_snapshot_propagation_seconds_count"), std::string::npos);
+
+  // A deletion reaches the data plane through the change feed too.
+  s.erase("service", "svc-00000000000000003");
+  last = db.sync(s.contents());
+  ASSERT_TRUE(builder.waitForRevision(last, std::chrono::seconds(10)));
+  EXPECT_EQ(builder.current()->services.count("svc-00000000000000003"), 0u);
+  EXPECT_EQ(builder.current()->services.size(), 10u);
   builder.stop();
+}
+
+// A replaced snapshot whose last reference an event loop drops is freed elsewhere; one still in use is not freed.
+TEST(ReleaseSnapshot, LastReferenceIsFreedOnAnotherThread) {
+  std::mutex mutex;
+  std::condition_variable freed;
+  std::optional<std::thread::id> freedOn;
+  auto tracked = [&] {
+    return SnapshotPtr(new Snapshot, [&](const Snapshot* s) {
+      delete s;
+      std::lock_guard lock(mutex);
+      freedOn = std::this_thread::get_id();
+      freed.notify_all();
+    });
+  };
+  SnapshotPtr shared = tracked();
+  SnapshotPtr other = shared;
+  releaseSnapshot(std::move(shared));
+  EXPECT_EQ(shared, nullptr);
+  EXPECT_FALSE(freedOn.has_value());  // `other` still holds it
+  releaseSnapshot(std::move(other));
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(freed.wait_for(lock, std::chrono::seconds(5), [&] { return freedOn.has_value(); }));
+  EXPECT_NE(*freedOn, std::this_thread::get_id());
 }
 
 }  // namespace
