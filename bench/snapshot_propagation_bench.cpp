@@ -226,7 +226,7 @@ void BM_PublishAfterWeightChange(benchmark::State& state) {
   live = nullptr;
   builder.stop();
 }
-BENCHMARK(BM_PublishAfterWeightChange)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_PublishAfterWeightChange)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseManualTime();
 
 }  // namespace
 
