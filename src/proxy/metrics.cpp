@@ -31,6 +31,7 @@ void TargetGroupCounters::add(const TargetGroupCounters& o) {
   activeConnections += o.activeConnections;
   connectionErrors += o.connectionErrors;
   connectionTimeouts += o.connectionTimeouts;
+  retries += o.retries;
   receivedBytes += o.receivedBytes;
   sentBytes += o.sentBytes;
 }
@@ -94,6 +95,7 @@ std::string renderPrometheus(const WorkerMetrics& m) {
   declare("ConnectionTimeoutCount", "counter", "Connection attempts to targets that timed out.");
   declare("TotalReceivedConnectionBytes", "counter", "Bytes received from targets.");
   declare("TotalSentConnectionBytes", "counter", "Bytes sent to targets.");
+  declare("trellis_proxy_retries_total", "counter", "Requests tried again on a target (a Trellis extension).");
   for (const auto& [id, c] : m.services) requestSeries(families, "service=\"" + id + "\"", c);
   for (const auto& [id, c] : m.targetGroups) {
     std::string labels = "target_group=\"" + id + "\"";
@@ -108,13 +110,15 @@ std::string renderPrometheus(const WorkerMetrics& m) {
                                                     << c.receivedBytes << "\n";
     families["TotalSentConnectionBytes"].series << "TotalSentConnectionBytes{" << labels << "} " << c.sentBytes
                                                 << "\n";
+    families["trellis_proxy_retries_total"].series << "trellis_proxy_retries_total{" << labels << "} " << c.retries
+                                                   << "\n";
   }
   std::ostringstream out;
   const char* order[] = {"TotalRequestCount",  "ActiveRequestCount",    "RequestTimeoutCount",
                          "HTTPCode_2XX_Count", "HTTPCode_3XX_Count",    "HTTPCode_4XX_Count",
                          "HTTPCode_5XX_Count", "RequestTime",           "TotalConnectionCount",
                          "ActiveConnectionCount", "ConnectionErrorCount", "ConnectionTimeoutCount",
-                         "TotalReceivedConnectionBytes", "TotalSentConnectionBytes"};
+                         "TotalReceivedConnectionBytes", "TotalSentConnectionBytes", "trellis_proxy_retries_total"};
   for (const char* name : order) {
     auto& f = families[name];
     out << "# HELP " << f.name << " " << f.help << "\n# TYPE " << f.name << " " << f.type << "\n" << f.series.str();

@@ -31,6 +31,7 @@ struct TargetGroupCounters {
   int64_t activeConnections = 0;
   uint64_t connectionErrors = 0;
   uint64_t connectionTimeouts = 0;
+  uint64_t retries = 0;        // requests tried again (rule retry policies, the retry after a failed connect)
   uint64_t receivedBytes = 0;  // from targets
   uint64_t sentBytes = 0;      // to targets
 

@@ -1197,6 +1197,7 @@ int Exchange::retriesAllowed(bool connectionFailure) const {
 }
 
 void Exchange::retry(const snapshot::Target* failed, const char* reason, bool later) {
+  if (groupStats) ++groupStats->retries;
   logDebug("proxy: ", reason, " from ", failed ? failed->ipPort : "-", " (attempt ", attempts, "), retrying");
   responseStarted = interim = false;
   int backoff = rule ? rule->retry.backoffMs : 0;

@@ -129,6 +129,8 @@ TEST_F(RulePolicies, Retries503UntilTheAttemptsAreSpent) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "answer 3");  // the third request's answer
   EXPECT_EQ(flaky.requests(), 3);
+  std::string metrics = h.dataPlane().renderMetrics();
+  EXPECT_NE(metrics.find("trellis_proxy_retries_total{target_group=\"" + kTgA + "\"} 2"), std::string::npos) << metrics;
 }
 
 TEST_F(RulePolicies, TheLastRetriedStatusGoesToTheClient) {
