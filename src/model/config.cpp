@@ -179,6 +179,7 @@ class Parser {
                 const std::function<void(const YAML::Node&)>& item) const;
   std::string text(const YAML::Node& node, const std::string& what) const;
   long integer(const YAML::Node& node, const std::string& what, long min, long max) const;
+  bool boolean(const YAML::Node& node, const std::string& what) const;
   std::string policyJson(const YAML::Node& node) const;
   nlohmann::json toJson(const YAML::Node& node, size_t& budget) const;
 
@@ -228,6 +229,12 @@ void Parser::sequence(const YAML::Node& node, const std::string& what,
 std::string Parser::text(const YAML::Node& node, const std::string& what) const {
   if (!node.IsScalar()) fail(node, what + " must be a string");
   return node.Scalar();
+}
+
+bool Parser::boolean(const YAML::Node& node, const std::string& what) const {
+  std::string value = text(node, what);
+  if (value != "true" && value != "false") fail(node, what + " must be true or false, not '" + value + "'");
+  return value == "true";
 }
 
 long Parser::integer(const YAML::Node& node, const std::string& what, long min, long max) const {
@@ -596,10 +603,22 @@ Config Parser::parse(const std::string& yamlText) {
        {"accessLogs", [&](const YAML::Node& v) { accessLogs(v, config.accessLogs); }},
        {"dataPlane",
         [&](const YAML::Node& v) {
-          fields(v, "dataPlane", {{"connectionLifetimeSeconds", [&](const YAML::Node& n) {
-                                     config.dataPlane.connectionLifetimeSeconds =
-                                         int(integer(n, "dataPlane connectionLifetimeSeconds", 1, 86400));
-                                   }}});
+          fields(v, "dataPlane",
+                 {{"connectionLifetimeSeconds",
+                   [&](const YAML::Node& n) {
+                     config.dataPlane.connectionLifetimeSeconds =
+                         int(integer(n, "dataPlane connectionLifetimeSeconds", 1, 86400));
+                   }},
+                  {"verifyTargetCertificates",
+                   [&](const YAML::Node& n) {
+                     config.dataPlane.verifyTargetCertificates = boolean(n, "dataPlane verifyTargetCertificates");
+                   }},
+                  {"targetCaFile", [&](const YAML::Node& n) {
+                     config.dataPlane.targetCaFile = text(n, "dataPlane targetCaFile");
+                     if (!std::ifstream(config.dataPlane.targetCaFile)) {
+                       fail(n, "dataPlane targetCaFile: cannot read " + config.dataPlane.targetCaFile);
+                     }
+                   }}});
         }}});
 
   std::map<std::string, int> keyLines;

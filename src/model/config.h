@@ -69,6 +69,10 @@ struct DnsSettings {
 // The proxy's own limits, under `dataPlane:`.
 struct DataPlaneSettings {
   int connectionLifetimeSeconds = 600;  // spec 5.10: then HTTP/1.1 closes after a response, HTTP/2 sends GOAWAY
+  // Trellis extension: HTTPS targets must present a certificate that chains to `targetCaFile` (PEM; the system's
+  // trust store when empty) and names the target's address. Lattice never verifies them (spec 5.4). Read at start.
+  bool verifyTargetCertificates = false;
+  std::string targetCaFile;
 };
 
 // A Firehose delivery stream's HTTP endpoint (under `accessLogs: firehose: NAME:`): access-log

@@ -341,11 +341,18 @@ SslCtxPtr makeServerContext(const Credential& credential, bool offerH2) {
   return ctx;
 }
 
-SslCtxPtr makeClientContext() {
+SslCtxPtr makeClientContext(bool verify, const std::string& caFile) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) throw std::runtime_error("tls: " + opensslError());
   applyProtocolSettings(ctx.get());
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // spec 5.4: target certificates are not validated
+  if (!verify) {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // spec 5.4: target certificates are not validated
+    return ctx;
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  int loaded = caFile.empty() ? SSL_CTX_set_default_verify_paths(ctx.get())
+                              : SSL_CTX_load_verify_locations(ctx.get(), caFile.c_str(), nullptr);
+  if (loaded != 1) throw std::runtime_error("tls: cannot load target CA " + caFile + ": " + opensslError());
   return ctx;
 }
 

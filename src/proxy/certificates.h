@@ -85,7 +85,9 @@ inline constexpr const char* kTls13Ciphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256
 
 // A server context presenting `credential`, with ALPN `h2` (when `offerH2`) and `http/1.1`.
 SslCtxPtr makeServerContext(const Credential& credential, bool offerH2);
-// A client context for HTTPS targets: no certificate verification (spec 5.4), the same protocol settings.
-SslCtxPtr makeClientContext();
+// A client context for HTTPS targets, with the same protocol settings: no certificate verification (spec 5.4),
+// unless `verify` (a Trellis extension): then chains must end at `caFile` (PEM; the system's trust store when
+// empty). Throws std::runtime_error when the CA file cannot be loaded.
+SslCtxPtr makeClientContext(bool verify = false, const std::string& caFile = {});
 
 }  // namespace trellis::proxy

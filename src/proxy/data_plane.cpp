@@ -158,7 +158,7 @@ void DataPlane::start() {
                                                    snap->accountId.empty() ? "111122223333" : snap->accountId);
   d.accessLogs->start();
   try {
-    d.tls = std::make_unique<TlsContextProvider>(d.options.dataDir);
+    d.tls = std::make_unique<TlsContextProvider>(d.options.dataDir, snap->verifyTargetCertificates, snap->targetCaFile);
   } catch (const std::exception& e) {
     logError("proxy: HTTPS listeners disabled: ", e.what());
   }

@@ -143,6 +143,22 @@ TargetHealth HealthChecker::status(const std::string& targetGroupId, const std::
   return {"INITIAL", e.reason};
 }
 
+SSL_CTX* HealthChecker::tlsClient() {
+  bool verify = snapshot_->verifyTargetCertificates;
+  const std::string& caFile = snapshot_->targetCaFile;
+  if (!tlsClient_ || verify != tlsClientVerifies_ || caFile != tlsClientCaFile_) {
+    tlsClientVerifies_ = verify;
+    tlsClientCaFile_ = caFile;
+    try {
+      tlsClient_ = makeClientContext(verify, caFile);
+    } catch (const std::exception& e) {
+      logError("health: ", e.what());
+      tlsClient_.reset();
+    }
+  }
+  return tlsClient_.get();
+}
+
 void HealthChecker::record(Entry& e, bool ok, const std::string& failureReason) {
   const auto& check = e.group->healthCheck;
   if (ok) {
@@ -198,10 +214,12 @@ void HealthChecker::run() {
       probe.deadline = now + std::chrono::seconds(check.timeoutSeconds);
       std::string authority = e.target->address + ":" + std::to_string(port);
       if (check.protocol == "HTTPS") {
-        static SslCtxPtr client = makeClientContext();
         // HTTP/2 over TLS needs ALPN h2: servers that speak both pick HTTP/1.1 without it.
-        probe.tls =
-            TlsSession::client(client.get(), "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{});
+        SSL_CTX* client = tlsClient();
+        if (client) {
+          probe.tls = TlsSession::client(client, "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{},
+                                         e.target->address);
+        }
         if (!probe.tls) {
           record(e, false, "Target.FailedHealthChecks");
           continue;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <tuple>
 
+#include "proxy/certificates.h"
 #include "proxy/data_plane.h"
 #include "snapshot/snapshot.h"
 
@@ -42,6 +43,8 @@ class HealthChecker : public TargetHealthView {
 
   void run();
   void record(Entry& entry, bool ok, const std::string& failureReason);
+  // The TLS client for HTTPS checks, as the snapshot's dataPlane settings want it; null when its CA cannot load.
+  SSL_CTX* tlsClient();
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -49,6 +52,9 @@ class HealthChecker : public TargetHealthView {
   snapshot::SnapshotPtr snapshot_;
   std::map<Key, Entry> entries_;
   std::thread thread_;
+  SslCtxPtr tlsClient_;
+  bool tlsClientVerifies_ = false;
+  std::string tlsClientCaFile_;
 };
 
 }  // namespace trellis::proxy

@@ -36,7 +36,7 @@ Http2UpstreamConnection* Http2UpstreamConnection::open(Worker& w, Http2UpstreamP
   ++stats.totalConnections;
   std::unique_ptr<TlsSession> session;
   if (tls) {
-    session = TlsSession::client(tls, "", kAlpnH2);  // gRPC servers insist on ALPN h2 over TLS
+    session = TlsSession::client(tls, "", kAlpnH2, target.address);  // gRPC servers insist on ALPN h2 over TLS
     if (!session) {
       ++stats.connectionErrors;
       return nullptr;

@@ -1,6 +1,7 @@
 #include "proxy/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 
@@ -161,9 +162,15 @@ std::unique_ptr<TlsSession> TlsSession::server(SSL_CTX* ctx) {
   return std::unique_ptr<TlsSession>(new TlsSession(ssl));
 }
 
-std::unique_ptr<TlsSession> TlsSession::client(SSL_CTX* ctx, const std::string& serverName, std::string_view alpn) {
+std::unique_ptr<TlsSession> TlsSession::client(SSL_CTX* ctx, const std::string& serverName, std::string_view alpn,
+                                               const std::string& peerAddress) {
   SSL* ssl = SSL_new(ctx);
   if (!ssl) return nullptr;
+  if (!peerAddress.empty() && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) &&
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), peerAddress.c_str()) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
   SSL_set_connect_state(ssl);
   if (!serverName.empty()) SSL_set_tlsext_host_name(ssl, serverName.c_str());
   if (!alpn.empty()) {

@@ -21,7 +21,9 @@ class TlsSession {
   // A server session on `ctx` (which already presents the certificate for the client's SNI).
   static std::unique_ptr<TlsSession> server(SSL_CTX* ctx);
   // A client session; `serverName` goes in the SNI when not empty; `alpn` in wire format ("\x02h2").
-  static std::unique_ptr<TlsSession> client(SSL_CTX* ctx, const std::string& serverName, std::string_view alpn = {});
+  // `peerAddress`: the target's IP literal, which its certificate must name when `ctx` verifies peers.
+  static std::unique_ptr<TlsSession> client(SSL_CTX* ctx, const std::string& serverName, std::string_view alpn = {},
+                                            const std::string& peerAddress = {});
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;

@@ -4,8 +4,8 @@
 
 namespace trellis::proxy {
 
-TlsContextProvider::TlsContextProvider(std::string dataDir)
-    : dataDir_(std::move(dataDir)), authority_(dataDir_), client_(makeClientContext()) {
+TlsContextProvider::TlsContextProvider(std::string dataDir, bool verifyTargets, const std::string& targetCaFile)
+    : dataDir_(std::move(dataDir)), authority_(dataDir_), client_(makeClientContext(verifyTargets, targetCaFile)) {
   current_.store(std::make_shared<const ServerTlsContexts>());
 }
 

@@ -39,7 +39,8 @@ class ServerTlsContexts {
 class TlsContextProvider {
  public:
   // Opens (or creates) the CA in {dataDir}/tls. Throws when the CA cannot be loaded or created.
-  explicit TlsContextProvider(std::string dataDir);
+  // `verifyTargets`/`targetCaFile`: the dataPlane settings for HTTPS targets (makeClientContext).
+  explicit TlsContextProvider(std::string dataDir, bool verifyTargets = false, const std::string& targetCaFile = {});
 
   // Recomputes the certificates of every service with an HTTPS listener: a CA leaf for the generated
   // name, the imported certificate named by certificateArn for the custom domain. Publishes only on change.

@@ -1734,7 +1734,7 @@ UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, cons
   auto& stats = metrics_.targetGroups[targetGroupId];
   ++stats.totalConnections;
   // Spec 5.4: TLS to targets without verifying their certificates.
-  std::unique_ptr<TlsSession> session = tls && tls_ ? TlsSession::client(tls_->clientContext(), "") : nullptr;
+  std::unique_ptr<TlsSession> session = tls && tls_ ? TlsSession::client(tls_->clientContext(), "", {}, target.address) : nullptr;
   if (tls && !session) {
     ++stats.connectionErrors;
     return nullptr;

@@ -690,6 +690,8 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
   snap->accountId = config.accountId;
   snap->partition = config.partition;
   snap->connectionLifetimeMs = int64_t{config.dataPlane.connectionLifetimeSeconds} * 1000;
+  snap->verifyTargetCertificates = config.dataPlane.verifyTargetCertificates;
+  snap->targetCaFile = config.dataPlane.targetCaFile;
 
   // Records by kind, in store order (which decides ties: rules of equal priority, host name clashes).
   std::unordered_map<std::string_view, std::vector<const store::Record*>> byKind;

@@ -320,6 +320,8 @@ struct Snapshot {
   int64_t revision = 0;
   std::string region, accountId, partition;
   int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds (spec 5.10)
+  bool verifyTargetCertificates = false;          // config dataPlane (a Trellis extension)
+  std::string targetCaFile;
   std::unordered_map<std::string, Service> services;  // by id (node-based: pointers stay valid)
   std::unordered_map<std::string, const Service*> servicesByHost;
   std::unordered_map<std::string, TargetGroup> targetGroups;

@@ -269,6 +269,89 @@ TEST_F(TlsTest, HttpsTargetGroupAndHealthChecksWithoutCertificateVerification) {
   h.dataPlane().stop();  // closes the pooled connections the target is still serving
 }
 
+// The Trellis extension dataPlane.verifyTargetCertificates: a target must present a certificate from the
+// configured CA that names its address; anything else fails the connection (502) and the health check.
+TEST(TargetCertificateVerification, OnlyTargetsWithACertificateFromTheCaForTheirAddressServe) {
+  TempDir dir;
+  ASSERT_EQ(runCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test-ca"
+                       " -keyout " + dir.file("ca.key") + " -out " + dir.file("ca.pem"))
+                .exitCode,
+            0);
+  auto issue = [&](const std::string& stem, const std::string& san) {  // a leaf signed by the test CA
+    return runCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=" +
+                      stem + " -addext subjectAltName=" + san + " -CA " + dir.file("ca.pem") + " -CAkey " +
+                      dir.file("ca.key") + " -keyout " + dir.file(stem + ".key") + " -out " + dir.file(stem + ".pem"))
+               .exitCode == 0;
+  };
+  ASSERT_TRUE(issue("good", "IP:127.0.0.1"));
+  ASSERT_TRUE(issue("wrongaddress", "IP:10.9.9.9"));
+  ASSERT_TRUE(makeSelfSigned(dir, "stranger", "127.0.0.1"));
+  TlsBackend good(dir.file("good.pem"), dir.file("good.key"));
+  TlsBackend wrongAddress(dir.file("wrongaddress.pem"), dir.file("wrongaddress.key"));
+  TlsBackend stranger(dir.file("stranger.pem"), dir.file("stranger.key"));
+
+  model::Config config = model::parseConfig(
+      "dataPlane: {verifyTargetCertificates: true, targetCaFile: " + dir.file("ca.pem") + "}\n", "test.yaml");
+  config.vpcs = loopbackConfig().vpcs;
+  ProxyHarness h{config, 1, dir.path()};
+  uint16_t port = freePort();
+  h.store.service(kSvc, "billing");
+  h.store.reachableFrom(kLoopbackVpc, kSvc);
+  h.store.listener("listener-1", kSvc, port, StoreFixture::fixed(404), "HTTP");
+  const std::pair<const char*, uint16_t> groups[] = {
+      {"tg-0000000000000000a", good.port()}, {"tg-0000000000000000b", wrongAddress.port()},
+      {"tg-0000000000000000c", stranger.port()}};
+  int priority = 1;
+  for (const auto& [tg, targetPort] : groups) {
+    json check = {{"enabled", true}, {"protocol", "HTTPS"}, {"healthCheckIntervalSeconds", 1},
+                  {"healthyThresholdCount", 2}};
+    h.store.targetGroup(tg, targetPort, {{"127.0.0.1"}}, check);
+    for (const auto& r : h.store.contents().records) {
+      if (r.kind != "targetgroup" || r.id != tg) continue;
+      json doc = json::parse(r.value);
+      doc["config"]["protocol"] = "HTTPS";
+      h.store.put("targetgroup", tg, doc);
+      break;
+    }
+    h.store.rule("rule-" + std::to_string(priority), kSvc, "listener-1", priority,
+                 {{"pathMatch", {{"match", {{"exact", std::string("/") + tg}}}}}}, StoreFixture::forward({{tg, 100}}));
+    ++priority;
+  }
+  h.start();
+  ASSERT_TRUE(h.waitListening(port));
+  Client c(port);
+  EXPECT_EQ(c.get(kHost, "/tg-0000000000000000a").status, 200);  // signed by the CA for 127.0.0.1
+  Client c2(port);
+  EXPECT_EQ(c2.get(kHost, "/tg-0000000000000000b").status, 502);  // the CA's, but for another address
+  Client c3(port);
+  EXPECT_EQ(c3.get(kHost, "/tg-0000000000000000c").status, 502);  // right address, unknown issuer
+  EXPECT_EQ(wrongAddress.requests(), 0);
+  EXPECT_EQ(stranger.requests(), 0);
+  // Health checks verify the same way.
+  auto status = [&](const char* tg, uint16_t p) {
+    return h.dataPlane().targetHealth().status(tg, "127.0.0.1", p).status;
+  };
+  for (int i = 0; i < 100 && (status("tg-0000000000000000a", good.port()) != "HEALTHY" ||
+                              status("tg-0000000000000000c", stranger.port()) != "UNHEALTHY");
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status("tg-0000000000000000a", good.port()), "HEALTHY");
+  EXPECT_EQ(status("tg-0000000000000000b", wrongAddress.port()), "UNHEALTHY");
+  EXPECT_EQ(status("tg-0000000000000000c", stranger.port()), "UNHEALTHY");
+  h.dataPlane().stop();
+}
+
+TEST(TargetCertificateVerification, AnUnreadableCaFileIsAConfigErrorNamingTheLine) {
+  try {
+    model::parseConfig("dataPlane:\n  verifyTargetCertificates: true\n  targetCaFile: /nonexistent/ca.pem\n",
+                       "trellis.yaml");
+    FAIL() << "accepted";
+  } catch (const model::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("trellis.yaml:3"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TlsTest, NewConnectionsDuringSnapshotChurnAllSucceed) {
   start();
   std::atomic<bool> done{false};
