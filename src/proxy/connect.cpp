@@ -23,4 +23,21 @@ int connectNonBlocking(const snapshot::SocketAddress& address, bool& connected) 
   return fd;
 }
 
+std::optional<TargetSocket> openTargetSocket(const snapshot::Target& target, bool tls, SSL_CTX* context,
+                                             std::string_view alpn, TargetGroupCounters& stats) {
+  ++stats.totalConnections;
+  TargetSocket out;
+  if (tls) out.tls = context ? TlsSession::client(context, "", alpn, target.address) : nullptr;
+  if (tls && !out.tls) {
+    ++stats.connectionErrors;
+    return std::nullopt;
+  }
+  out.fd = connectNonBlocking(target.socketAddress, out.connected);
+  if (out.fd < 0) {
+    ++stats.connectionErrors;
+    return std::nullopt;
+  }
+  return out;
+}
+
 }  // namespace trellis::proxy

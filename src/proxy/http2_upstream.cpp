@@ -33,25 +33,13 @@ Http2UpstreamConnection::~Http2UpstreamConnection() {
 Http2UpstreamConnection* Http2UpstreamConnection::open(Worker& w, Http2UpstreamPool* pool,
                                                        const snapshot::Target& target, SSL_CTX* tls,
                                                        TargetGroupCounters& stats) {
-  ++stats.totalConnections;
-  std::unique_ptr<TlsSession> session;
-  if (tls) {
-    session = TlsSession::client(tls, "", kAlpnH2, target.address);  // gRPC servers insist on ALPN h2 over TLS
-    if (!session) {
-      ++stats.connectionErrors;
-      return nullptr;
-    }
-  }
-  bool connected = false;
-  int fd = connectNonBlocking(target.socketAddress, connected);
-  if (fd < 0) {
-    ++stats.connectionErrors;
-    return nullptr;
-  }
+  // gRPC servers insist on ALPN h2 over TLS.
+  std::optional<TargetSocket> socket = openTargetSocket(target, tls != nullptr, tls, kAlpnH2, stats);
+  if (!socket) return nullptr;
   auto* c = new Http2UpstreamConnection(w, pool, (tls ? kTlsPrefix : std::string()) + target.ipPort, stats);
-  c->fd_ = fd;
-  c->tls_ = std::move(session);
-  c->connected_ = connected;
+  c->fd_ = socket->fd;
+  c->tls_ = std::move(socket->tls);
+  c->connected_ = socket->connected;
   c->openedAt_ = c->idleSince_ = w.nowMillis();
   ++stats.activeConnections;
   w.adopt(c, EPOLLOUT | EPOLLIN);

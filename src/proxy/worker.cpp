@@ -1732,23 +1732,14 @@ void Worker::releaseUpstream(UpstreamConnection* up) {
 UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, const std::string& targetGroupId,
                                             bool tls) {
   auto& stats = metrics_.targetGroups[targetGroupId];
-  ++stats.totalConnections;
-  // Spec 5.4: TLS to targets without verifying their certificates.
-  std::unique_ptr<TlsSession> session = tls && tls_ ? TlsSession::client(tls_->clientContext(), "", {}, target.address) : nullptr;
-  if (tls && !session) {
-    ++stats.connectionErrors;
-    return nullptr;
-  }
-  bool connected = false;
-  int fd = connectNonBlocking(target.socketAddress, connected);
-  if (fd < 0) {
-    ++stats.connectionErrors;
-    return nullptr;
-  }
+  std::optional<TargetSocket> socket =
+      openTargetSocket(target, tls, tls_ ? tls_->clientContext() : nullptr, {}, stats);
+  if (!socket) return nullptr;
+  int fd = socket->fd;
   auto* up = new UpstreamConnection(*this, tls ? kTlsPoolPrefix + target.ipPort : target.ipPort, targetGroupId);
-  up->tls_ = std::move(session);
+  up->tls_ = std::move(socket->tls);
   up->fd_ = fd;
-  up->connected_ = connected;
+  up->connected_ = socket->connected;
   up->openedAt_ = nowMillis_;
   upstreams_.insert(up);
   ++stats.activeConnections;
