@@ -415,6 +415,7 @@ void Http2ServerSession::headBlockDone(Stream& s, bool endStream) {
   if (authority.empty()) return malformed("missing :authority");
   std::string_view host = trim(authority);
   host = !host.empty() && host.front() == '[' ? host.substr(0, host.find(']') + 1) : host.substr(0, host.find(':'));
+  if (host.empty()) return malformed("no host in :authority");  // ":80", "  ": nothing to route by
   head.host = toLower(host);
   head.headers.insert(head.headers.begin(), {"host", std::move(authority)});
   if (!cookie.empty()) head.headers.emplace_back("cookie", std::move(cookie));
