@@ -1,11 +1,14 @@
 #include "common/http_client.h"
 
 #include <llhttp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <asio.hpp>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <stdexcept>
 
 #include "common/strings.h"
@@ -97,6 +100,38 @@ void setTimeouts(asio::ip::tcp::socket& socket, std::chrono::seconds timeout) {
   setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+// asio's blocking connect waits out the kernel's SYN retries (~2 minutes against a host that drops them), so
+// connect non-blocking and poll until `deadline`. Sets `timedOut` when the deadline, not the peer, ended it.
+asio::error_code connectBefore(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& to,
+                               std::chrono::steady_clock::time_point deadline, bool& timedOut) {
+  asio::error_code ec;
+  socket.close(ec);
+  socket.open(to.protocol(), ec);
+  if (!ec) socket.native_non_blocking(true, ec);
+  if (ec) return ec;
+  const int fd = socket.native_handle();
+  if (::connect(fd, to.data(), static_cast<socklen_t>(to.size())) != 0) {
+    if (errno != EINPROGRESS) return {errno, asio::system_category()};
+    pollfd p{fd, POLLOUT, 0};
+    while (true) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        timedOut = true;
+        return asio::error::timed_out;
+      }
+      int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (ready > 0) break;
+      if (ready < 0 && errno != EINTR) return {errno, asio::system_category()};
+    }
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error != 0) return {error, asio::system_category()};
+  }
+  socket.native_non_blocking(false, ec);  // reads and writes below block, bounded by SO_RCVTIMEO/SO_SNDTIMEO
+  return ec;
+}
+
 }  // namespace
 
 HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
@@ -108,7 +143,17 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
   asio::ip::tcp::resolver resolver(io);
   auto addresses = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
   if (ec) throw std::runtime_error("cannot resolve " + where + ": " + ec.message());
-  asio::connect(socket, addresses, ec);
+  // One deadline for all the addresses: the caller's timeout bounds the whole connect.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timedOut = false;
+  ec = asio::error::host_not_found;
+  for (const auto& entry : addresses) {
+    ec = connectBefore(socket, entry.endpoint(), deadline, timedOut);
+    if (!ec || timedOut) break;
+  }
+  if (timedOut)
+    throw std::runtime_error("cannot connect to " + where + ": timed out after " + std::to_string(timeout.count()) +
+                             "s");
   if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
   setTimeouts(socket, timeout);
 

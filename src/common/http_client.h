@@ -29,6 +29,7 @@ struct HttpResult {
 };
 
 // Sends one request and reads the whole response. `target` is the raw request-target ("/services?x=1").
+// `timeout` bounds the connect (all addresses together) and then each read and write.
 // Throws std::runtime_error naming the endpoint when it cannot connect, times out or gets a malformed answer.
 HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
                         const HeaderList& headers, std::string_view body,
