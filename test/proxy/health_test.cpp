@@ -256,24 +256,13 @@ namespace {
 class TlsH2Backend {
  public:
   TlsH2Backend(const std::string& certFile, const std::string& keyFile, bool offerH2, int status)
-      : offerH2_(offerH2), status_(status) {
-    signal(SIGPIPE, SIG_IGN);
-    ctx_ = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate_chain_file(ctx_, certFile.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_, keyFile.c_str(), SSL_FILETYPE_PEM);
-    SSL_CTX_set_alpn_select_cb(ctx_, selectAlpn, this);
-    fd_ = listenOnLoopback(16, port_);
-    thread_ = std::thread([this] {
-      for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0;) serve(c);  // checks come one at a time
-    });
+      : offerH2_(offerH2), status_(status), ctx_(tlsServerContext(certFile, keyFile)) {
+    SSL_CTX_set_alpn_select_cb(ctx_.get(), selectAlpn, this);
+    // Checks come one at a time.
+    acceptor_.start(LoopbackAcceptor::Mode::kOneAtATime,
+                    [this](int c) { serveTls(ctx_.get(), c, [this](SSL* ssl) { serve(ssl); }); });
   }
-  ~TlsH2Backend() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-    SSL_CTX_free(ctx_);
-  }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return acceptor_.port(); }
   int h2Requests() const { return h2Requests_; }
   int http1Requests() const { return http1Requests_; }
 
@@ -311,42 +300,32 @@ class TlsH2Backend {
     return SSL_TLSEXT_ERR_NOACK;
   }
 
-  void serve(int c) {
-    timeval tv{5, 0};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    SSL* ssl = SSL_new(ctx_);
-    SSL_set_fd(ssl, c);
-    if (SSL_accept(ssl) == 1) {
-      const unsigned char* alpn = nullptr;
-      unsigned alpnLength = 0;
-      SSL_get0_alpn_selected(ssl, &alpn, &alpnLength);
-      char buffer[16384];
-      if (alpnLength == 2) {
-        H2Connection h2(*this);
-        for (std::string out;; out.clear()) {
-          if (!h2.session_.send(out)) break;
-          if (!out.empty() && SSL_write(ssl, out.data(), static_cast<int>(out.size())) <= 0) break;
-          if (h2.session_.finished()) break;
-          int n = SSL_read(ssl, buffer, sizeof buffer);
-          if (n <= 0 || !h2.session_.receive(std::string_view(buffer, static_cast<size_t>(n)))) break;
-        }
-      } else if (SSL_read(ssl, buffer, sizeof buffer) > 0) {  // HTTP/1.1: one request, whatever it says
-        ++http1Requests_;
-        std::string response = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-        SSL_write(ssl, response.data(), static_cast<int>(response.size()));
+  void serve(SSL* ssl) {
+    const unsigned char* alpn = nullptr;
+    unsigned alpnLength = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpnLength);
+    char buffer[16384];
+    if (alpnLength == 2) {
+      H2Connection h2(*this);
+      for (std::string out;; out.clear()) {
+        if (!h2.session_.send(out)) break;
+        if (!out.empty() && SSL_write(ssl, out.data(), static_cast<int>(out.size())) <= 0) break;
+        if (h2.session_.finished()) break;
+        int n = SSL_read(ssl, buffer, sizeof buffer);
+        if (n <= 0 || !h2.session_.receive(std::string_view(buffer, static_cast<size_t>(n)))) break;
       }
+    } else if (SSL_read(ssl, buffer, sizeof buffer) > 0) {  // HTTP/1.1: one request, whatever it says
+      ++http1Requests_;
+      std::string response = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+      SSL_write(ssl, response.data(), static_cast<int>(response.size()));
     }
-    SSL_free(ssl);
-    close(c);
   }
 
   bool offerH2_;
   int status_;
-  SSL_CTX* ctx_;
-  int fd_;
-  uint16_t port_ = 0;
-  std::thread thread_;
+  SslContext ctx_;
   std::atomic<int> h2Requests_{0}, http1Requests_{0};
+  LoopbackAcceptor acceptor_{16};  // last: stops before the context goes
 };
 
 json fastCheck(const std::string& protocol, const std::string& version, const std::string& path = "/health") {

@@ -244,19 +244,59 @@ inline int listenOnLoopback(int backlog, uint16_t& port) {
   return fd;
 }
 
+// The test backends' accept loop: listens on 127.0.0.1 (port from the OS) when made, hands each accepted
+// connection to `serve` once started, and on stop() (or destruction) closes the listener and joins every
+// thread it started. A backend declares it as its last member, so it stops before anything `serve` uses goes.
+class LoopbackAcceptor {
+ public:
+  enum class Mode {
+    kOneAtATime,           // connections served in turn on the accept thread
+    kThreadPerConnection,  // each on a thread of its own
+  };
+  explicit LoopbackAcceptor(int backlog) { fd_ = listenOnLoopback(backlog, port_); }
+  ~LoopbackAcceptor() { stop(); }
+  LoopbackAcceptor(const LoopbackAcceptor&) = delete;
+  LoopbackAcceptor& operator=(const LoopbackAcceptor&) = delete;
+
+  // Call once, at the end of the owner's constructor: `serve` owns the connection's descriptor.
+  void start(Mode mode, std::function<void(int)> serve) {
+    serve_ = std::move(serve);
+    thread_ = std::thread([this, mode] {
+      for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0;) {
+        if (mode == Mode::kThreadPerConnection) {
+          connections_.emplace_back([this, c] { serve_(c); });
+        } else {
+          serve_(c);
+        }
+      }
+    });
+  }
+  void stop() {
+    if (fd_ < 0) return;
+    shutdown(fd_, SHUT_RDWR);  // wakes the blocked accept(); close() alone would not
+    if (thread_.joinable()) thread_.join();
+    for (auto& t : connections_) t.join();  // the accept thread's only: joined after it
+    connections_.clear();
+    close(fd_);
+    fd_ = -1;
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::function<void(int)> serve_;
+  std::thread thread_;
+  std::vector<std::thread> connections_;
+};
+
 // A backend that reads one request per connection raw and answers with a scripted response.
 class RawBackend {
  public:
   explicit RawBackend(std::string response) : response_(std::move(response)) {
-    fd_ = listenOnLoopback(16, port_);
-    thread_ = std::thread([this] { run(); });
+    acceptor_.start(LoopbackAcceptor::Mode::kOneAtATime, [this](int c) { serve(c); });
   }
-  ~RawBackend() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return acceptor_.port(); }
   std::string received() {
     std::lock_guard lock(mutex_);
     return received_;
@@ -267,50 +307,44 @@ class RawBackend {
   uint64_t expectBodyBytes = 0;  // when set: count that many bytes after the head, keep none
 
  private:
-  void run() {
+  void serve(int c) {
+    std::string got;
+    char buf[65536];
+    uint64_t bodySeen = 0;
+    bool headDone = false;
     while (true) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string got;
-      char buf[65536];
-      uint64_t bodySeen = 0;
-      bool headDone = false;
-      while (true) {
-        ssize_t n = recv(c, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        receivedBytes_ += n;
-        if (expectBodyBytes && headDone) {
-          bodySeen += n;
-        } else {
-          got.append(buf, n);
-          if (expectBodyBytes) {
-            auto end = got.find("\r\n\r\n");
-            if (end != std::string::npos) {
-              headDone = true;
-              bodySeen = got.size() - end - 4;
-              got.resize(end + 4);
-            }
+      ssize_t n = recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      receivedBytes_ += n;
+      if (expectBodyBytes && headDone) {
+        bodySeen += n;
+      } else {
+        got.append(buf, n);
+        if (expectBodyBytes) {
+          auto end = got.find("\r\n\r\n");
+          if (end != std::string::npos) {
+            headDone = true;
+            bodySeen = got.size() - end - 4;
+            got.resize(end + 4);
           }
         }
-        if (expectBodyBytes ? (headDone && bodySeen >= expectBodyBytes) : got.find(terminator) != std::string::npos) {
-          break;
-        }
       }
-      {
-        std::lock_guard lock(mutex_);
-        received_ = got;
+      if (expectBodyBytes ? (headDone && bodySeen >= expectBodyBytes) : got.find(terminator) != std::string::npos) {
+        break;
       }
-      ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
-      close(c);
     }
+    {
+      std::lock_guard lock(mutex_);
+      received_ = got;
+    }
+    ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
+    close(c);
   }
   std::string response_;
-  int fd_;
-  uint16_t port_;
-  std::thread thread_;
   std::mutex mutex_;
   std::string received_;
   std::atomic<uint64_t> receivedBytes_{0};
+  LoopbackAcceptor acceptor_{16};  // last: stops first
 };
 
 // A backend that reads whole HTTP/1.1 requests (Content-Length bodies) and answers each with what `answer`
@@ -325,16 +359,9 @@ class ScriptedBackend {
   // `index`: 0 for the first request this backend got (health checks are answered 200 and not counted).
   using Answer = std::function<Reply(int index)>;
   explicit ScriptedBackend(Answer answer) : answer_(std::move(answer)) {
-    fd_ = listenOnLoopback(64, port_);
-    acceptor_ = std::thread([this] { run(); });
+    acceptor_.start(LoopbackAcceptor::Mode::kThreadPerConnection, [this](int c) { serve(c); });
   }
-  ~ScriptedBackend() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    acceptor_.join();
-    for (auto& t : connections_) t.join();
-  }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return acceptor_.port(); }
   int requests() const { return requests_.load(); }
   // The requests received so far (head and body), in arrival order.
   std::vector<std::string> received() {
@@ -343,13 +370,6 @@ class ScriptedBackend {
   }
 
  private:
-  void run() {
-    while (true) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      connections_.emplace_back([this, c] { serve(c); });
-    }
-  }
   void serve(int c) {
     std::string got;
     char buf[65536];
@@ -390,13 +410,10 @@ class ScriptedBackend {
   }
 
   Answer answer_;
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::thread acceptor_;
-  std::vector<std::thread> connections_;  // the acceptor's only: joined after it
   std::mutex mutex_;
   std::vector<std::string> received_;
   std::atomic<int> requests_{0};
+  LoopbackAcceptor acceptor_{64};  // last: stops first
 };
 
 // trellisd's development VPC: every loopback client is in it. Services are reachable from it only once

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -184,73 +185,67 @@ class TlsClient {
   std::string buf_;
 };
 
+// A TLS server context with the certificate chain and key from PEM files, freed with its owner.
+using SslContext = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+inline SslContext tlsServerContext(const std::string& certFile, const std::string& keyFile) {
+  signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(): a client that left must not kill the test
+  SslContext ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  SSL_CTX_use_certificate_chain_file(ctx.get(), certFile.c_str());
+  SSL_CTX_use_PrivateKey_file(ctx.get(), keyFile.c_str(), SSL_FILETYPE_PEM);
+  return ctx;
+}
+
+// A TLS backend's connection: the handshake (reads time out after 5 s, so a silent peer cannot hold the test),
+// `onSession` once it succeeded, then the connection closed.
+template <typename Fn>
+void serveTls(SSL_CTX* ctx, int c, Fn&& onSession) {
+  timeval tv{5, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, c);
+  if (SSL_accept(ssl) == 1) onSession(ssl);
+  SSL_free(ssl);
+  close(c);
+}
+
 // An HTTPS target: answers every request on a keep-alive connection with 200 and a body naming the
 // backend and echoing the x-forwarded-proto it was sent.
 class TlsBackend {
  public:
-  TlsBackend(const std::string& certFile, const std::string& keyFile) {
-    signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(): a client that left must not kill the test
-    ctx_ = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate_chain_file(ctx_, certFile.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_, keyFile.c_str(), SSL_FILETYPE_PEM);
-    fd_ = listenOnLoopback(64, port_);
-    thread_ = std::thread([this] { run(); });
+  TlsBackend(const std::string& certFile, const std::string& keyFile) : ctx_(tlsServerContext(certFile, keyFile)) {
+    acceptor_.start(LoopbackAcceptor::Mode::kThreadPerConnection,
+                    [this](int c) { serveTls(ctx_.get(), c, [this](SSL* ssl) { serve(ssl); }); });
   }
-  ~TlsBackend() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-    for (auto& t : connections_) t.join();
-    SSL_CTX_free(ctx_);
-  }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return acceptor_.port(); }
   int requests() const { return requests_.load(); }
 
  private:
-  void run() {
+  void serve(SSL* ssl) {
+    std::string buf;
+    char tmp[16384];
     while (true) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      connections_.emplace_back([this, c] { serve(c); });
-    }
-  }
-  void serve(int c) {
-    timeval tv{5, 0};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    SSL* ssl = SSL_new(ctx_);
-    SSL_set_fd(ssl, c);
-    if (SSL_accept(ssl) == 1) {
-      std::string buf;
-      char tmp[16384];
-      while (true) {
-        size_t end = buf.find("\r\n\r\n");
-        if (end == std::string::npos) {
-          int n = SSL_read(ssl, tmp, sizeof tmp);
-          if (n <= 0) break;
-          buf.append(tmp, n);
-          continue;
-        }
-        std::string head = toLower(buf.substr(0, end));
-        buf.erase(0, end + 4);
-        ++requests_;
-        std::string proto = "-";
-        auto at = head.find("x-forwarded-proto: ");
-        if (at != std::string::npos) proto = head.substr(at + 19, head.find("\r\n", at) - at - 19);
-        std::string body = "tls-backend proto=" + proto;
-        std::string response =
-            "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-        SSL_write(ssl, response.data(), static_cast<int>(response.size()));
+      size_t end = buf.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        int n = SSL_read(ssl, tmp, sizeof tmp);
+        if (n <= 0) break;
+        buf.append(tmp, n);
+        continue;
       }
+      std::string head = toLower(buf.substr(0, end));
+      buf.erase(0, end + 4);
+      ++requests_;
+      std::string proto = "-";
+      auto at = head.find("x-forwarded-proto: ");
+      if (at != std::string::npos) proto = head.substr(at + 19, head.find("\r\n", at) - at - 19);
+      std::string body = "tls-backend proto=" + proto;
+      std::string response =
+          "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      SSL_write(ssl, response.data(), static_cast<int>(response.size()));
     }
-    SSL_free(ssl);
-    close(c);
   }
-  SSL_CTX* ctx_;
-  int fd_;
-  uint16_t port_ = 0;
-  std::thread thread_;
-  std::vector<std::thread> connections_;
+  SslContext ctx_;
   std::atomic<int> requests_{0};
+  LoopbackAcceptor acceptor_{64};  // last: stops before the context goes
 };
 
 }  // namespace trellis::testing
