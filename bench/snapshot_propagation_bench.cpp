@@ -184,13 +184,15 @@ void BM_IncrementalCompileOnly(benchmark::State& state) {
   snapshot::HealthCells cells;
   snapshot::SnapshotCompiler compiler(&cells);
   compiler.compile(contents, f.config);
-  auto rule = std::find_if(contents.records.begin(), contents.records.end(),
-                           [](const store::Record& r) { return r.kind == "rule"; });
+  store::StoreChanges changes;
+  changes.revision = contents.revision;
+  changes.records.push_back(*std::find_if(contents.records.begin(), contents.records.end(),
+                                          [](const store::Record& r) { return r.kind == "rule"; }));
   int step = 0;
   for (auto _ : state) {
-    rule->value = ruleDoc(0, ++step % 100).dump();
-    rule->modRevision = ++contents.revision;
-    benchmark::DoNotOptimize(compiler.compile(contents, f.config));
+    changes.records[0].value = ruleDoc(0, ++step % 100).dump();
+    changes.records[0].modRevision = ++changes.revision;
+    benchmark::DoNotOptimize(compiler.update(changes));
   }
 }
 BENCHMARK(BM_IncrementalCompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -202,8 +202,8 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
   bool hasVisibleChild = false;
   if (host) {
     for (const auto& [id, s] : snap.services) {
-      for (const auto& h : s.hostNames) {
-        if (h.size() > host->size() && hostWithin(h, *host) && visible(s)) hasVisibleChild = true;
+      for (const auto& h : s->hostNames) {
+        if (h.size() > host->size() && hostWithin(h, *host) && visible(*s)) hasVisibleChild = true;
       }
       if (hasVisibleChild) break;
     }

@@ -108,7 +108,8 @@ void HealthChecker::update(snapshot::SnapshotPtr snap) {
   std::lock_guard lock(mutex_);
   std::map<Key, Entry> next;
   auto now = Clock::now();
-  for (const auto& [id, group] : snap->targetGroups) {
+  for (const auto& [groupId, shared] : snap->targetGroups) {
+    const snapshot::TargetGroup& group = *shared;
     for (const auto& target : group.targets) {
       Key key{group.id, target.id, target.port};
       auto old = entries_.find(key);

@@ -29,7 +29,8 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
       logWarn("tls: ", name, ": ", e.what());
     }
   };
-  for (const auto& [id, service] : snap.services) {
+  for (const auto& [id, entry] : snap.services) {
+    const snapshot::Service& service = *entry;
     bool https = false;
     for (const auto& listener : service.listeners) https = https || listener.protocol == "HTTPS";
     if (!https) continue;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <optional>
+#include <map>
+#include <set>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -294,11 +296,6 @@ const Listener* Service::listenerOnPort(uint16_t port) const {
   return nullptr;
 }
 
-const Service* Snapshot::serviceByHost(std::string_view host) const {
-  auto it = servicesByHost.find(std::string(host));
-  return it == servicesByHost.end() ? nullptr : it->second;
-}
-
 bool addressOf(const sockaddr* address, Address& out) {
   if (address->sa_family == AF_INET) {
     out = fromV4(reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(address)->sin_addr));
@@ -464,7 +461,7 @@ json parseRecord(const store::Record& record) {
 
 // What each record compiles to on its own, before any other record is looked at: SnapshotCompiler keeps
 // it for as long as the record's modRevision stays. Links between records (the target groups of actions,
-// the listeners and networks of services) are made per snapshot.
+// the listeners and networks of services) are made when a service is built.
 struct CompiledListener {
   std::string serviceId;
   Listener listener;  // no rules; defaultAction's groups unresolved
@@ -479,10 +476,17 @@ struct CompiledServiceAssociation {
   std::string serviceId, serviceNetworkId;
 };
 
-using TargetGroupPtr = std::shared_ptr<const TargetGroup>;
+struct CompiledAccessLog {
+  std::string resourceId;
+  bool serviceLogs = true;  // a network's subscription with log type SERVICE (a service's always is)
+  AccessLogDestination destination;  // without the config's Firehose endpoint
+};
 
-TargetGroupPtr compileTargetGroup(const json& doc, const std::unordered_map<std::string, std::string>& instances,
-                                  HealthCells* cells) {
+template <class T>
+using Ptr = std::shared_ptr<const T>;
+
+Ptr<TargetGroup> compileTargetGroup(const json& doc, const std::unordered_map<std::string, std::string>& instances,
+                                    HealthCells* cells) {
   auto group = std::make_shared<TargetGroup>();
   group->id = str(doc, "id");
   group->arn = str(doc, "arn");
@@ -518,40 +522,41 @@ TargetGroupPtr compileTargetGroup(const json& doc, const std::unordered_map<std:
   return group;
 }
 
-ServiceNetwork compileServiceNetwork(const json& doc) {
-  ServiceNetwork network;
-  network.id = str(doc, "id");
-  network.arn = str(doc, "arn");
-  network.name = str(doc, "name");
-  network.authType = str(doc, "authType", "NONE");
-  network.usesIam = network.authType == "AWS_IAM";
+// Everything of a network but its policy and logs (their own records).
+Ptr<ServiceNetwork> compileServiceNetwork(const json& doc) {
+  auto network = std::make_shared<ServiceNetwork>();
+  network->id = str(doc, "id");
+  network->arn = str(doc, "arn");
+  network->name = str(doc, "name");
+  network->authType = str(doc, "authType", "NONE");
+  network->usesIam = network->authType == "AWS_IAM";
   return network;
 }
 
-// Everything of a service but its tags (their own records), listeners, networks, policy and logs.
-std::optional<Service> compileService(const json& doc) {
-  if (inactive(doc)) return std::nullopt;
-  Service service;
-  service.id = str(doc, "id");
-  service.arn = str(doc, "arn");
-  service.name = str(doc, "name");
-  service.authType = str(doc, "authType", "NONE");
-  service.usesIam = service.authType == "AWS_IAM";
+// Everything of a service but its tags, policy and logs (their own records), listeners and networks.
+Ptr<Service> compileService(const json& doc) {
+  if (inactive(doc)) return nullptr;
+  auto service = std::make_shared<Service>();
+  service->id = str(doc, "id");
+  service->arn = str(doc, "arn");
+  service->name = str(doc, "name");
+  service->authType = str(doc, "authType", "NONE");
+  service->usesIam = service->authType == "AWS_IAM";
   int idle = integer(doc, "idleTimeoutSeconds", 0);
-  service.idleTimeoutSeconds = idle > 0 ? idle : 60;
+  service->idleTimeoutSeconds = idle > 0 ? idle : 60;
   if (auto dns = doc.find("dnsEntry"); dns != doc.end() && dns->is_object()) {
     std::string name = toLower(str(*dns, "domainName"));
-    if (!name.empty()) service.hostNames.push_back(name);
-    service.generatedName = name;
+    if (!name.empty()) service->hostNames.push_back(name);
+    service->generatedName = name;
   }
   std::string custom = toLower(str(doc, "customDomainName"));
-  if (!custom.empty()) service.hostNames.push_back(custom);
-  service.customDomainName = custom;
-  service.certificateArn = str(doc, "certificateArn");
+  if (!custom.empty()) service->hostNames.push_back(custom);
+  service->customDomainName = custom;
+  service->certificateArn = str(doc, "certificateArn");
   return service;
 }
 
-std::shared_ptr<const CompiledListener> compileListener(const json& doc) {
+Ptr<CompiledListener> compileListener(const json& doc) {
   auto out = std::make_shared<CompiledListener>();
   out->serviceId = str(doc, "serviceId");
   Listener& listener = out->listener;
@@ -564,9 +569,9 @@ std::shared_ptr<const CompiledListener> compileListener(const json& doc) {
   return out;
 }
 
-// nullopt for the listener's default rule: the listener's defaultAction stands for it.
-std::optional<std::shared_ptr<const CompiledRule>> compileRule(const json& doc) {
-  if (boolean(doc, "isDefault", false)) return std::nullopt;
+// Null for the listener's default rule: the listener's defaultAction stands for it.
+Ptr<CompiledRule> compileRule(const json& doc) {
+  if (boolean(doc, "isDefault", false)) return nullptr;
   auto out = std::make_shared<CompiledRule>();
   out->listenerId = str(doc, "listenerId");
   Rule& rule = out->rule;
@@ -580,9 +585,18 @@ std::optional<std::shared_ptr<const CompiledRule>> compileRule(const json& doc) 
   return out;
 }
 
-std::optional<CompiledServiceAssociation> compileServiceAssociation(const json& doc) {
-  if (inactive(doc)) return std::nullopt;
-  return CompiledServiceAssociation{str(doc, "serviceId"), str(doc, "serviceNetworkId")};
+Ptr<CompiledServiceAssociation> compileServiceAssociation(const json& doc) {
+  if (inactive(doc)) return nullptr;
+  return std::make_shared<CompiledServiceAssociation>(
+      CompiledServiceAssociation{str(doc, "serviceId"), str(doc, "serviceNetworkId")});
+}
+
+Ptr<CompiledAccessLog> compileAccessLog(const json& doc) {
+  auto out = std::make_shared<CompiledAccessLog>();
+  out->resourceId = str(doc, "resourceId");
+  out->serviceLogs = str(doc, "serviceNetworkLogType", "SERVICE") == "SERVICE";
+  out->destination = AccessLogDestination{str(doc, "id"), str(doc, "destinationArn"), out->resourceId, {}, {}};
+  return out;
 }
 
 // NAME of arn:PARTITION:firehose:REGION:ACCOUNT:deliverystream/NAME; empty for other ARNs.
@@ -593,78 +607,125 @@ std::string firehoseStreamName(std::string_view arn) {
   return std::string(arn.substr(stream + 16));
 }
 
-bool sameInstances(const std::vector<model::Instance>& a, const std::vector<model::Instance>& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const model::Instance& x, const model::Instance& y) {
-    return x.id == y.id && x.vpcId == y.vpcId && x.address == y.address;
-  });
+// A subscription's destination with the config's Firehose endpoint for it, if any.
+AccessLogDestination destinationOf(const CompiledAccessLog& log, const model::Config& config) {
+  AccessLogDestination destination = log.destination;
+  if (auto stream = firehoseStreamName(destination.destinationArn); !stream.empty()) {
+    const auto& endpoints = config.accessLogs.firehose;
+    if (auto endpoint = endpoints.find(stream); endpoint != endpoints.end()) {
+      destination.firehoseUrl = endpoint->second.url;
+      destination.firehoseAccessKey = endpoint->second.accessKey;
+    }
+  }
+  return destination;
 }
 
-}  // namespace
 
-// Per kind: record id → what its current revision compiled to (nullopt: skipped, already logged).
+// Per kind: record id → what its current revision compiled to (null: skipped, or nothing to route).
 template <class T>
 struct Memo {
   struct Entry {
     int64_t modRevision = 0;
-    uint64_t pass = 0;  // the last compile that saw the record
-    std::optional<T> value;
+    Ptr<T> value;
   };
   std::unordered_map<std::string, Entry> entries;
-  uint64_t seenPass = 0;
-  size_t seen = 0;  // entries pass `seenPass` has looked at
 
-  // The compiled value of `record`, compiling it only when its revision is new to the cache. Records
-  // without a modRevision (hand-made contents) are compiled every time.
+  const T* find(const std::string& id) const {
+    auto it = entries.find(id);
+    return it == entries.end() ? nullptr : it->second.value.get();
+  }
+  // Brings `id` to `record` (null: deleted), compiling it unless its modRevision is the one compiled.
+  // Returns the value it held before; `changed` says whether the entry moved. Records without a
+  // modRevision (hand-made contents) are compiled every time.
   template <class Compile>
-  const T* get(const store::Record& record, uint64_t pass, Compile&& compile) {
-    Entry& entry = entries[record.id];
-    if (seenPass != pass) seenPass = pass, seen = 0;
-    if (entry.pass != pass) ++seen;
-    if (entry.pass == 0 || record.modRevision == 0 || entry.modRevision != record.modRevision) {
-      entry.value.reset();
-      entry.modRevision = record.modRevision;
-      json doc = parseRecord(record);
-      if (!doc.is_discarded()) {
-        try {
-          entry.value = compile(doc);
-        } catch (const std::exception& e) {
-          logWarn("snapshot: skipping ", record.kind, " ", record.id, ": ", e.what());
-        }
+  Ptr<T> update(const std::string& id, const store::Record* record, Compile&& compile, bool& changed) {
+    auto it = entries.find(id);
+    changed = true;
+    if (!record) {
+      if (it == entries.end()) return changed = false, nullptr;
+      Ptr<T> before = std::move(it->second.value);
+      entries.erase(it);
+      return before;
+    }
+    if (it != entries.end() && record->modRevision != 0 && it->second.modRevision == record->modRevision) {
+      changed = false;
+      return it->second.value;
+    }
+    if (it == entries.end()) it = entries.emplace(id, Entry{}).first;
+    Ptr<T> before = std::move(it->second.value);
+    it->second.modRevision = record->modRevision;
+    json doc = parseRecord(*record);
+    if (!doc.is_discarded()) {
+      try {
+        it->second.value = compile(doc);
+      } catch (const std::exception& e) {
+        logWarn("snapshot: skipping ", record->kind, " ", record->id, ": ", e.what());
       }
     }
-    entry.pass = pass;
-    return entry.value ? &*entry.value : nullptr;
-  }
-  // Forgets records this pass did not see (deleted); walks the entries only when there are some.
-  void sweep(uint64_t pass) {
-    if (seenPass != pass || seen != entries.size())
-      std::erase_if(entries, [pass](const auto& e) { return e.second.pass != pass; });
+    return before;
   }
 };
 
 // A service's listeners with their rules, as last built, and what they were built from: the compiled
 // listener and rule records and the target groups their actions resolved to, in order. The next
-// snapshot reuses them when it would build them from exactly the same objects.
+// build of the service reuses them when it would build them from exactly the same objects.
 struct ServiceListeners {
-  uint64_t pass = 0;
   // Owned, so no address here is reused by a newer object while it is compared against.
   std::vector<std::shared_ptr<const void>> inputs;
   SharedVector<Listener> listeners;
 };
 
+using IdSet = std::set<std::string>;  // ordered: store order decides ties, as in a from-scratch compile
+
+void moveMember(std::unordered_map<std::string, IdSet>& index, const std::string* from, const std::string* to,
+                const std::string& member) {
+  if (from && !(to && *from == *to)) {
+    auto it = index.find(*from);
+    if (it != index.end() && (it->second.erase(member), it->second.empty())) index.erase(it);
+  }
+  if (to) index[*to].insert(member);
+}
+
+const IdSet& membersOf(const std::unordered_map<std::string, IdSet>& index, const std::string& key) {
+  static const IdSet none;
+  auto it = index.find(key);
+  return it == index.end() ? none : it->second;
+}
+
+}  // namespace
+
+// Everything the compiler keeps between builds: each record compiled on its own, and the reverse
+// indexes that say which services, networks and target groups a changed record feeds.
 struct SnapshotCompiler::Cache {
-  uint64_t pass = 0;
-  std::vector<model::Instance> instances;  // what the cached target groups resolved INSTANCE targets with
-  Memo<TargetGroupPtr> targetGroups;
+  model::Config config;
+  std::unordered_map<std::string, std::string> instances;  // INSTANCE target id → address, from the config
+  SnapshotPtr last;  // the next snapshot starts as a copy of its maps
+
+  Memo<TargetGroup> targetGroups;
   Memo<ServiceNetwork> serviceNetworks;
   Memo<Service> services;
-  Memo<std::shared_ptr<const CompiledListener>> listeners;
-  Memo<std::shared_ptr<const CompiledRule>> rules;
-  Memo<CompiledServiceAssociation> serviceAssociations;
-  Memo<std::pair<std::string, AuthPolicyPtr>> authPolicies;  // (resource id, policy)
-  // Kinds compiled per snapshot (they depend on the config, or there are few): only parsed once.
-  Memo<json> tags, vpcAssociations, accessLogSubscriptions;
+  Memo<CompiledListener> listeners;
+  Memo<CompiledRule> rules;
+  Memo<CompiledServiceAssociation> serviceAssociations;  // active ones
+  Memo<AuthPolicyPtr> authPolicies;                       // by resource id (the record's id)
+  Memo<json> tags;                                        // by resource ARN (the record's id)
+  Memo<json> vpcAssociations;
+  Memo<CompiledAccessLog> accessLogs;
+
+  std::unordered_map<std::string, IdSet> listenersOfService, rulesOfListener;
+  std::unordered_map<std::string, IdSet> associationsOfService, associationsOfNetwork;  // SNSA ids
+  std::unordered_map<std::string, IdSet> logsOfResource;                               // subscription ids
+  std::unordered_map<std::string, IdSet> servicesOfTargetGroup;  // services whose actions name the group
+  std::unordered_map<std::string, std::vector<std::string>> targetGroupsOfService;  // what each names, sorted
+  std::unordered_map<std::string, std::string> serviceIdByArn;
+  std::unordered_map<std::string, IdSet> hostClaims;  // host → services claiming it; the first wins
+  std::map<uint16_t, int> listenersOnPort, httpListenersOnPort;
   std::unordered_map<std::string, ServiceListeners> serviceListeners;  // by service id
+};
+
+// What one build has to redo, collected from the changed records before anything is rebuilt.
+struct SnapshotCompiler::Dirty {
+  std::unordered_set<std::string> services, networks, targetGroups, listeners, arns;
 };
 
 SnapshotCompiler::SnapshotCompiler(HealthCells* cells) : cells_(cells), cache_(std::make_unique<Cache>()) {}
@@ -677,46 +738,311 @@ std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& cont
 
 std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreContents& contents,
                                                           const model::Config& config) {
-  Cache& cache = *cache_;
-  uint64_t pass = ++cache.pass;
-  if (!sameInstances(cache.instances, config.instances)) {
-    cache.targetGroups.entries.clear();
-    cache.instances = config.instances;
-  }
+  cache_ = std::make_unique<Cache>();
+  cache_->config = config;
+  for (const auto& instance : config.instances) cache_->instances[instance.id] = instance.address;
+  Dirty dirty;
+  for (const auto& record : contents.records) noteChange(record.kind, record.id, &record, dirty);
+  return build(contents.revision, dirty);
+}
 
+std::shared_ptr<const Snapshot> SnapshotCompiler::update(const store::StoreChanges& changes) {
+  if (!cache_->last) throw std::logic_error("SnapshotCompiler::update before compile");
+  Dirty dirty;
+  for (const auto& key : changes.deleted) noteChange(key.kind, key.id, nullptr, dirty);
+  for (const auto& record : changes.records) noteChange(record.kind, record.id, &record, dirty);
+  return build(changes.revision, dirty);
+}
+
+void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id, const store::Record* record,
+                                  Dirty& dirty) {
+  Cache& cache = *cache_;
+  bool changed = false;
+  auto id_of = [](const auto& before, auto member) { return before ? &((*before).*member) : nullptr; };
+  if (kind == "service") {
+    auto before = cache.services.update(id, record, compileService, changed);
+    const Service* after = cache.services.find(id);
+    if (!changed) return;
+    if (before) cache.serviceIdByArn.erase(before->arn);
+    if (after) cache.serviceIdByArn[after->arn] = id;
+    dirty.services.insert(id);
+  } else if (kind == "listener") {
+    auto before = cache.listeners.update(id, record, compileListener, changed);
+    if (!changed) return;
+    const CompiledListener* after = cache.listeners.find(id);
+    moveMember(cache.listenersOfService, id_of(before, &CompiledListener::serviceId),
+               id_of(after, &CompiledListener::serviceId), id);
+    if (before) dirty.services.insert(before->serviceId);
+    if (after) dirty.services.insert(after->serviceId);
+  } else if (kind == "rule") {
+    auto before = cache.rules.update(id, record, compileRule, changed);
+    if (!changed) return;
+    const CompiledRule* after = cache.rules.find(id);
+    moveMember(cache.rulesOfListener, id_of(before, &CompiledRule::listenerId), id_of(after, &CompiledRule::listenerId),
+               id);
+    if (before) dirty.listeners.insert(before->listenerId);
+    if (after) dirty.listeners.insert(after->listenerId);
+  } else if (kind == "targetgroup") {
+    cache.targetGroups.update(
+        id, record, [&](const json& doc) { return compileTargetGroup(doc, cache.instances, cells_); }, changed);
+    if (changed) dirty.targetGroups.insert(id);
+  } else if (kind == "servicenetwork") {
+    cache.serviceNetworks.update(id, record, compileServiceNetwork, changed);
+    if (changed) dirty.networks.insert(id);
+  } else if (kind == "servicenetworkserviceassociation") {
+    auto before = cache.serviceAssociations.update(id, record, compileServiceAssociation, changed);
+    if (!changed) return;
+    const CompiledServiceAssociation* after = cache.serviceAssociations.find(id);
+    moveMember(cache.associationsOfService, id_of(before, &CompiledServiceAssociation::serviceId),
+               id_of(after, &CompiledServiceAssociation::serviceId), id);
+    moveMember(cache.associationsOfNetwork, id_of(before, &CompiledServiceAssociation::serviceNetworkId),
+               id_of(after, &CompiledServiceAssociation::serviceNetworkId), id);
+    if (before) dirty.services.insert(before->serviceId);
+    if (after) dirty.services.insert(after->serviceId);
+  } else if (kind == "servicenetworkvpcassociation") {
+    cache.vpcAssociations.update(id, record, [](const json& doc) { return std::make_shared<const json>(doc); },
+                                 changed);  // VPCs are rebuilt by every build: there are few
+  } else if (kind == "authpolicy") {
+    cache.authPolicies.update(
+        id, record, [](const json& doc) { return std::make_shared<const AuthPolicyPtr>(compileAuthPolicy(doc)); },
+        changed);
+    if (changed) dirty.services.insert(id), dirty.networks.insert(id);  // whichever the id names
+  } else if (kind == "accesslogsubscription") {
+    auto before = cache.accessLogs.update(id, record, compileAccessLog, changed);
+    if (!changed) return;
+    const CompiledAccessLog* after = cache.accessLogs.find(id);
+    moveMember(cache.logsOfResource, id_of(before, &CompiledAccessLog::resourceId),
+               id_of(after, &CompiledAccessLog::resourceId), id);
+    for (const auto* log : {before.get(), after}) {
+      if (log) dirty.services.insert(log->resourceId), dirty.networks.insert(log->resourceId);
+    }
+  } else if (kind == "tags") {
+    cache.tags.update(id, record, [](const json& doc) { return std::make_shared<const json>(doc); }, changed);
+    if (changed) dirty.arns.insert(id);
+  }
+}
+
+std::shared_ptr<const Snapshot> SnapshotCompiler::build(int64_t revision, Dirty& dirty) {
+  Cache& cache = *cache_;
+  const model::Config& config = cache.config;
   auto snap = std::make_shared<Snapshot>();
-  snap->revision = contents.revision;
+  snap->revision = revision;
   snap->region = config.region;
   snap->accountId = config.accountId;
   snap->partition = config.partition;
   snap->connectionLifetimeMs = int64_t{config.dataPlane.connectionLifetimeSeconds} * 1000;
   snap->verifyTargetCertificates = config.dataPlane.verifyTargetCertificates;
   snap->targetCaFile = config.dataPlane.targetCaFile;
-
-  // Records by kind, in store order (which decides ties: rules of equal priority, host name clashes).
-  std::unordered_map<std::string_view, std::vector<const store::Record*>> byKind;
-  for (const auto& record : contents.records) {
-    if (record.kind.rfind("index.", 0) == 0 || record.kind == "clienttoken") continue;
-    byKind[record.kind].push_back(&record);
-  }
-  auto records = [&](std::string_view kind) -> const std::vector<const store::Record*>& {
-    static const std::vector<const store::Record*> none;
-    auto it = byKind.find(kind);
-    return it == byKind.end() ? none : it->second;
-  };
-  auto parsed = [&](Memo<json>& memo, const store::Record& record) {
-    return memo.get(record, pass, [](const json& doc) { return doc; });
-  };
-
-  std::unordered_map<std::string_view, const json*> tagsByArn;
-  for (const auto* record : records("tags")) {
-    if (const json* tags = parsed(cache.tags, *record)) tagsByArn[record->id] = tags;
+  if (cache.last) {
+    snap->services = cache.last->services;
+    snap->servicesByHost = cache.last->servicesByHost;
+    snap->targetGroups = cache.last->targetGroups;
+    snap->serviceNetworks = cache.last->serviceNetworks;
+    snap->callers = cache.last->callers;
+  } else {
+    compileCallers(*snap);
   }
 
-  std::unordered_map<std::string, std::string> instances;
-  for (const auto& instance : config.instances) instances[instance.id] = instance.address;
+  // Rules name their listener, tags their resource's ARN: find the services they belong to.
+  for (const auto& listenerId : dirty.listeners) {
+    if (const CompiledListener* listener = cache.listeners.find(listenerId)) dirty.services.insert(listener->serviceId);
+  }
+  for (const auto& arn : dirty.arns) {
+    if (auto it = cache.serviceIdByArn.find(arn); it != cache.serviceIdByArn.end()) dirty.services.insert(it->second);
+  }
+
+  // Networks (with their policy and logs) first: services point at them.
+  for (const auto& id : dirty.networks) {
+    const ServiceNetwork* compiled = cache.serviceNetworks.find(id);
+    if (!compiled && !snap->serviceNetworks.contains(id)) continue;  // another kind's id (a service's policy)
+    if (compiled) {
+      auto network = std::make_shared<ServiceNetwork>(*compiled);
+      if (const AuthPolicyPtr* policy = cache.authPolicies.find(id)) network->authPolicy = *policy;
+      for (const auto& logId : membersOf(cache.logsOfResource, id)) {
+        const CompiledAccessLog* log = cache.accessLogs.find(logId);
+        if (log && log->serviceLogs) network->accessLogs.push_back(destinationOf(*log, cache.config));
+      }
+      snap->serviceNetworks.set(id, std::move(network));
+    } else {
+      snap->serviceNetworks.erase(id);
+    }
+    for (const auto& associationId : membersOf(cache.associationsOfNetwork, id))
+      dirty.services.insert(cache.serviceAssociations.find(associationId)->serviceId);
+  }
+
+  // Which target groups the dirty services' actions name; a group that gains its first such service,
+  // or loses its last, changes its `used`.
+  for (const auto& serviceId : dirty.services) {
+    std::vector<std::string> named;
+    if (cache.services.find(serviceId)) {
+      auto add = [&](const Action& action) {
+        for (const auto& weighted : action.targetGroups) named.push_back(weighted.id);
+      };
+      for (const auto& listenerId : membersOf(cache.listenersOfService, serviceId)) {
+        const CompiledListener* listener = cache.listeners.find(listenerId);
+        if (!listener) continue;
+        add(listener->listener.defaultAction);
+        for (const auto& ruleId : membersOf(cache.rulesOfListener, listenerId))
+          if (const CompiledRule* rule = cache.rules.find(ruleId)) add(rule->rule.action);
+      }
+      std::sort(named.begin(), named.end());
+      named.erase(std::unique(named.begin(), named.end()), named.end());
+    }
+    std::vector<std::string>& before = cache.targetGroupsOfService[serviceId];
+    if (named == before) continue;
+    for (const auto& group : before) {
+      if (std::binary_search(named.begin(), named.end(), group)) continue;
+      IdSet& users = cache.servicesOfTargetGroup[group];
+      users.erase(serviceId);
+      if (users.empty()) cache.servicesOfTargetGroup.erase(group), dirty.targetGroups.insert(group);
+    }
+    for (const auto& group : named) {
+      if (std::binary_search(before.begin(), before.end(), group)) continue;
+      IdSet& users = cache.servicesOfTargetGroup[group];
+      if (users.empty()) dirty.targetGroups.insert(group);
+      users.insert(serviceId);
+    }
+    before = std::move(named);
+    if (before.empty()) cache.targetGroupsOfService.erase(serviceId);
+  }
+
+  // Target groups: a new object for each dirty one, and the services routing to it rebuilt to point at it.
+  for (const auto& id : dirty.targetGroups) {
+    const IdSet& users = membersOf(cache.servicesOfTargetGroup, id);
+    dirty.services.insert(users.begin(), users.end());
+    const TargetGroup* compiled = cache.targetGroups.find(id);
+    if (!compiled) {
+      snap->targetGroups.erase(id);
+      continue;
+    }
+    auto group = std::make_shared<TargetGroup>(*compiled);  // shares the targets (and their health cells)
+    group->used = !users.empty();
+    snap->targetGroups.set(id, std::move(group));
+  }
+
+  std::unordered_set<std::string> hosts;  // whose owner may have changed
+  for (const auto& id : dirty.services) {
+    if (const auto* before = snap->services.find(id)) {
+      for (const auto& host : (*before)->hostNames) {
+        hosts.insert(host);
+        moveMember(cache.hostClaims, &host, nullptr, id);
+      }
+      countListenerPorts(**before, -1);
+    }
+    std::shared_ptr<const Service> service = buildService(*snap, id);
+    if (!service) {
+      snap->services.erase(id);
+      cache.serviceListeners.erase(id);
+      continue;
+    }
+    for (const auto& host : service->hostNames) {
+      hosts.insert(host);
+      IdSet& claims = cache.hostClaims[host];
+      if (claims.insert(id).second && claims.size() > 1)
+        logWarn("snapshot: host name ", host, " claimed by ", id, " and others; ", *claims.begin(), " keeps it");
+    }
+    countListenerPorts(*service, +1);
+    snap->services.set(id, std::move(service));
+  }
+  for (const auto& host : hosts) {
+    const IdSet& claims = membersOf(cache.hostClaims, host);
+    if (claims.empty()) {
+      snap->servicesByHost.erase(host);
+    } else {
+      snap->servicesByHost.set(host, snap->services.at(*claims.begin()).get());
+    }
+  }
+  for (const auto& [port, count] : cache.listenersOnPort) snap->listenerPorts.push_back(port);
+  for (const auto& [port, count] : cache.httpListenersOnPort) snap->httpListenerPorts.push_back(port);
+
+  compileVpcs(*snap);
+  cache.last = snap;
+  return snap;
+}
+
+void SnapshotCompiler::countListenerPorts(const Service& service, int delta) {
+  for (const auto& listener : service.listeners) {
+    auto count = [&](std::map<uint16_t, int>& counts) {
+      if ((counts[listener.port] += delta) <= 0) counts.erase(listener.port);
+    };
+    count(cache_->listenersOnPort);
+    if (listener.protocol == "HTTP") count(cache_->httpListenersOnPort);
+  }
+}
+
+
+std::shared_ptr<const Service> SnapshotCompiler::buildService(const Snapshot& snap, const std::string& id) {
+  Cache& cache = *cache_;
+  const Service* compiled = cache.services.find(id);
+  if (!compiled) return nullptr;
+  auto service = std::make_shared<Service>(*compiled);
+  if (const json* tags = cache.tags.find(service->arn)) {
+    for (const auto& [key, value] : tags->items())
+      if (value.is_string()) service->tags.emplace_back(key, value.get<std::string>());
+  }
+  if (const AuthPolicyPtr* policy = cache.authPolicies.find(id)) service->authPolicy = *policy;
+  for (const auto& associationId : membersOf(cache.associationsOfService, id)) {
+    const auto* network = snap.serviceNetworks.find(cache.serviceAssociations.find(associationId)->serviceNetworkId);
+    if (network) service->networks.push_back(network->get());
+  }
+  for (const auto& logId : membersOf(cache.logsOfResource, id))
+    service->accessLogs.push_back(destinationOf(*cache.accessLogs.find(logId), cache.config));
+  for (const auto* network : service->networks)
+    service->accessLogs.insert(service->accessLogs.end(), network->accessLogs.begin(), network->accessLogs.end());
+
+  // Listeners are rebuilt only when a listener, rule or target group they come from is a new object.
+  auto groupOf = [&](const std::string& groupId) {
+    const auto* group = snap.targetGroups.find(groupId);
+    return group ? *group : nullptr;
+  };
+  std::vector<std::shared_ptr<const void>> inputs;
+  auto addActionInputs = [&](const Action& action) {
+    for (const auto& weighted : action.targetGroups) inputs.push_back(groupOf(weighted.id));
+  };
+  std::vector<std::pair<const CompiledListener*, std::vector<const CompiledRule*>>> sources;
+  for (const auto& listenerId : membersOf(cache.listenersOfService, id)) {
+    auto listener = cache.listeners.entries.find(listenerId);
+    if (listener == cache.listeners.entries.end() || !listener->second.value) continue;
+    auto& [compiledListener, rules] = sources.emplace_back(listener->second.value.get(), std::vector<const CompiledRule*>{});
+    inputs.push_back(listener->second.value);
+    addActionInputs(compiledListener->listener.defaultAction);
+    for (const auto& ruleId : membersOf(cache.rulesOfListener, listenerId)) {
+      auto rule = cache.rules.entries.find(ruleId);
+      if (rule == cache.rules.entries.end() || !rule->second.value) continue;
+      rules.push_back(rule->second.value.get());
+      inputs.push_back(rule->second.value);
+      addActionInputs(rule->second.value->rule.action);
+    }
+  }
+  ServiceListeners& built = cache.serviceListeners[id];
+  if (built.inputs != inputs) {
+    auto resolve = [&](Action& action) {
+      for (auto& weighted : action.targetGroups) {
+        weighted.sharedGroup = groupOf(weighted.id);
+        weighted.group = weighted.sharedGroup.get();
+      }
+    };
+    std::vector<Listener> fresh;
+    for (const auto& [compiledListener, compiledRules] : sources) {
+      Listener& listener = fresh.emplace_back(compiledListener->listener);
+      resolve(listener.defaultAction);
+      std::vector<Rule> rules;
+      for (const auto* rule : compiledRules) resolve(rules.emplace_back(rule->rule).action);
+      std::stable_sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
+      listener.rules = std::move(rules);
+    }
+    built.inputs = std::move(inputs);
+    built.listeners = std::move(fresh);
+  }
+  service->listeners = built.listeners;
+  return service;
+}
+
+// The config's VPCs with the networks their associations reach, rebuilt by every build (there are few).
+void SnapshotCompiler::compileVpcs(Snapshot& snap) const {
+  const model::Config& config = cache_->config;
   for (const auto& configured : config.vpcs) {
-    Vpc& vpc = snap->vpcs[configured.id];
+    Vpc& vpc = snap.vpcs[configured.id];
     vpc.id = configured.id;
     vpc.arn = "arn:" + config.partition + ":ec2:" + config.region + ":" + config.accountId + ":vpc/" + vpc.id;
     for (const auto& cidr : configured.cidrs) {
@@ -726,148 +1052,25 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
         continue;
       }
       vpc.cidrs.push_back(prefix);
-      snap->vpcTable.add(prefix, &vpc);
+      snap.vpcTable.add(prefix, &vpc);
     }
   }
   if (!config.defaultVpc.empty()) {
-    auto it = snap->vpcs.find(config.defaultVpc);
-    if (it != snap->vpcs.end()) snap->defaultVpc = &it->second;
+    auto it = snap.vpcs.find(config.defaultVpc);
+    if (it != snap.vpcs.end()) snap.defaultVpc = &it->second;
   }
 
-  // Target groups: the shared compiled ones that actions point at, and the snapshot's own copies.
-  struct Group {
-    const TargetGroupPtr* shared;
-    TargetGroup* copy;
-  };
-  std::unordered_map<std::string_view, Group> groupsById;
-  groupsById.reserve(records("targetgroup").size());
-  snap->targetGroups.reserve(records("targetgroup").size());
-  for (const auto* record : records("targetgroup")) {
-    const TargetGroupPtr* group = cache.targetGroups.get(
-        *record, pass, [&](const json& doc) { return compileTargetGroup(doc, instances, cells_); });
-    if (!group) continue;
-    auto [copy, inserted] = snap->targetGroups.emplace((*group)->id, **group);
-    if (inserted) groupsById.emplace((*group)->id, Group{group, &copy->second});
-  }
-
-  for (const auto* record : records("servicenetwork")) {
-    const ServiceNetwork* network = cache.serviceNetworks.get(*record, pass, compileServiceNetwork);
-    if (network) snap->serviceNetworks.emplace(network->id, *network);
-  }
-
-  snap->services.reserve(records("service").size());
-  for (const auto* record : records("service")) {
-    const Service* compiled = cache.services.get(*record, pass, compileService);
-    if (!compiled) continue;
-    Service& service = snap->services.emplace(compiled->id, *compiled).first->second;
-    if (auto tags = tagsByArn.find(service.arn); tags != tagsByArn.end())
-      for (const auto& [key, value] : tags->second->items())
-        if (value.is_string()) service.tags.emplace_back(key, value.get<std::string>());
-  }
-
-  // Listeners by service and rules by listener, in store order: sorted (stably) by owner id, so a service
-  // finds its listeners, and a listener its rules, with one binary search and no per-owner allocation.
-  using ListenerPtr = std::shared_ptr<const CompiledListener>;
-  using RulePtr = std::shared_ptr<const CompiledRule>;
-  std::vector<std::pair<std::string_view, const ListenerPtr*>> listenersOf;
-  std::vector<std::pair<std::string_view, const RulePtr*>> rulesOf;
-  listenersOf.reserve(records("listener").size());
-  rulesOf.reserve(records("rule").size());
-  for (const auto* record : records("listener")) {
-    const ListenerPtr* compiled = cache.listeners.get(*record, pass, compileListener);
-    if (compiled) listenersOf.emplace_back((*compiled)->serviceId, compiled);
-  }
-  for (const auto* record : records("rule")) {
-    const RulePtr* compiled = cache.rules.get(*record, pass, compileRule);
-    if (compiled) rulesOf.emplace_back((*compiled)->listenerId, compiled);
-  }
-  auto byOwner = [](const auto& a, const auto& b) { return a.first < b.first; };
-  std::stable_sort(listenersOf.begin(), listenersOf.end(), byOwner);
-  std::stable_sort(rulesOf.begin(), rulesOf.end(), byOwner);
-  auto ownedBy = [&](const auto& list, std::string_view owner) {
-    return std::equal_range(list.begin(), list.end(), std::make_pair(owner, nullptr),
-                            [](const auto& a, const auto& b) { return a.first < b.first; });
-  };
-
-  auto groupOf = [&](const std::string& id) -> const Group* {
-    auto it = groupsById.find(id);
-    return it == groupsById.end() ? nullptr : &it->second;
-  };
-  auto resolve = [&](Action& action) {
-    for (auto& weighted : action.targetGroups) {
-      const Group* group = groupOf(weighted.id);
-      weighted.sharedGroup = group ? *group->shared : nullptr;
-      weighted.group = weighted.sharedGroup.get();
-    }
-  };
-  // A service's listeners are rebuilt only when a listener, rule or target group they come from changed.
-  // Collecting the target groups an action names also marks them used.
-  std::vector<std::shared_ptr<const void>> inputs;
-  size_t builtSeen = 0;
-  auto addActionInputs = [&](const Action& action) {
-    for (const auto& weighted : action.targetGroups) {
-      const Group* group = groupOf(weighted.id);
-      if (group) group->copy->used = true;
-      inputs.push_back(group ? *group->shared : nullptr);
-    }
-  };
-  for (auto& [id, service] : snap->services) {
-    auto [listenersBegin, listenersEnd] = ownedBy(listenersOf, id);
-    if (listenersBegin == listenersEnd) continue;
-    inputs.clear();
-    for (auto listener = listenersBegin; listener != listenersEnd; ++listener) {
-      inputs.push_back(*listener->second);
-      addActionInputs((*listener->second)->listener.defaultAction);
-      auto [rulesBegin, rulesEnd] = ownedBy(rulesOf, (*listener->second)->listener.id);
-      for (auto rule = rulesBegin; rule != rulesEnd; ++rule) {
-        inputs.push_back(*rule->second);
-        addActionInputs((*rule->second)->rule.action);
-      }
-    }
-    ServiceListeners& built = cache.serviceListeners[id];
-    builtSeen += built.pass != pass;
-    built.pass = pass;
-    if (built.inputs != inputs) {
-      std::vector<Listener> fresh;
-      for (auto compiled = listenersBegin; compiled != listenersEnd; ++compiled) {
-        Listener& listener = fresh.emplace_back((*compiled->second)->listener);
-        resolve(listener.defaultAction);
-        std::vector<Rule> rules;
-        auto [rulesBegin, rulesEnd] = ownedBy(rulesOf, listener.id);
-        for (auto rule = rulesBegin; rule != rulesEnd; ++rule) resolve(rules.emplace_back((*rule->second)->rule).action);
-        std::stable_sort(rules.begin(), rules.end(),
-                         [](const Rule& a, const Rule& b) { return a.priority < b.priority; });
-        listener.rules = std::move(rules);
-      }
-      built.inputs = inputs;
-      built.listeners = std::move(fresh);
-    }
-    service.listeners = built.listeners;
-  }
-  if (builtSeen != cache.serviceListeners.size())
-    std::erase_if(cache.serviceListeners, [pass](const auto& e) { return e.second.pass != pass; });
-
-  for (const auto* record : records("servicenetworkserviceassociation")) {
-    const CompiledServiceAssociation* association =
-        cache.serviceAssociations.get(*record, pass, compileServiceAssociation);
-    if (!association) continue;
-    auto service = snap->services.find(association->serviceId);
-    auto network = snap->serviceNetworks.find(association->serviceNetworkId);
-    if (service == snap->services.end() || network == snap->serviceNetworks.end()) continue;
-    service->second.networks.push_back(&network->second);
-  }
-
-  // VPC associations: which networks a VPC's clients see, and through which security groups.
-  std::unordered_map<const ServiceNetwork*, std::vector<Vpc*>> vpcsByNetwork;
-  for (const auto* record : records("servicenetworkvpcassociation")) {
-    const json* found = parsed(cache.vpcAssociations, *record);
-    if (!found || inactive(*found)) continue;
+  std::vector<std::pair<const std::string*, const json*>> associations;  // in store order
+  for (const auto& [id, entry] : cache_->vpcAssociations.entries)
+    if (entry.value) associations.emplace_back(&id, entry.value.get());
+  std::sort(associations.begin(), associations.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (const auto& [id, found] : associations) {
     const json& doc = *found;
-    auto vpc = snap->vpcs.find(str(doc, "vpcId"));
-    auto network = snap->serviceNetworks.find(str(doc, "serviceNetworkId"));
-    if (vpc == snap->vpcs.end() || network == snap->serviceNetworks.end()) continue;
-    vpc->second.networks.push_back(&network->second);
-    vpcsByNetwork[&network->second].push_back(&vpc->second);
+    if (inactive(doc)) continue;
+    auto vpc = snap.vpcs.find(str(doc, "vpcId"));
+    const auto* network = snap.serviceNetworks.find(str(doc, "serviceNetworkId"));
+    if (vpc == snap.vpcs.end() || !network) continue;
+    vpc->second.networks.push_back(network->get());
     const json& groups = doc.value("securityGroupIds", json::array());
     if (!groups.is_array() || groups.empty()) continue;  // no security group: the whole VPC may connect
     vpc->second.securityGroupsApply = true;
@@ -876,7 +1079,7 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
                                 [&](const model::SecurityGroup& g) { return groupId.is_string() && g.id == groupId; });
       if (group == config.securityGroups.end()) {
         // Fails closed: the association meant to restrict, and nothing here says to whom.
-        logWarn("snapshot: ", str(doc, "id"), " names security group ", groupId.dump(), " missing from the config");
+        logWarn("snapshot: ", *id, " names security group ", groupId.dump(), " missing from the config");
         continue;
       }
       for (const auto& rule : group->ingress) {
@@ -885,19 +1088,11 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
       }
     }
   }
+}
 
-  for (const auto* record : records("authpolicy")) {
-    const auto* policy = cache.authPolicies.get(
-        *record, pass, [](const json& doc) { return std::make_pair(str(doc, "id"), compileAuthPolicy(doc)); });
-    if (!policy) continue;
-    if (auto service = snap->services.find(policy->first); service != snap->services.end()) {
-      service->second.authPolicy = policy->second;
-    } else if (auto network = snap->serviceNetworks.find(policy->first); network != snap->serviceNetworks.end()) {
-      network->second.authPolicy = policy->second;
-    }
-  }
-
-  for (const auto& identity : config.identities) {
+// The config's identities, compiled once per config.
+void SnapshotCompiler::compileCallers(Snapshot& snap) const {
+  for (const auto& identity : cache_->config.identities) {
     Caller caller;
     caller.identity = identity;
     if (!identity.policy.empty()) {
@@ -911,63 +1106,8 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
     }
     caller.identityHeaders = identityHeaders(identity);
     if (!identity.tags.empty()) caller.tagsJson = json(identity.tags).dump(-1, ' ', false, json::error_handler_t::replace);
-    snap->callers.emplace(identity.accessKeyId, std::move(caller));
+    snap.callers.emplace(identity.accessKeyId, std::move(caller));
   }
-
-  for (const auto* record : records("accesslogsubscription")) {
-    const json* found = parsed(cache.accessLogSubscriptions, *record);
-    if (!found) continue;
-    const json& doc = *found;
-    AccessLogDestination destination{str(doc, "id"), str(doc, "destinationArn"), str(doc, "resourceId"), {}, {}};
-    if (auto stream = firehoseStreamName(destination.destinationArn); !stream.empty()) {
-      if (auto endpoint = config.accessLogs.firehose.find(stream); endpoint != config.accessLogs.firehose.end()) {
-        destination.firehoseUrl = endpoint->second.url;
-        destination.firehoseAccessKey = endpoint->second.accessKey;
-      }
-    }
-    if (auto service = snap->services.find(destination.resourceId); service != snap->services.end()) {
-      service->second.accessLogs.push_back(destination);
-    } else if (auto network = snap->serviceNetworks.find(destination.resourceId);
-               network != snap->serviceNetworks.end()) {
-      if (str(doc, "serviceNetworkLogType", "SERVICE") == "SERVICE") network->second.accessLogs.push_back(destination);
-    }
-  }
-
-  std::vector<uint16_t> ports;
-  for (auto& [id, service] : snap->services) {
-    for (const auto& listener : service.listeners) {
-      if (listener.protocol == "HTTP") ports.push_back(listener.port);
-      snap->listenerPorts.push_back(listener.port);
-    }
-    for (const auto* network : service.networks) {
-      service.accessLogs.insert(service.accessLogs.end(), network->accessLogs.begin(), network->accessLogs.end());
-      auto clients = vpcsByNetwork.find(network);
-      if (clients == vpcsByNetwork.end()) continue;
-      for (Vpc* vpc : clients->second) vpc->reachable.emplace(&service, network);
-    }
-    for (const auto& host : service.hostNames) {
-      auto [it, inserted] = snap->servicesByHost.emplace(host, &service);
-      if (!inserted) logWarn("snapshot: host name ", host, " claimed by ", it->second->id, " and ", service.id);
-    }
-  }
-  std::sort(ports.begin(), ports.end());
-  ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
-  snap->httpListenerPorts = std::move(ports);
-  std::sort(snap->listenerPorts.begin(), snap->listenerPorts.end());
-  snap->listenerPorts.erase(std::unique(snap->listenerPorts.begin(), snap->listenerPorts.end()),
-                            snap->listenerPorts.end());
-
-  cache.targetGroups.sweep(pass);
-  cache.serviceNetworks.sweep(pass);
-  cache.services.sweep(pass);
-  cache.listeners.sweep(pass);
-  cache.rules.sweep(pass);
-  cache.serviceAssociations.sweep(pass);
-  cache.authPolicies.sweep(pass);
-  cache.tags.sweep(pass);
-  cache.vpcAssociations.sweep(pass);
-  cache.accessLogSubscriptions.sweep(pass);
-  return snap;
 }
 
 }  // namespace trellis::snapshot

@@ -25,12 +25,14 @@ class HealthCells {
   size_t sweepAt_ = 1024;
 };
 
-// Compiles one revision after another, reusing what it compiled from records that have not changed
-// since (same kind, id and modRevision): a change to one rule re-parses one rule, not 10,000 services.
-// A service's listeners and rules, and a target group's targets, are immutable SharedVectors that the
-// next snapshot shares unless one of their records (or a target group an action names) changed; the
-// rest of each snapshot (maps, services, copies of target groups) is assembled fresh. The result routes
-// exactly as compileSnapshot of the same contents and config would (test/snapshot). One build at a time.
+// Compiles the store's state once, then brings it forward change set by change set (Store::changesSince),
+// doing work in proportion to the change: a changed record is compiled on its own, then reverse indexes
+// say what it feeds (a rule its service; a target group the services routing to it; a network the
+// services associated with it), and only those are rebuilt. The new snapshot starts as a copy of the
+// previous one's sharded maps (ShardedMap) and replaces just those entries. Untouched services, target
+// groups and networks, and a service's listeners while none of their inputs changed, are the very same
+// objects in both. The result routes exactly as compileSnapshot of the same contents and config would
+// (test/snapshot). One build at a time.
 class SnapshotCompiler {
  public:
   // `cells` may be null (fresh cells: every target starts INITIAL); it must outlive the compiler.
@@ -39,10 +41,21 @@ class SnapshotCompiler {
   SnapshotCompiler(const SnapshotCompiler&) = delete;
   SnapshotCompiler& operator=(const SnapshotCompiler&) = delete;
 
+  // Everything, from scratch: at start, and whenever the config changes.
   std::shared_ptr<const Snapshot> compile(const store::StoreContents& contents, const model::Config& config);
+  // The last compiled state plus `changes` (which must start at its revision), with the same config.
+  std::shared_ptr<const Snapshot> update(const store::StoreChanges& changes);
 
  private:
   struct Cache;
+  struct Dirty;
+  void noteChange(const std::string& kind, const std::string& id, const store::Record* record, Dirty& dirty);
+  std::shared_ptr<const Snapshot> build(int64_t revision, Dirty& dirty);
+  std::shared_ptr<const Service> buildService(const Snapshot& snap, const std::string& id);
+  void countListenerPorts(const Service& service, int delta);
+  void compileVpcs(Snapshot& snap) const;
+  void compileCallers(Snapshot& snap) const;
+
   HealthCells* cells_;
   std::unique_ptr<Cache> cache_;
 };

@@ -16,6 +16,7 @@
 
 #include "auth/policy.h"
 #include "model/config.h"
+#include "snapshot/sharded_map.h"
 
 namespace trellis::snapshot {
 
@@ -101,8 +102,8 @@ struct WeightedTargetGroup {
   std::string id;
   const TargetGroup* group = nullptr;  // null when the id names no target group (answered with 503)
   int weight = 100;
-  // Owns *group: compiled once per target group revision and shared by the snapshots that route to it
-  // (the snapshot's own targetGroups entry is a copy holding the same targets).
+  // Owns *group, the snapshot's own targetGroups entry, which listeners shared with later snapshots
+  // keep alive.
   std::shared_ptr<const TargetGroup> sharedGroup;
 };
 
@@ -232,7 +233,8 @@ struct Service {
   std::vector<std::pair<std::string, std::string>> tags;  // aws:ResourceTag/* in auth policies
   int idleTimeoutSeconds = 60;
   SharedVector<Listener> listeners;  // shared with earlier snapshots while their records stay unchanged
-  std::vector<const ServiceNetwork*> networks;   // associated (ACTIVE) service networks
+  // Associated (ACTIVE) service networks: the snapshot's own serviceNetworks entries.
+  std::vector<const ServiceNetwork*> networks;
   std::vector<AccessLogDestination> accessLogs;  // the service's own and its networks'
 
   const Listener* listenerOnPort(uint16_t port) const;
@@ -270,15 +272,17 @@ struct Vpc {
   std::string arn;  // arn:{partition}:ec2:{region}:{account}:vpc/{id}
   std::vector<Prefix> cidrs;
   std::vector<const ServiceNetwork*> networks;  // through its SNVAs (at most one: a quota the API enforces)
-  // The services a client here may reach, and the service network it reaches each through.
-  std::unordered_map<const Service*, const ServiceNetwork*> reachable;
   // Whether an association names security groups; when it does, only `ingress` may connect.
   bool securityGroupsApply = false;
   std::vector<IngressAllowance> ingress;
 
+  // The network through which a client here reaches `service` (the service's first association this
+  // VPC shares), or null: the service is not reachable from here. Allocation-free.
   const ServiceNetwork* networkFor(const Service& service) const {
-    auto it = reachable.find(&service);
-    return it == reachable.end() ? nullptr : it->second;
+    for (const auto* network : service.networks)
+      for (const auto* mine : networks)
+        if (mine == network) return network;
+    return nullptr;
   }
   // Whether a client at `address` may open a connection to listener port `port`. Allocation-free.
   bool admits(const Address& address, uint16_t port) const;
@@ -322,10 +326,11 @@ struct Snapshot {
   int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds (spec 5.10)
   bool verifyTargetCertificates = false;          // config dataPlane (a Trellis extension)
   std::string targetCaFile;
-  std::unordered_map<std::string, Service> services;  // by id (node-based: pointers stay valid)
-  std::unordered_map<std::string, const Service*> servicesByHost;
-  std::unordered_map<std::string, TargetGroup> targetGroups;
-  std::unordered_map<std::string, ServiceNetwork> serviceNetworks;
+  // By id. Shared, entry by entry, with the snapshots before and after this one (SnapshotCompiler).
+  ShardedMap<std::shared_ptr<const Service>> services;
+  ShardedMap<const Service*> servicesByHost;  // lower-case host name → an entry of `services`
+  ShardedMap<std::shared_ptr<const TargetGroup>> targetGroups;
+  ShardedMap<std::shared_ptr<const ServiceNetwork>> serviceNetworks;
   std::unordered_map<std::string, Vpc> vpcs;  // by id: the config's VPCs (node-based: pointers stay valid)
   VpcTable vpcTable;
   const Vpc* defaultVpc = nullptr;  // config `defaultVpc`: where clients outside every VPC belong
@@ -338,8 +343,11 @@ struct Snapshot {
   };
   std::unordered_map<std::string, Caller, KeyHash, std::equal_to<>> callers;
 
-  // `host` lower-case, without port.
-  const Service* serviceByHost(std::string_view host) const;
+  // `host` lower-case, without port. Allocation-free.
+  const Service* serviceByHost(std::string_view host) const {
+    const Service* const* service = servicesByHost.find(host);
+    return service ? *service : nullptr;
+  }
   // The source VPC of a client (sockaddr_in/in6): the longest CIDR holding its address, else the
   // default VPC, else null (the client is refused). Allocation-free: the accept path calls it.
   const Vpc* sourceVpc(const sockaddr* address) const;

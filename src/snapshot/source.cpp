@@ -1,6 +1,7 @@
 #include "snapshot/source.h"
 
 #include <sstream>
+#include <utility>
 
 #include "common/log.h"
 
@@ -100,6 +101,7 @@ void SnapshotBuilder::setConfig(model::Config config) {
   {
     std::lock_guard lock(mutex_);
     config_ = std::move(config);
+    configChanged_ = true;
     pending_ = true;
   }
   wake_.notify_one();
@@ -119,15 +121,17 @@ void SnapshotBuilder::run() {
 void SnapshotBuilder::buildOnce() {
   std::chrono::steady_clock::time_point since;
   model::Config config;
+  bool configChanged = false;
   {
     std::lock_guard lock(mutex_);
     since = oldestPending_;
     pending_ = false;  // commits arriving from here on trigger another build
     config = config_;  // a copy: setConfig may replace it while this build runs
+    configChanged = std::exchange(configChanged_, false);
   }
   SnapshotPtr snapshot;
   try {
-    snapshot = compiler_.compile(readStore(), config);
+    snapshot = compileNext(config, configChanged);
   } catch (const std::exception& e) {
     logError("snapshot: build failed, keeping revision ", current()->revision, ": ", e.what());
     std::lock_guard lock(mutex_);
@@ -154,20 +158,22 @@ void SnapshotBuilder::buildOnce() {
   published_.notify_all();
 }
 
-const store::StoreContents& SnapshotBuilder::readStore() {
-  if (haveRecords_) {
-    store::StoreChanges changes = store_.changesSince(records_.revision);
+SnapshotPtr SnapshotBuilder::compileNext(const model::Config& config, bool configChanged) {
+  if (compiledRevision_ >= 0 && !configChanged) {
+    store::StoreChanges changes = store_.changesSince(compiledRevision_);
     if (!changes.compacted) {
-      haveRecords_ = false;  // until applied whole
-      records_.apply(std::move(changes));
-      haveRecords_ = true;
-      return records_;
+      compiledRevision_ = -1;  // until the update is through: a throw leaves the compiler's state unknown
+      SnapshotPtr snapshot = compiler_.update(changes);
+      compiledRevision_ = changes.revision;
+      return snapshot;
     }
-    logInfo("snapshot: the store no longer has the changes since revision ", records_.revision, "; reading it all");
+    logInfo("snapshot: the store no longer has the changes since revision ", compiledRevision_, "; reading it all");
   }
-  records_ = store_.readAll();
-  haveRecords_ = true;
-  return records_;
+  compiledRevision_ = -1;
+  store::StoreContents contents = store_.readAll();
+  SnapshotPtr snapshot = compiler_.compile(contents, config);
+  compiledRevision_ = contents.revision;
+  return snapshot;
 }
 
 std::string SnapshotBuilder::renderMetrics() const {

@@ -55,9 +55,9 @@ class SnapshotHolder : public SnapshotSource {
 
 // Rebuilds the snapshot when told a revision committed. Notifications are coalesced: a burst of
 // commits while a build runs produces one more build, of the newest state. Builds run on the
-// builder's own thread; a build that throws keeps the last good snapshot. The builder keeps a copy of
-// the store's records and reads only what changed since its last build (Store::changesSince), all of
-// them only at the start and when the store no longer has that history.
+// builder's own thread; a build that throws keeps the last good snapshot. Each build reads only what
+// changed since the last one (Store::changesSince) and hands it to the compiler; the whole store is
+// read only at the start, after a config change, and when the store no longer has that history.
 class SnapshotBuilder : public SnapshotSource {
  public:
   // `store` must outlive the builder.
@@ -87,12 +87,12 @@ class SnapshotBuilder : public SnapshotSource {
  private:
   void run();
   void buildOnce();
-  const store::StoreContents& readStore();
+  SnapshotPtr compileNext(const model::Config& config, bool configChanged);
 
   store::Store& store_;
-  store::StoreContents records_;  // the store at records_.revision, as of the last build
-  bool haveRecords_ = false;
+  int64_t compiledRevision_ = -1;  // what compiler_ holds; -1: nothing yet
   model::Config config_;
+  bool configChanged_ = false;
   HealthCells cells_;
   SnapshotCompiler compiler_{&cells_};  // one build at a time: start(), then the builder thread
   SnapshotHolder holder_;

@@ -49,7 +49,7 @@ struct RecordKey {
   std::string id;
 };
 
-// What changed after a revision, for readers that keep a copy of the store (the snapshot builder):
+// What changed after a revision, for readers that follow the store (the snapshot builder compiles only these):
 // shaped like an etcd watch from a revision, so an etcd backend answers it with the same meaning.
 struct StoreChanges {
   int64_t revision = 0;  // the store's revision these changes bring the reader to
@@ -63,10 +63,6 @@ struct StoreChanges {
 struct StoreContents {
   int64_t revision = 0;
   std::vector<Record> records;  // every record of every kind, at `revision` (readAll: ascending by (kind, id))
-
-  // Brings these contents, sorted as readAll returns them, to `changes.revision`; they must be the
-  // contents at the revision the changes were asked since. Keeps them sorted.
-  void apply(StoreChanges changes);
 };
 
 class Store {

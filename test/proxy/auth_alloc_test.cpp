@@ -59,7 +59,7 @@ TEST(AuthAllocation, AnonymousRequestsAreAuthorizedWithoutAllocating) {
   model::Config config;
   config.vpcs.push_back({vpc, {"127.0.0.0/8"}});
   auto snap = snapshot::compileSnapshot(store.contents(), config);
-  const snapshot::Service& service = snap->services.at(svc);
+  const snapshot::Service& service = *snap->services.at(svc);
   const snapshot::Vpc* source = &snap->vpcs.at(vpc);
 
   proxy::RequestHead head;

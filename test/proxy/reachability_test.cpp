@@ -110,8 +110,8 @@ TEST(SourceVpc, ReachableServicesAndSecurityGroupsArePrecomputed) {
   auto snap = snapshot::compileSnapshot(s.contents(), c);
   const snapshot::Vpc& a = snap->vpcs.at(kVpcA);
   const snapshot::Vpc& b = snap->vpcs.at(kVpcB);
-  const snapshot::Service& svc = snap->services.at(kSvc);
-  const snapshot::Service& other = snap->services.at(kOther);
+  const snapshot::Service& svc = *snap->services.at(kSvc);
+  const snapshot::Service& other = *snap->services.at(kOther);
   ASSERT_NE(a.networkFor(svc), nullptr);
   EXPECT_EQ(a.networkFor(svc)->id, kSnA);
   EXPECT_EQ(a.networkFor(other), nullptr);
@@ -133,12 +133,12 @@ TEST(SourceVpc, ReachableServicesAndSecurityGroupsArePrecomputed) {
   vpcAssociation(s, "snva-a", kSnA, kVpcA, {"sg-00000000000000099"});
   snap = snapshot::compileSnapshot(s.contents(), c);
   EXPECT_FALSE(snap->vpcs.at(kVpcA).admits(v4("127.0.1.5"), 80));
-  EXPECT_NE(snap->vpcs.at(kVpcA).networkFor(snap->services.at(kSvc)), nullptr);
+  EXPECT_NE(snap->vpcs.at(kVpcA).networkFor(*snap->services.at(kSvc)), nullptr);
 
   // Disassociated: nothing reachable, and no security group left to apply.
   s.erase("servicenetworkvpcassociation", "snva-a");
   snap = snapshot::compileSnapshot(s.contents(), c);
-  EXPECT_EQ(snap->vpcs.at(kVpcA).networkFor(snap->services.at(kSvc)), nullptr);
+  EXPECT_EQ(snap->vpcs.at(kVpcA).networkFor(*snap->services.at(kSvc)), nullptr);
   EXPECT_TRUE(snap->vpcs.at(kVpcA).admits(v4("127.0.1.5"), 80));
 }
 

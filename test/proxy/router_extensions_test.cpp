@@ -111,7 +111,7 @@ TEST_F(RouterExtensions, CompilerKeepsTheExtensionsOnTheRule) {
     "requestRedirect": {"scheme": "https", "port": 8443, "path": {"replacePrefixMatch": "/n"}}})");
   rule("rule-1", 1, prefix("/a"), ext, 205);
   snap_ = snapshot::compileSnapshot(store_.contents(), config_);
-  const auto& r = snap_->services.at(kSvc).listeners.at(0).rules.at(0);
+  const auto& r = snap_->services.at(kSvc)->listeners.at(0).rules.at(0);
   ASSERT_EQ(r.alternatives.size(), 2u);
   EXPECT_EQ(r.alternatives[1].path, "/c");  // case-insensitive unless caseSensitive, like the rule's match
   ASSERT_EQ(r.queries.size(), 1u);

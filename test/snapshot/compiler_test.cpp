@@ -57,7 +57,7 @@ TEST(SnapshotCompiler, IndexesServicesByLowerCasedHostNames) {
 
 TEST(SnapshotCompiler, SortsRulesAndCompilesMatchers) {
   auto snap = compileSnapshot(basicStore().contents(), config());
-  const Listener* listener = snap->services.at(kSvc).listenerOnPort(8081);
+  const Listener* listener = snap->services.at(kSvc)->listenerOnPort(8081);
   ASSERT_NE(listener, nullptr);
   ASSERT_EQ(listener->rules.size(), 2u);
   EXPECT_EQ(listener->rules[0].id, "rule-1");
@@ -79,12 +79,12 @@ TEST(SnapshotCompiler, SortsRulesAndCompilesMatchers) {
   ASSERT_NE(group, nullptr);
   EXPECT_EQ(group->id, kTgA);
   // The group routing reads and the snapshot's own entry hold the very same targets (one health each).
-  EXPECT_TRUE(group->targets.sameAs(snap->targetGroups.at(kTgA).targets));
+  EXPECT_TRUE(group->targets.sameAs(snap->targetGroups.at(kTgA)->targets));
 }
 
 TEST(SnapshotCompiler, ResolvesTargets) {
   auto snap = compileSnapshot(basicStore().contents(), config());
-  const TargetGroup& a = snap->targetGroups.at(kTgA);
+  const TargetGroup& a = *snap->targetGroups.at(kTgA);
   ASSERT_EQ(a.targets.size(), 3u);
   EXPECT_EQ(a.targets[0].ipPort, "10.0.0.1:8080");
   EXPECT_FALSE(a.targets[0].draining);
@@ -92,7 +92,7 @@ TEST(SnapshotCompiler, ResolvesTargets) {
   EXPECT_TRUE(a.targets[1].draining);
   EXPECT_EQ(a.targets[2].ipPort, "[fd00::5]:8080");
   EXPECT_TRUE(a.used);
-  const TargetGroup& b = snap->targetGroups.at(kTgB);
+  const TargetGroup& b = *snap->targetGroups.at(kTgB);
   EXPECT_EQ(b.targets[0].ipPort, "10.1.0.7:80");
   EXPECT_FALSE(b.targets[1].resolvable());
   // Health defaults of spec 5.5.
@@ -112,7 +112,7 @@ TEST(SnapshotCompiler, HealthCheckConfigAndMatchers) {
                  {"healthCheckTimeoutSeconds", 0}, {"healthyThresholdCount", 2},
                  {"matcher", {{"httpCode", "200-204,302"}}}});
   auto snap = compileSnapshot(s.contents(), config());
-  const HealthCheck& hc = snap->targetGroups.at(kTgA).healthCheck;
+  const HealthCheck& hc = snap->targetGroups.at(kTgA)->healthCheck;
   EXPECT_EQ(hc.path, "/health");
   EXPECT_EQ(hc.intervalSeconds, 5);
   EXPECT_EQ(hc.timeoutSeconds, 5);  // 0 resets to default
@@ -120,7 +120,7 @@ TEST(SnapshotCompiler, HealthCheckConfigAndMatchers) {
   EXPECT_TRUE(hc.matches(204));
   EXPECT_TRUE(hc.matches(302));
   EXPECT_FALSE(hc.matches(301));
-  EXPECT_FALSE(snap->targetGroups.at(kTgA).used);
+  EXPECT_FALSE(snap->targetGroups.at(kTgA)->used);
   EXPECT_TRUE(parseHttpCodeMatcher("2x0").empty());
   EXPECT_TRUE(parseHttpCodeMatcher("300-200").empty());
   EXPECT_EQ(parseHttpCodeMatcher("200,202").size(), 2u);
@@ -134,7 +134,7 @@ TEST(SnapshotCompiler, NetworksVpcsAndAccessLogs) {
   s.accessLogSubscription("als-1", kSvc, "arn:aws:logs:us-east-1:111122223333:log-group:svc-logs");
   s.accessLogSubscription("als-2", "sn-0000000000000000a", "arn:aws:s3:::bucket/prefix");
   auto snap = compileSnapshot(s.contents(), config());
-  const Service& svc = snap->services.at(kSvc);
+  const Service& svc = *snap->services.at(kSvc);
   ASSERT_EQ(svc.networks.size(), 1u);
   ASSERT_EQ(svc.accessLogs.size(), 2u);
   sockaddr_in client{};
@@ -156,14 +156,14 @@ TEST(SnapshotCompiler, FirehoseDestinationsCarryTheConfiguredEndpoint) {
   model::Config c = config();
   c.accessLogs.firehose["lattice-logs"] = {"http://127.0.0.1:9000/put", "key-1"};
   auto snap = compileSnapshot(s.contents(), c);
-  const auto& logs = snap->services.at(kSvc).accessLogs;
+  const auto& logs = snap->services.at(kSvc)->accessLogs;
   ASSERT_EQ(logs.size(), 1u);
   EXPECT_EQ(logs[0].firehoseUrl, "http://127.0.0.1:9000/put");
   EXPECT_EQ(logs[0].firehoseAccessKey, "key-1");
   // A stream the config does not name: no endpoint (the writer drops and counts its records).
   c.accessLogs.firehose.clear();
   c.accessLogs.firehose["other"] = {"http://127.0.0.1:9000/put", ""};
-  EXPECT_EQ(compileSnapshot(s.contents(), c)->services.at(kSvc).accessLogs[0].firehoseUrl, "");
+  EXPECT_EQ(compileSnapshot(s.contents(), c)->services.at(kSvc)->accessLogs[0].firehoseUrl, "");
 }
 
 TEST(SnapshotCompiler, SkipsBrokenRecordsAndKeepsTheRest) {
@@ -173,16 +173,16 @@ TEST(SnapshotCompiler, SkipsBrokenRecordsAndKeepsTheRest) {
   contents.records.push_back({"service", "svc-broken", "{not json", 1, 1});
   auto snap = compileSnapshot(contents, config());
   EXPECT_EQ(snap->services.size(), 1u);
-  EXPECT_EQ(snap->services.at(kSvc).listeners[0].rules.size(), 2u);
+  EXPECT_EQ(snap->services.at(kSvc)->listeners[0].rules.size(), 2u);
 }
 
 TEST(HealthCells, SurviveRebuilds) {
   HealthCells cells;
   auto first = compileSnapshot(basicStore().contents(), config(), &cells);
-  first->targetGroups.at(kTgA).targets[0].health->healthy = true;
+  first->targetGroups.at(kTgA)->targets[0].health->healthy = true;
   auto second = compileSnapshot(basicStore().contents(), config(), &cells);
-  EXPECT_TRUE(second->targetGroups.at(kTgA).targets[0].health->healthy);
-  EXPECT_FALSE(second->targetGroups.at(kTgA).targets[2].health->healthy);
+  EXPECT_TRUE(second->targetGroups.at(kTgA)->targets[0].health->healthy);
+  EXPECT_FALSE(second->targetGroups.at(kTgA)->targets[2].health->healthy);
 }
 
 TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
@@ -205,7 +205,7 @@ TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
   EXPECT_EQ(last, first + 50);
   ASSERT_TRUE(builder.waitForRevision(last, std::chrono::seconds(10)));
   EXPECT_EQ(builder.current()->services.size(), 11u);
-  EXPECT_EQ(builder.current()->services.at("svc-00000000000000003").name, "s43");
+  EXPECT_EQ(builder.current()->services.at("svc-00000000000000003")->name, "s43");
   EXPECT_LE(published, 51);
   EXPECT_NE(builder.renderMetrics().find("trellis_snapshot_propagation_seconds_count"), std::string::npos);
 
@@ -213,7 +213,7 @@ TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
   s.erase("service", "svc-00000000000000003");
   last = db.sync(s.contents());
   ASSERT_TRUE(builder.waitForRevision(last, std::chrono::seconds(10)));
-  EXPECT_EQ(builder.current()->services.count("svc-00000000000000003"), 0u);
+  EXPECT_FALSE(builder.current()->services.contains("svc-00000000000000003"));
   EXPECT_EQ(builder.current()->services.size(), 10u);
   builder.stop();
 }

@@ -48,7 +48,7 @@ std::string dump(const Snapshot& snap, bool cells = true) {
   };
   out << "revision " << snap.revision << "\n";
   for (const auto& id : sorted(snap.services)) {
-    const Service& s = snap.services.at(id);
+    const Service& s = *snap.services.at(id);
     out << "service " << id << " " << s.arn << " " << s.name << " " << s.authType << " iam=" << s.usesIam
         << " policy=" << (s.authPolicy != nullptr) << " idle=" << s.idleTimeoutSeconds << " cert=" << s.certificateArn
         << " generated=" << s.generatedName << " custom=" << s.customDomainName << "\n";
@@ -75,7 +75,7 @@ std::string dump(const Snapshot& snap, bool cells = true) {
     }
   }
   for (const auto& id : sorted(snap.targetGroups)) {
-    const TargetGroup& g = snap.targetGroups.at(id);
+    const TargetGroup& g = *snap.targetGroups.at(id);
     out << "group " << id << " " << g.arn << " " << g.type << " " << g.port << " used=" << g.used
         << " check=" << g.healthCheck.enabled << g.healthCheck.path << g.healthCheck.intervalSeconds << "\n";
     for (const auto& t : g.targets)
@@ -83,7 +83,7 @@ std::string dump(const Snapshot& snap, bool cells = true) {
           << (cells ? t.health.get() : nullptr) << "\n";
   }
   for (const auto& id : sorted(snap.serviceNetworks)) {
-    const ServiceNetwork& n = snap.serviceNetworks.at(id);
+    const ServiceNetwork& n = *snap.serviceNetworks.at(id);
     out << "network " << id << " " << n.authType << " policy=" << (n.authPolicy != nullptr) << "\n";
     for (const auto& log : n.accessLogs) out << "  log " << log.subscriptionId << "\n";
   }
@@ -91,9 +91,10 @@ std::string dump(const Snapshot& snap, bool cells = true) {
     const Vpc& v = snap.vpcs.at(id);
     out << "vpc " << id << " sg=" << v.securityGroupsApply << " ingress=" << v.ingress.size() << "\n";
     for (const auto* network : v.networks) out << "  network " << network->id << "\n";
-    std::map<std::string, std::string> reachable;
-    for (const auto& [service, network] : v.reachable) reachable[service->id] = network->id;
-    for (const auto& [service, network] : reachable) out << "  reaches " << service << " via " << network << "\n";
+    for (const auto& service : sorted(snap.services)) {
+      if (const ServiceNetwork* network = v.networkFor(*snap.services.at(service)))
+        out << "  reaches " << service << " via " << network->id << "\n";
+    }
   }
   for (const auto& host : sorted(snap.servicesByHost))
     out << "byHost " << host << " " << snap.servicesByHost.at(host)->id << "\n";
@@ -208,8 +209,11 @@ TEST(SnapshotCompilerIncremental, EqualsAFullCompileAfterEveryChange) {
     bool moved = false;
     for (int step = 0; step < 200; ++step) {
       random.step();
-      if (step % 50 == 49) moved = !moved;  // a config change: INSTANCE targets resolve elsewhere
-      auto incremental = compiler.compile(random.store.contents(), config(moved));
+      bool configChanged = step % 50 == 49;  // INSTANCE targets resolve elsewhere: compiled from scratch
+      if (configChanged) moved = !moved;
+      auto incremental = !previous || configChanged
+                             ? compiler.compile(random.store.contents(), config(moved))
+                             : compiler.update(random.store.changesSince(previous->revision));
       auto full = compileSnapshot(random.store.contents(), config(moved), &cells);
       std::string expected = dump(*full);
       ASSERT_EQ(dump(*incremental), expected) << "step " << step;
@@ -232,18 +236,18 @@ TEST(SnapshotCompilerIncremental, SharesWhatDidNotChange) {
   SnapshotCompiler compiler(&cells);
   auto first = compiler.compile(s.contents(), config(false));
 
-  // A target registered in tg-2: only svc-2's listeners (which route to it) are rebuilt.
+  // A target registered in tg-2: only svc-2 (which routes to it) is rebuilt; svc-1 and tg-1 are the very
+  // same objects in both snapshots.
   s.targetGroup("tg-00000000000000002", 80, {{"10.0.0.2"}, {"10.0.0.3"}});
-  auto second = compiler.compile(s.contents(), config(false));
-  const auto& a1 = first->services.at("svc-00000000000000001").listeners;
-  const auto& a2 = second->services.at("svc-00000000000000001").listeners;
-  EXPECT_TRUE(a1.sameAs(a2));
-  EXPECT_FALSE(first->services.at("svc-00000000000000002").listeners.sameAs(
-      second->services.at("svc-00000000000000002").listeners));
-  EXPECT_TRUE(first->targetGroups.at("tg-00000000000000001").targets.sameAs(
-      second->targetGroups.at("tg-00000000000000001").targets));
+  auto second = compiler.update(s.changesSince(first->revision));
+  EXPECT_EQ(first->services.at("svc-00000000000000001"), second->services.at("svc-00000000000000001"));
+  EXPECT_EQ(first->targetGroups.at("tg-00000000000000001"), second->targetGroups.at("tg-00000000000000001"));
+  EXPECT_NE(first->services.at("svc-00000000000000002"), second->services.at("svc-00000000000000002"));
+  EXPECT_NE(first->targetGroups.at("tg-00000000000000002"), second->targetGroups.at("tg-00000000000000002"));
+  EXPECT_FALSE(first->services.at("svc-00000000000000002")->listeners.sameAs(
+      second->services.at("svc-00000000000000002")->listeners));
   auto routedTargets = [](const Snapshot& snap) {
-    return snap.services.at("svc-00000000000000002").listeners[0].defaultAction.targetGroups[0].group->targets.size();
+    return snap.services.at("svc-00000000000000002")->listeners[0].defaultAction.targetGroups[0].group->targets.size();
   };
   EXPECT_EQ(routedTargets(*second), 2u);
   EXPECT_EQ(routedTargets(*first), 1u);  // the old snapshot still routes to what it was built with

@@ -26,8 +26,19 @@ class StoreFixture {
   void erase(const std::string& kind, const std::string& id) {
     std::erase_if(contents_.records, [&](const store::Record& r) { return r.kind == kind && r.id == id; });
     ++contents_.revision;
+    deletions_.emplace_back(contents_.revision, store::RecordKey{kind, id});
   }
   const store::StoreContents& contents() const { return contents_; }
+  // What Store::changesSince(revision) answers for these contents.
+  store::StoreChanges changesSince(int64_t revision) const {
+    store::StoreChanges changes;
+    changes.revision = contents_.revision;
+    for (const auto& [at, key] : deletions_)
+      if (at > revision) changes.deleted.push_back(key);
+    for (const auto& record : contents_.records)
+      if (record.modRevision > revision) changes.records.push_back(record);
+    return changes;
+  }
 
   static std::string arn(const std::string& type, const std::string& id) {
     return "arn:aws:vpc-lattice:us-east-1:111122223333:" + type + "/" + id;
@@ -158,6 +169,7 @@ class StoreFixture {
 
  private:
   store::StoreContents contents_;
+  std::vector<std::pair<int64_t, store::RecordKey>> deletions_;
 };
 
 }  // namespace trellis::testing
