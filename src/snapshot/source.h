@@ -107,7 +107,8 @@ class SnapshotBuilder : public SnapshotSource {
   bool pending_ = false;
   std::thread thread_;
 
-  static constexpr double kBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  static constexpr double kBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                        0.01,   0.025,   0.05,   0.1,   0.25,   1};
   uint64_t bucketCounts_[std::size(kBuckets)] = {};
   uint64_t propagationCount_ = 0;
   double propagationSum_ = 0;
