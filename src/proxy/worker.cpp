@@ -1096,7 +1096,12 @@ void Exchange::startHttp2Upstream() {
 
 void Exchange::keepForReplay(std::string_view bytes) {
   if (!replayValid) return;
-  if (replay.size() + bytes.size() > kMaxReplay) {
+  // While a retry waits, an HTTP/2 client may still send what its stream window allows (bodyBlocked stops
+  // the window from reopening, but cannot take back what it granted): kept as well, so a body that was
+  // small enough when the attempt failed is retried whatever arrives meanwhile. HTTP/1.1 clients are not
+  // read from meanwhile.
+  size_t limit = retryAt != 0 && down.http2() ? kMaxReplay + kStreamHighWater : kMaxReplay;
+  if (replay.size() + bytes.size() > limit) {
     replayValid = false;
     replay.clear();
     replay.shrink_to_fit();

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "proxy/h2_backend.h"
+#include "proxy/h2_client.h"
 #include "proxy/grpc_server.h"
 #include "proxy/tls_harness.h"
 
@@ -240,50 +241,6 @@ TEST_F(Http2ProxyTest, GrpcRoutedByServiceAndMethodPaths) {
   EXPECT_EQ(call("ClientStream"), "404 2");  // no rule for it: the default action
   EXPECT_EQ(call("Bidi"), "404 2");
 }
-
-// A blocking h2c client on our own codec: enough to watch the frames a shutdown sends.
-class H2Client : public proxy::Http2ClientHandler {
- public:
-  explicit H2Client(uint16_t port) : fd_(connectTo(port)), session_(*this) {}
-  ~H2Client() override { ::close(fd_); }
-  int32_t get(const std::string& host, const std::string& path) {
-    int32_t id = session_.submitRequest("GET", "http", host, path, {}, true);
-    exchange();
-    return id;
-  }
-  // Sends what is pending, then reads and decodes until `done` holds or the server closes.
-  void exchange(const std::function<bool()>& done = {}) {
-    while (true) {
-      std::string out;
-      session_.send(out);
-      if (!out.empty()) ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
-      if (done ? done() : complete_ > 0) return;
-      char buffer[16384];
-      ssize_t n = ::read(fd_, buffer, sizeof buffer);
-      if (n <= 0) {
-        closed_ = true;
-        return;
-      }
-      session_.receive(std::string_view(buffer, static_cast<size_t>(n)));
-    }
-  }
-  void onResponseHead(int32_t, proxy::ResponseHead& head) override { status_ = head.status; }
-  void onBody(int32_t stream, std::string_view data) override { session_.consume(stream, data.size()); }
-  void onTrailers(int32_t, proxy::Headers&) override {}
-  void onComplete(int32_t) override { ++complete_; }
-  void onStreamClosed(int32_t, uint32_t) override {}
-  void onGoaway(int32_t lastStreamId, uint32_t errorCode) override {
-    goawayLast_ = lastStreamId;
-    goawayError_ = static_cast<int>(errorCode);
-  }
-
-  int fd_;
-  proxy::Http2ClientSession session_;
-  int status_ = 0, complete_ = 0;
-  int32_t goawayLast_ = -1;
-  int goawayError_ = -1;
-  bool closed_ = false;
-};
 
 TEST_F(Http2ProxyTest, ShutdownSendsGoawayThenCloses) {
   EchoBackend backend{"h1"};

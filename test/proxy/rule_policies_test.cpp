@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "proxy/h2_backend.h"
+#include "proxy/h2_client.h"
 #include "proxy/tls_harness.h"
 
 namespace trellis::testing {
@@ -227,6 +228,36 @@ TEST_F(RulePolicies, ConnectionFailuresAreRetriedOnAnotherTarget) {
   Client c(port);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(c.get(kHost).status, 200);
   EXPECT_EQ(live.requests(), 4);
+}
+
+// An HTTP/2 client keeps sending while a retry waits for its backoff: up to what its stream window still
+// allows, well past the 64 KiB kept otherwise. The retry must still carry the whole body, not give up.
+TEST_F(RulePolicies, Http2BodySentDuringTheBackoffStillGoesToTheRetry) {
+  uint16_t dead = freePort();  // nobody listens: an attempt that picks it fails at connect
+  ScriptedBackend live([](int) { return ScriptedBackend::Reply{200, 0}; });
+  rule({dead, live.port()}, {{"retry", {{"attempts", 1}, {"backoffMs", 600}}}});
+  std::string start(8 * 1024, 's'), rest(200 * 1024, 'r');
+  rest += "end-of-body";
+  H2Client client(port);
+  for (int i = 0; i < 2; ++i) {  // round robin: one of the two starts on the dead target
+    int32_t stream = client.startPost(kHost, "/upload", start.size() + rest.size());
+    client.sendBody(stream, start, false);
+    client.pump(std::chrono::milliseconds(200));  // the first attempt has failed: the retry waits
+    client.sendBody(stream, rest, true);
+    client.exchange([&] { return client.complete_ > i; });
+    EXPECT_EQ(client.status_, 200) << "request " << i;
+  }
+  std::string metrics = h.dataPlane().renderMetrics();
+  std::string series = "trellis_proxy_retries_total{target_group=\"" + kTgA + "\"} ";
+  auto at = metrics.find(series);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stoi(metrics.substr(at + series.size())), 1) << metrics;  // the dead target was tried
+  auto got = live.received();
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& request : got) {
+    ASSERT_GE(request.size(), start.size() + rest.size());
+    EXPECT_EQ(request.substr(request.size() - rest.size() - start.size()), start + rest);
+  }
 }
 
 // ---------------- connection lifetime ----------------
