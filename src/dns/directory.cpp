@@ -200,7 +200,7 @@ Directory::Outcome Directory::respond(const Message& query, const snapshot::Snap
 
   // An empty non-terminal (e.g. {partitionId}.{zone}) exists when a name the querier may see is below it.
   bool hasVisibleChild = false;
-  if (host) {
+  if (host && snap.hostAncestors.contains(*host)) {
     for (const auto& [id, s] : snap.services) {
       for (const auto& h : s->hostNames) {
         if (h.size() > host->size() && hostWithin(h, *host) && visible(*s)) hasVisibleChild = true;

@@ -836,6 +836,7 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::build(int64_t revision, Dirty&
   if (cache.last) {
     snap->services = cache.last->services;
     snap->servicesByHost = cache.last->servicesByHost;
+    snap->hostAncestors = cache.last->hostAncestors;
     snap->targetGroups = cache.last->targetGroups;
     snap->serviceNetworks = cache.last->serviceNetworks;
     snap->callers = cache.last->callers;
@@ -946,10 +947,23 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::build(int64_t revision, Dirty&
   }
   for (const auto& host : hosts) {
     const IdSet& claims = membersOf(cache.hostClaims, host);
+    bool existed = snap->servicesByHost.contains(host);
     if (claims.empty()) {
       snap->servicesByHost.erase(host);
     } else {
       snap->servicesByHost.set(host, snap->services.at(*claims.begin()).get());
+    }
+    if (existed == !claims.empty()) continue;
+    for (size_t dot = host.find('.'); dot != std::string::npos; dot = host.find('.', dot + 1)) {
+      std::string_view ancestor = std::string_view(host).substr(dot + 1);
+      const size_t* below = snap->hostAncestors.find(ancestor);
+      size_t count = below ? *below : 0;
+      count = existed ? count - 1 : count + 1;
+      if (count == 0) {
+        snap->hostAncestors.erase(ancestor);
+      } else {
+        snap->hostAncestors.set(ancestor, count);
+      }
     }
   }
   for (const auto& [port, count] : cache.listenersOnPort) snap->listenerPorts.push_back(port);

@@ -329,6 +329,9 @@ struct Snapshot {
   // By id. Shared, entry by entry, with the snapshots before and after this one (SnapshotCompiler).
   ShardedMap<std::shared_ptr<const Service>> services;
   ShardedMap<const Service*> servicesByHost;  // lower-case host name → an entry of `services`
+  // Every proper ancestor of those host names ("b.c" and "c" for "a.b.c") → how many of them are below it:
+  // lets DNS answer a name nothing is under with NXDOMAIN without walking the services.
+  ShardedMap<size_t> hostAncestors;
   ShardedMap<std::shared_ptr<const TargetGroup>> targetGroups;
   ShardedMap<std::shared_ptr<const ServiceNetwork>> serviceNetworks;
   std::unordered_map<std::string, Vpc> vpcs;  // by id: the config's VPCs (node-based: pointers stay valid)

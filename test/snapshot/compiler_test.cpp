@@ -51,6 +51,10 @@ TEST(SnapshotCompiler, IndexesServicesByLowerCasedHostNames) {
   EXPECT_EQ(byGenerated->id, kSvc);
   EXPECT_EQ(snap->serviceByHost("billing.example.com"), byGenerated);
   EXPECT_EQ(snap->serviceByHost("Billing.Example.COM"), nullptr);  // callers lower-case first
+  // The names above them, with how many host names are below each.
+  EXPECT_EQ(snap->hostAncestors.at("example.com"), 1u);
+  EXPECT_EQ(snap->hostAncestors.at("com"), 1u);
+  EXPECT_FALSE(snap->hostAncestors.contains("billing.example.com"));
   EXPECT_EQ(byGenerated->idleTimeoutSeconds, 120);
   EXPECT_EQ(snap->httpListenerPorts, std::vector<uint16_t>{8081});
 }

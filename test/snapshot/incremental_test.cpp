@@ -98,6 +98,7 @@ std::string dump(const Snapshot& snap, bool cells = true) {
   }
   for (const auto& host : sorted(snap.servicesByHost))
     out << "byHost " << host << " " << snap.servicesByHost.at(host)->id << "\n";
+  for (const auto& name : sorted(snap.hostAncestors)) out << "above " << name << " " << snap.hostAncestors.at(name) << "\n";
   for (auto port : snap.httpListenerPorts) out << "httpPort " << port << "\n";
   for (auto port : snap.listenerPorts) out << "port " << port << "\n";
   return out.str();
