@@ -758,7 +758,8 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
                                   Dirty& dirty) {
   Cache& cache = *cache_;
   bool changed = false;
-  auto id_of = [](const auto& before, auto member) { return before ? &((*before).*member) : nullptr; };
+  // A field of a compiled record that may be absent (null when it is), for the index updates below.
+  auto memberOf = [](const auto& compiled, auto member) { return compiled ? &((*compiled).*member) : nullptr; };
   if (kind == "service") {
     auto before = cache.services.update(id, record, compileService, changed);
     const Service* after = cache.services.find(id);
@@ -770,15 +771,15 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
     auto before = cache.listeners.update(id, record, compileListener, changed);
     if (!changed) return;
     const CompiledListener* after = cache.listeners.find(id);
-    moveMember(cache.listenersOfService, id_of(before, &CompiledListener::serviceId),
-               id_of(after, &CompiledListener::serviceId), id);
+    moveMember(cache.listenersOfService, memberOf(before, &CompiledListener::serviceId),
+               memberOf(after, &CompiledListener::serviceId), id);
     if (before) dirty.services.insert(before->serviceId);
     if (after) dirty.services.insert(after->serviceId);
   } else if (kind == "rule") {
     auto before = cache.rules.update(id, record, compileRule, changed);
     if (!changed) return;
     const CompiledRule* after = cache.rules.find(id);
-    moveMember(cache.rulesOfListener, id_of(before, &CompiledRule::listenerId), id_of(after, &CompiledRule::listenerId),
+    moveMember(cache.rulesOfListener, memberOf(before, &CompiledRule::listenerId), memberOf(after, &CompiledRule::listenerId),
                id);
     if (before) dirty.listeners.insert(before->listenerId);
     if (after) dirty.listeners.insert(after->listenerId);
@@ -793,10 +794,10 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
     auto before = cache.serviceAssociations.update(id, record, compileServiceAssociation, changed);
     if (!changed) return;
     const CompiledServiceAssociation* after = cache.serviceAssociations.find(id);
-    moveMember(cache.associationsOfService, id_of(before, &CompiledServiceAssociation::serviceId),
-               id_of(after, &CompiledServiceAssociation::serviceId), id);
-    moveMember(cache.associationsOfNetwork, id_of(before, &CompiledServiceAssociation::serviceNetworkId),
-               id_of(after, &CompiledServiceAssociation::serviceNetworkId), id);
+    moveMember(cache.associationsOfService, memberOf(before, &CompiledServiceAssociation::serviceId),
+               memberOf(after, &CompiledServiceAssociation::serviceId), id);
+    moveMember(cache.associationsOfNetwork, memberOf(before, &CompiledServiceAssociation::serviceNetworkId),
+               memberOf(after, &CompiledServiceAssociation::serviceNetworkId), id);
     if (before) dirty.services.insert(before->serviceId);
     if (after) dirty.services.insert(after->serviceId);
   } else if (kind == "servicenetworkvpcassociation") {
@@ -811,8 +812,8 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
     auto before = cache.accessLogs.update(id, record, compileAccessLog, changed);
     if (!changed) return;
     const CompiledAccessLog* after = cache.accessLogs.find(id);
-    moveMember(cache.logsOfResource, id_of(before, &CompiledAccessLog::resourceId),
-               id_of(after, &CompiledAccessLog::resourceId), id);
+    moveMember(cache.logsOfResource, memberOf(before, &CompiledAccessLog::resourceId),
+               memberOf(after, &CompiledAccessLog::resourceId), id);
     for (const auto* log : {before.get(), after}) {
       if (log) dirty.services.insert(log->resourceId), dirty.networks.insert(log->resourceId);
     }
