@@ -26,7 +26,7 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
   app.name(argv.empty() ? "trellis" : argv[0]);
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand too
-  app.add_option("--endpoint", out.endpoint, "API endpoint (default $TRELLIS_ENDPOINT or http://127.0.0.1:8440)");
+  app.add_option("--endpoint", out.endpoint, "API endpoint, http:// or https:// (default $TRELLIS_ENDPOINT or http://127.0.0.1:8440)");
   app.add_option("--config", out.configPath, "trellisd's YAML config; its first identity signs requests")
       ->check(CLI::ExistingFile);
   app.add_option("--region", out.region, "signing region");

@@ -1,6 +1,10 @@
 #include "common/http_client.h"
 
+#include <arpa/inet.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -9,6 +13,8 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "common/strings.h"
@@ -16,15 +22,19 @@
 namespace trellis {
 
 std::optional<Endpoint> parseEndpoint(std::string_view url, std::string& error) {
-  constexpr std::string_view scheme = "http://";
-  if (!startsWith(url, scheme)) {
-    error = "endpoint must start with http:// (got '" + std::string(url) + "')";
+  Endpoint ep;
+  std::string_view scheme = "http://";
+  if (startsWith(url, "https://")) {
+    scheme = "https://";
+    ep.tls = true;
+    ep.port = 443;
+  } else if (!startsWith(url, scheme)) {
+    error = "endpoint must start with http:// or https:// (got '" + std::string(url) + "')";
     return std::nullopt;
   }
   std::string_view rest = url.substr(scheme.size());
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
-  Endpoint ep;
   if (slash != std::string_view::npos) {
     ep.basePath = std::string(rest.substr(slash));
     while (!ep.basePath.empty() && ep.basePath.back() == '/') ep.basePath.pop_back();
@@ -132,11 +142,158 @@ asio::error_code connectBefore(asio::ip::tcp::socket& socket, const asio::ip::tc
   return ec;
 }
 
+// The oldest queued OpenSSL error as text ("" when none), clearing the queue.
+std::string sslError() {
+  unsigned long code = ERR_get_error();
+  char text[256] = "";
+  if (code) ERR_error_string_n(code, text, sizeof text);
+  ERR_clear_error();
+  return text;
+}
+
+// OpenSSL's socket BIO writes with write(), which raises SIGPIPE on a closed peer; this one sends with
+// MSG_NOSIGNAL. A read or write that SO_RCVTIMEO/SO_SNDTIMEO cut short reports "retry": SSL_ERROR_WANT_*.
+BIO_METHOD* socketBioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "trellis socket");
+    BIO_meth_set_write(m, [](BIO* b, const char* data, int n) -> int {
+      BIO_clear_retry_flags(b);
+      ssize_t sent;
+      do sent = ::send(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))), data, static_cast<size_t>(n),
+                       MSG_NOSIGNAL);
+      while (sent < 0 && errno == EINTR);
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
+      return static_cast<int>(sent);
+    });
+    BIO_meth_set_read(m, [](BIO* b, char* data, int n) -> int {
+      BIO_clear_retry_flags(b);
+      ssize_t got;
+      do got = ::recv(static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))), data, static_cast<size_t>(n), 0);
+      while (got < 0 && errno == EINTR);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+      return static_cast<int>(got);
+    });
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// One connected socket, plain or TLS. Reads and writes block, each bounded by the socket's SO_RCVTIMEO and
+// SO_SNDTIMEO (asio's blocking calls would wait on past them). Failures throw, naming `where_`.
+class Connection {
+ public:
+  Connection(int fd, std::string where) : fd_(fd), where_(std::move(where)) {}
+
+  // TLS 1.2+ over the socket: SNI for a host name, the chain checked against `caFile` (or the system store) and
+  // the certificate checked for `host`, a name or an IP address.
+  void startTls(const std::string& host, const std::string& caFile) {
+    ERR_clear_error();
+    ctx_.reset(SSL_CTX_new(TLS_client_method()));
+    if (!ctx_) throw std::runtime_error("TLS setup for " + where_ + " failed: " + sslError());
+    SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+    // Servers that close without close_notify are common; answers carry Content-Length, so a cut-off one still
+    // fails as incomplete.
+    SSL_CTX_set_options(ctx_.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    if (caFile.empty() ? SSL_CTX_set_default_verify_paths(ctx_.get()) != 1
+                       : SSL_CTX_load_verify_locations(ctx_.get(), caFile.c_str(), nullptr) != 1)
+      throw std::runtime_error("cannot load CA certificates " + (caFile.empty() ? "(system store)" : caFile) +
+                               " for " + where_ + ": " + sslError());
+    ssl_.reset(SSL_new(ctx_.get()));
+    BIO* bio = ssl_ ? BIO_new(socketBioMethod()) : nullptr;
+    if (!bio) throw std::runtime_error("TLS setup for " + where_ + " failed: " + sslError());
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd_)));
+    SSL_set_bio(ssl_.get(), bio, bio);
+    unsigned char address[16];
+    bool isAddress = inet_pton(AF_INET, host.c_str(), address) == 1 || inet_pton(AF_INET6, host.c_str(), address) == 1;
+    // RFC 6066: SNI carries host names only.
+    bool ok = isAddress ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), host.c_str()) == 1
+                        : SSL_set_tlsext_host_name(ssl_.get(), host.c_str()) == 1 &&
+                              SSL_set1_host(ssl_.get(), host.c_str()) == 1;
+    if (!ok) throw std::runtime_error("TLS setup for " + where_ + " failed: " + sslError());
+    int result = SSL_connect(ssl_.get());
+    if (result != 1) {
+      long verify = SSL_get_verify_result(ssl_.get());
+      std::string why = verify != X509_V_OK ? std::string("certificate verify failed: ") +
+                                                  X509_verify_cert_error_string(verify)
+                                            : failure(result);
+      ERR_clear_error();
+      throw std::runtime_error("TLS handshake with " + where_ + " failed: " + why);
+    }
+  }
+
+  void write(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n;
+      if (ssl_) {
+        ERR_clear_error();
+        int r = SSL_write(ssl_.get(), data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
+        if (r <= 0) throw std::runtime_error("cannot send to " + where_ + ": " + failure(r));
+        n = r;
+      } else {
+        do n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) throw std::runtime_error("cannot send to " + where_ + ": " + errnoText());
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  // Some bytes into `buffer`; 0 at the end of the stream.
+  size_t read(char* buffer, size_t size) {
+    if (ssl_) {
+      ERR_clear_error();
+      int r = SSL_read(ssl_.get(), buffer, static_cast<int>(size));
+      if (r > 0) return static_cast<size_t>(r);
+      if (SSL_get_error(ssl_.get(), r) == SSL_ERROR_ZERO_RETURN) return 0;
+      throw std::runtime_error("reading from " + where_ + ": " + failure(r));
+    }
+    ssize_t n;
+    do n = ::recv(fd_, buffer, size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) throw std::runtime_error("reading from " + where_ + ": " + errnoText());
+    return static_cast<size_t>(n);
+  }
+
+ private:
+  static std::string errnoText() {
+    return errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : std::strerror(errno);
+  }
+
+  // Why the TLS call that returned `result` failed.
+  std::string failure(int result) {
+    int code = SSL_get_error(ssl_.get(), result);
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return "timed out";
+    std::string detail = sslError();
+    if (!detail.empty()) return detail;
+    if (code == SSL_ERROR_SYSCALL) return errno != 0 ? std::strerror(errno) : "connection closed";
+    if (code == SSL_ERROR_ZERO_RETURN) return "connection closed";
+    return "TLS error " + std::to_string(code);
+  }
+
+  int fd_;
+  std::string where_;
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
+  std::unique_ptr<SSL, SslFree> ssl_;
+};
+
 }  // namespace
 
 HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
                         const HeaderList& headers, std::string_view body, std::chrono::seconds timeout) {
-  const std::string where = "http://" + endpoint.hostHeader;
+  const std::string where = (endpoint.tls ? "https://" : "http://") + endpoint.hostHeader;
   asio::io_context io;
   asio::ip::tcp::socket socket(io);
   asio::error_code ec;
@@ -156,6 +313,8 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
                              "s");
   if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
   setTimeouts(socket, timeout);
+  Connection connection(socket.native_handle(), where);
+  if (endpoint.tls) connection.startTls(endpoint.host, endpoint.caFile);
 
   std::string request;
   request.reserve(256 + body.size());
@@ -168,22 +327,17 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
   if (!hasHost) request.append("host: ").append(endpoint.hostHeader).append("\r\n");
   request.append("content-length: ").append(std::to_string(body.size())).append("\r\n");
   request.append("connection: close\r\n\r\n").append(body);
-  asio::write(socket, asio::buffer(request), ec);
-  if (ec) throw std::runtime_error("cannot send to " + where + ": " + ec.message());
+  connection.write(request);
 
   ResponseParser parser;
   char buffer[16384];
   while (!parser.complete) {
-    size_t n = socket.read_some(asio::buffer(buffer), ec);
+    size_t n = connection.read(buffer, sizeof buffer);
     llhttp_errno_t err;
-    if (ec == asio::error::eof) {
+    if (n == 0) {
       err = llhttp_finish(&parser.parser);  // a body delimited by the connection's end
       if (!parser.complete)
         throw std::runtime_error("connection to " + where + " closed before a complete response");
-    } else if (ec) {
-      throw std::runtime_error("reading from " + where + ": " +
-                               (ec == asio::error::would_block || ec == asio::error::try_again ? "timed out"
-                                                                                               : ec.message()));
     } else {
       err = llhttp_execute(&parser.parser, buffer, n);
     }

@@ -474,22 +474,36 @@ void Parser::accessLogs(const YAML::Node& node, AccessLogSettings& settings) con
                  !allOf(name, [](char c) { return isWordChar(c) || c == '.' || c == '-'; }))
                fail(it->first, "'" + name + "' is not a delivery stream name (1-64 of a-z, A-Z, 0-9, _ . -)");
              FirehoseEndpoint endpoint;
+             YAML::Mark caFileMark;
              keyMark_ = it->first.Mark();
              fields(it->second, "firehose stream " + name,
                     {{"url",
                       [&](const YAML::Node& v) {
                         endpoint.url = text(v, "url");
-                        if (!startsWith(endpoint.url, "http://") || endpoint.url.size() == 7 ||
+                        size_t scheme = startsWith(endpoint.url, "http://")    ? 7
+                                        : startsWith(endpoint.url, "https://") ? 8
+                                                                               : 0;
+                        if (scheme == 0 || endpoint.url.size() == scheme ||
                             !allOf(endpoint.url, [](char c) { return c > ' ' && c < 127; }))
-                          fail(v, "url must look like http://host[:port][/path], not '" + endpoint.url + "'");
+                          fail(v, "url must look like http(s)://host[:port][/path], not '" + endpoint.url + "'");
                       },
                       true},
-                     {"accessKey", [&](const YAML::Node& v) {
+                     {"accessKey",
+                      [&](const YAML::Node& v) {
                         endpoint.accessKey = text(v, "accessKey");
                         if (endpoint.accessKey.size() > 4096 ||
                             !allOf(endpoint.accessKey, [](char c) { return c >= ' ' && c < 127; }))
                           fail(v, "accessKey must be up to 4096 printable characters");
+                      }},
+                     {"caFile", [&](const YAML::Node& v) {
+                        endpoint.caFile = text(v, "caFile");
+                        // Checked now: a typo should stop the start, not fail every delivery later.
+                        if (!std::ifstream(endpoint.caFile))
+                          fail(v, "firehose stream " + name + " caFile: cannot read " + endpoint.caFile);
+                        caFileMark = v.Mark();
                       }}});
+             if (!endpoint.caFile.empty() && !startsWith(endpoint.url, "https://"))
+               fail(caFileMark, "firehose stream " + name + " caFile needs an https:// url");
              if (!settings.firehose.emplace(name, endpoint).second)
                fail(it->first, "duplicate delivery stream '" + name + "'");
            }

@@ -78,8 +78,9 @@ struct DataPlaneSettings {
 // A Firehose delivery stream's HTTP endpoint (under `accessLogs: firehose: NAME:`): access-log
 // subscriptions whose destination is arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME post there.
 struct FirehoseEndpoint {
-  std::string url;        // http://host[:port][/path]
+  std::string url;        // http://host[:port][/path] or https://... (certificate verified)
   std::string accessKey;  // sent as X-Amz-Firehose-Access-Key; empty: none
+  std::string caFile;     // https: PEM bundle to verify the endpoint against; empty: the system trust store
 };
 
 // Where access-log destinations outside the data dir go, under `accessLogs:`.

@@ -137,6 +137,7 @@ void FirehoseDelivery::enqueue(const snapshot::AccessLogDestination& destination
     stream.warnedUnconfigured = false;  // configured now: warn again should it go away
     stream.url = destination.firehoseUrl;
     stream.accessKey = destination.firehoseAccessKey;
+    stream.caFile = destination.firehoseCaFile;
     if (stream.waiting.empty()) stream.oldestSince = std::chrono::steady_clock::now();
     stream.waiting.push_back(std::move(record));
     if (stream.waiting.size() > options_.maxBacklog) {
@@ -171,12 +172,13 @@ void FirehoseDelivery::takeBatch(Stream& stream, int64_t nowMillis) {
   stream.backoff = std::chrono::milliseconds(0);
 }
 
-std::string FirehoseDelivery::post(const std::string& url, const std::string& accessKey, const std::string& arn,
-                                   const std::string& requestId, const std::string& body,
+std::string FirehoseDelivery::post(const std::string& url, const std::string& accessKey, const std::string& caFile,
+                                   const std::string& arn, const std::string& requestId, const std::string& body,
                                    std::chrono::seconds timeout) {
   std::string error;
   auto endpoint = parseEndpoint(url, error);
   if (!endpoint) return error;
+  endpoint->caFile = caFile;
   HeaderList headers{{"content-type", "application/json"},
                      {"x-amz-firehose-protocol-version", "1.0"},
                      {"x-amz-firehose-request-id", requestId},
@@ -223,9 +225,9 @@ void FirehoseDelivery::run() {
     if (due) {
       // Only this thread touches a stream's batch, and streams are never erased: post without the lock.
       Stream& stream = *due;
-      std::string url = stream.url, accessKey = stream.accessKey;
+      std::string url = stream.url, accessKey = stream.accessKey, caFile = stream.caFile;
       lock.unlock();
-      std::string error = post(url, accessKey, stream.arn, stream.requestId, stream.body, options_.timeout);
+      std::string error = post(url, accessKey, caFile, stream.arn, stream.requestId, stream.body, options_.timeout);
       lock.lock();
       if (error.empty()) {
         stream.delivered += stream.batchRecords;

@@ -8,7 +8,8 @@
 //         {YYYY/MM/DD}/{resource-id}/{acct}_VpcLatticeAccessLogs_{region}_{resource-id}_{YYYYMMDDTHH00Z}_{hash}.json.gz
 //         (one gzip file per hour and writer; each batch appends a gzip member)
 //   Firehose         arn:aws:firehose:{region}:{acct}:deliverystream/{name}
-//       → POSTed to the config's accessLogs.firehose.{name}.url in Firehose's HTTP endpoint delivery
+//       → POSTed to the config's accessLogs.firehose.{name}.url (http, or https verified against its caFile or
+//         the system trust store) in Firehose's HTTP endpoint delivery
 //         format (FirehoseDelivery below); a stream the config does not name: dropped, counted, logged once.
 #pragma once
 #include <chrono>
@@ -80,7 +81,7 @@ class FirehoseDelivery {
 
  private:
   struct Stream {
-    std::string arn, url, accessKey;
+    std::string arn, url, accessKey, caFile;
     std::deque<std::string> waiting;
     std::chrono::steady_clock::time_point oldestSince;  // arrival of waiting.front()
     // The batch being delivered: kept as sent (same request id and body) until the endpoint takes it.
@@ -95,8 +96,9 @@ class FirehoseDelivery {
   void run();
   void takeBatch(Stream& stream, int64_t nowMillis);
   // POSTs `stream`'s batch; the error when the endpoint did not take it, empty when it did.
-  static std::string post(const std::string& url, const std::string& accessKey, const std::string& arn,
-                          const std::string& requestId, const std::string& body, std::chrono::seconds timeout);
+  static std::string post(const std::string& url, const std::string& accessKey, const std::string& caFile,
+                          const std::string& arn, const std::string& requestId, const std::string& body,
+                          std::chrono::seconds timeout);
 
   Options options_;
   mutable std::mutex mutex_;

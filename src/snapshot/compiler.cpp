@@ -615,6 +615,7 @@ AccessLogDestination destinationOf(const CompiledAccessLog& log, const model::Co
     if (auto endpoint = endpoints.find(stream); endpoint != endpoints.end()) {
       destination.firehoseUrl = endpoint->second.url;
       destination.firehoseAccessKey = endpoint->second.accessKey;
+      destination.firehoseCaFile = endpoint->second.caFile;
     }
   }
   return destination;

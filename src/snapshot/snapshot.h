@@ -210,6 +210,7 @@ struct AccessLogDestination {
   std::string resourceId;  // the service or service network the subscription is on
   // A Firehose destination's HTTP endpoint, from the config (accessLogs.firehose); empty: none configured.
   std::string firehoseUrl, firehoseAccessKey;
+  std::string firehoseCaFile;  // https: PEM bundle to verify it against; empty: the system trust store
 };
 
 // An auth policy (spec 5.6) compiled once per snapshot. Null when the resource has none, or when the stored

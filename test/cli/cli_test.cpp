@@ -176,9 +176,15 @@ TEST(CliSettings, EnvironmentAndDefaults) {
   EXPECT_EQ(s.endpoint.hostHeader, "[::1]:9000");
   EXPECT_EQ(s.region, "ap-south-1");
 
-  o.endpoint = "https://secure.example";
+  o.endpoint = "https://secure.example";  // an API behind a TLS-terminating proxy
+  ASSERT_TRUE(resolveSettings(o, lookup, s, err)) << err;
+  EXPECT_TRUE(s.endpoint.tls);
+  EXPECT_EQ(s.endpoint.port, 443);
+  EXPECT_EQ(s.endpoint.hostHeader, "secure.example");
+
+  o.endpoint = "ftp://files.example";
   EXPECT_FALSE(resolveSettings(o, lookup, s, err));
-  EXPECT_NE(err.find("http://"), std::string::npos);
+  EXPECT_NE(err.find("http:// or https://"), std::string::npos) << err;
 
   o.endpoint.clear();
   env.erase("AWS_SECRET_ACCESS_KEY");

@@ -1,10 +1,16 @@
 // Access logs to a Firehose delivery stream, configured through the real AWS SDK: the config maps the
 // stream's name to an HTTP endpoint started here, which checks Firehose's HTTP endpoint delivery format
-// (protocol 1.0) and answers as the spec asks; while it fails, records wait and none is lost.
+// (protocol 1.0) and answers as the spec asks; while it fails, records wait and none is lost. An HTTPS endpoint
+// (certificate from a CA the openssl command line makes here) takes records when the config names the CA as its
+// caFile, and gets none when the endpoint is checked against the system trust store instead.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   CreateServiceNetworkCommand, CreateServiceCommand, CreateTargetGroupCommand, RegisterTargetsCommand,
@@ -16,19 +22,41 @@ import { startTrellis, startEchoBackend, freePort, until, ACCOUNT, REGION } from
 const CLIENT_IP = '127.0.1.10'; // inside vpc-0123456789abcdef0 of the harness config
 const STREAM_ARN = `arn:aws:firehose:${REGION}:${ACCOUNT}:deliverystream/lattice-logs`;
 const UNCONFIGURED_ARN = `arn:aws:firehose:${REGION}:${ACCOUNT}:deliverystream/nowhere`;
+const TLS_ARN = `arn:aws:firehose:${REGION}:${ACCOUNT}:deliverystream/lattice-logs-tls`;
+const UNTRUSTED_ARN = `arn:aws:firehose:${REGION}:${ACCOUNT}:deliverystream/lattice-logs-untrusted`;
 const ACCESS_KEY = 'test-access-key-0001';
 
 let t;
 let backend;
 let endpoint;
+let tlsEndpoint;
+let pkiDir;
 const ids = {};
+
+const execFileAsync = promisify(execFile);
+
+// A throwaway CA and a certificate it signed for 127.0.0.1, made by the openssl command line.
+async function makeCertificates() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-fh-pki-'));
+  const file = (name) => path.join(dir, name);
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await execFileAsync('openssl', ['req', '-x509', ...key, '-days', '2', '-subj', '/CN=trellis-fh-test-ca',
+    '-keyout', file('ca.key'), '-out', file('ca.pem')]);
+  await execFileAsync('openssl', ['req', ...key, '-subj', '/CN=localhost', '-keyout', file('server.key'),
+    '-out', file('server.csr')]);
+  writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await execFileAsync('openssl', ['x509', '-req', '-days', '2', '-in', file('server.csr'), '-CA', file('ca.pem'),
+    '-CAkey', file('ca.key'), '-CAcreateserial', '-extfile', file('server.ext'), '-out', file('server.pem')]);
+  return dir;
+}
 
 // A Firehose HTTP endpoint: records every request; answers 500 while `failing`, else 200 with the
 // request id echoed (the spec's success response).
-function startFirehoseEndpoint() {
+// With `tls` ({key, cert}), it speaks HTTPS.
+function startFirehoseEndpoint(tls) {
   return new Promise((resolve) => {
-    const state = { failing: false, attempts: [], delivered: [] };
-    const server = http.createServer((req, res) => {
+    const state = { failing: false, attempts: [], delivered: [], handshakeErrors: 0 };
+    const handler = (req, res) => {
       let body = '';
       req.on('data', (d) => { body += d; });
       req.on('end', () => {
@@ -43,16 +71,17 @@ function startFirehoseEndpoint() {
         for (const record of attempt.body.records) state.delivered.push(JSON.parse(Buffer.from(record.data, 'base64').toString('utf8')));
         res.end(JSON.stringify({ requestId: attempt.body.requestId, timestamp: Date.now() }));
       });
-    });
+    };
+    const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+    server.on('tlsClientError', () => { state.handshakeErrors++; });
     server.listen(0, '127.0.0.1', () => resolve({ state, server, port: server.address().port,
       close() { server.close(); server.closeAllConnections(); } }));
   });
 }
 
-const execFileAsync = promisify(execFile);
-async function curl(pathname) {
+async function curl(pathname, service = ids) {
   const { stdout } = await execFileAsync('curl', ['-s', '--interface', CLIENT_IP, '-o', '/dev/null', '-w', '%{http_code}',
-    '-H', `Host: ${ids.host}`, `http://127.0.0.1:${ids.port}${pathname}`], { encoding: 'utf8', timeout: 20000 });
+    '-H', `Host: ${service.host}`, `http://127.0.0.1:${service.port}${pathname}`], { encoding: 'utf8', timeout: 20000 });
   return Number(stdout);
 }
 
@@ -64,9 +93,15 @@ async function metric(name, arn) {
 
 before(async () => {
   endpoint = await startFirehoseEndpoint();
+  pkiDir = await makeCertificates();
+  tlsEndpoint = await startFirehoseEndpoint({ key: readFileSync(path.join(pkiDir, 'server.key')),
+    cert: readFileSync(path.join(pkiDir, 'server.pem')) });
   backend = await startEchoBackend('a');
   t = await startTrellis({ config: { accessLogs: { firehose: {
     'lattice-logs': { url: `http://127.0.0.1:${endpoint.port}/firehose/put`, accessKey: ACCESS_KEY },
+    'lattice-logs-tls': { url: `https://127.0.0.1:${tlsEndpoint.port}/tls/put`, caFile: path.join(pkiDir, 'ca.pem') },
+    // The same server, checked against the system trust store, which does not hold the test CA.
+    'lattice-logs-untrusted': { url: `https://127.0.0.1:${tlsEndpoint.port}/untrusted/put` },
   } } } });
   const c = t.client;
   const sn = (await c.send(new CreateServiceNetworkCommand({ name: 'fh-net' }))).id;
@@ -86,6 +121,8 @@ after(async () => {
   await t?.stop();
   backend?.close();
   endpoint?.close();
+  tlsEndpoint?.close();
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 });
 
 test('records reach the delivery stream\'s endpoint in Firehose\'s HTTP endpoint format', async () => {
@@ -163,4 +200,44 @@ test('a delivery stream missing from the config: the API accepts the subscriptio
   assert.match(t.stderr(), /no endpoint for arn:aws:firehose:[^ ]+deliverystream\/nowhere in the config/);
   // The configured stream keeps delivering the same requests.
   await until('the configured stream to get /dropped', () => endpoint.state.delivered.some((r) => r.requestPath === '/dropped'));
+});
+
+// Another service in the network, on its own port, answering 200 itself: a resource has one subscription per
+// destination type, so each further Firehose stream needs its own service.
+async function addService(name) {
+  const c = t.client;
+  const svc = await c.send(new CreateServiceCommand({ name }));
+  const service = { id: svc.id, arn: svc.arn, host: svc.dnsEntry.domainName, port: await freePort() };
+  await c.send(new CreateListenerCommand({ serviceIdentifier: service.id, name: `${name}-http`, protocol: 'HTTP',
+    port: service.port, defaultAction: { fixedResponse: { statusCode: 200 } } }));
+  await c.send(new CreateServiceNetworkServiceAssociationCommand({ serviceIdentifier: service.id, serviceNetworkIdentifier: ids.sn }));
+  await until(`${name} to serve`, async () => (await curl('/warmup', service)) === 200);
+  return service;
+}
+
+test('an https endpoint whose certificate chains to the configured caFile receives records; against the system store, none', async () => {
+  const trusted = await addService('fh-tls-svc');
+  const untrusted = await addService('fh-untrusted-svc');
+  await t.client.send(new CreateAccessLogSubscriptionCommand({ resourceIdentifier: trusted.id, destinationArn: TLS_ARN }));
+  await t.client.send(new CreateAccessLogSubscriptionCommand({ resourceIdentifier: untrusted.id, destinationArn: UNTRUSTED_ARN }));
+  await until('records over https', async () => {
+    await curl('/tls-probe', trusted);
+    return tlsEndpoint.state.delivered.some((r) => r.requestPath === '/tls-probe');
+  });
+  const attempt = tlsEndpoint.state.attempts.find((a) => a.body.records.length > 0);
+  assert.equal(attempt.url, '/tls/put');
+  assert.equal(attempt.headers['x-amz-firehose-source-arn'], TLS_ARN);
+  const entry = tlsEndpoint.state.delivered.find((r) => r.requestPath === '/tls-probe');
+  assert.equal(entry.serviceArn, trusted.arn);
+  assert.ok((await metric('trellis_access_log_firehose_records_delivered_total', TLS_ARN)) > 0);
+
+  // The untrusted stream never gets past the handshake: it fails, is retried, and says why.
+  await until('the untrusted stream to fail', async () => {
+    await curl('/untrusted-probe', untrusted);
+    return (await metric('trellis_access_log_firehose_failures_total', UNTRUSTED_ARN)) > 0;
+  });
+  assert.match(t.stderr(), /delivery to arn:aws:firehose:[^ ]+deliverystream\/lattice-logs-untrusted failed, retrying: TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed: certificate verify failed/);
+  assert.ok(tlsEndpoint.state.handshakeErrors > 0);
+  assert.ok(!tlsEndpoint.state.attempts.some((a) => a.url === '/untrusted/put'), 'no request passed an unverified handshake');
+  assert.equal(await metric('trellis_access_log_firehose_records_delivered_total', UNTRUSTED_ARN), 0);
 });

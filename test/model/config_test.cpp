@@ -366,6 +366,36 @@ TEST(Config, Dns) {
   expectError(dns("  - 127.0.0.1\n"), 6, "dns must be a mapping");
 }
 
+TEST(Config, FirehoseEndpoints) {
+  std::string caFile =
+      (std::filesystem::temp_directory_path() / ("trellis-ca-" + std::to_string(getpid()) + ".pem")).string();
+  std::ofstream(caFile) << "-----BEGIN CERTIFICATE-----\n";  // only its readability is checked here
+  auto firehose = [](const std::string& body) { return std::string(kBase) + "accessLogs:\n  firehose:\n" + body; };
+
+  Config c = parseConfig(firehose("    plain: {url: \"http://127.0.0.1:8080/put\", accessKey: k1}\n"
+                                  "    secure:\n"
+                                  "      url: https://firehose.example.com/put\n"
+                                  "      caFile: " + caFile + "\n"
+                                  "    system: {url: \"https://firehose.example.com\"}\n"),
+                         "t.yaml");
+  ASSERT_EQ(c.accessLogs.firehose.size(), 3u);
+  EXPECT_EQ(c.accessLogs.firehose.at("plain").url, "http://127.0.0.1:8080/put");
+  EXPECT_EQ(c.accessLogs.firehose.at("plain").accessKey, "k1");
+  EXPECT_EQ(c.accessLogs.firehose.at("plain").caFile, "");
+  EXPECT_EQ(c.accessLogs.firehose.at("secure").url, "https://firehose.example.com/put");
+  EXPECT_EQ(c.accessLogs.firehose.at("secure").caFile, caFile);
+  EXPECT_EQ(c.accessLogs.firehose.at("system").caFile, "");  // https verified against the system store
+
+  std::string missing = caFile + ".missing";
+  expectError(firehose("    s:\n      url: https://h.example\n      caFile: " + missing + "\n"), 9,
+              "firehose stream s caFile: cannot read " + missing);
+  expectError(firehose("    s:\n      caFile: " + caFile + "\n      url: http://h.example\n"), 8,
+              "firehose stream s caFile needs an https:// url");
+  expectError(firehose("    s: {url: \"ftp://h.example\"}\n"), 7, "url must look like http(s)://host[:port][/path]");
+  expectError(firehose("    s: {url: \"https://\"}\n"), 7, "url must look like http(s)://host[:port][/path]");
+  std::remove(caFile.c_str());
+}
+
 TEST(Config, AliasBombInPolicyIsRejected) {
   std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   // Each level refers to the previous ten times: 10^8 nodes if expanded.
