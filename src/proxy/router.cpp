@@ -195,11 +195,20 @@ size_t smoothWeightedPick(const std::vector<snapshot::WeightedTargetGroup>& grou
 
 }  // namespace
 
+void RouterState::snapshotChanged() {
+  if (++epoch_ % kSweepEvery != 0) return;
+  auto stale = [this](const auto& entry) { return entry.second.usedIn + kSweepEvery < epoch_; };
+  std::erase_if(rotations_, stale);
+  std::erase_if(cursors_, stale);
+}
+
 const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot::Action& action) {
   const auto& groups = action.targetGroups;
   if (groups.empty()) return nullptr;
   if (groups.size() == 1) return &groups[0];
-  size_t best = smoothWeightedPick(groups, weights_[&action], [](size_t) { return true; });
+  Rotation& rotation = rotations_[action.serial];
+  rotation.usedIn = epoch_;
+  size_t best = smoothWeightedPick(groups, rotation.weights, [](size_t) { return true; });
   if (!groups[best].group || hasHealthyTarget(*groups[best].group)) return &groups[best];
   // The picked group has no healthy target: move the request to the groups that do, if any.
   bool healthy[16] = {};  // an action forwards to at most 10 groups
@@ -209,7 +218,7 @@ const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot
     any = any || healthy[i];
   }
   if (!any) return &groups[best];
-  size_t failover = smoothWeightedPick(groups, failoverWeights_[&action],
+  size_t failover = smoothWeightedPick(groups, rotation.failoverWeights,
                                        [&](size_t i) { return i < std::size(healthy) && healthy[i]; });
   return &groups[failover];
 }
@@ -217,7 +226,9 @@ const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot
 const snapshot::Target* RouterState::pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid) {
   const auto& targets = group.targets;
   if (targets.empty()) return nullptr;
-  size_t& cursor = cursors_[&group];
+  Cursor& entry = cursors_[group.serial];
+  entry.usedIn = epoch_;
+  size_t& cursor = entry.next;
   const snapshot::Target* fallback = nullptr;
   size_t fallbackAt = 0;
   for (size_t n = 0; n < targets.size(); ++n) {

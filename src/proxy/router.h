@@ -1,6 +1,6 @@
 // Request routing per spec 5.3: pure functions over a pinned snapshot. The per-worker selection state
-// (smooth weighted round robin, round robin within a target group) lives in RouterState, which a
-// worker resets whenever it installs a new snapshot (the state is keyed by snapshot pointers).
+// (smooth weighted round robin, round robin within a target group) lives in RouterState, keyed by the
+// compiled objects' serials, so it carries over snapshot swaps for what a change did not touch.
 #pragma once
 #include <string>
 #include <string_view>
@@ -47,11 +47,10 @@ void rewriteRequest(const snapshot::Rule& rule, RequestHead& request);
 
 class RouterState {
  public:
-  void reset() {
-    weights_.clear();
-    failoverWeights_.clear();
-    cursors_.clear();
-  }
+  // The worker moved to a newer snapshot. State of actions and groups that were replaced is dropped once
+  // it has gone unused for a while; everything else keeps its place in the rotation, so a weighted split
+  // stays exact under a stream of unrelated changes (a 1/99 canary still gets its 1%).
+  void snapshotChanged();
   // Smooth weighted round robin (nginx's algorithm): every TG's share is exact over each cycle of
   // totalWeight picks and spread evenly within it. When the picked TG has no healthy target but others
   // do, the pick moves to those (by their weights), so a dead group's share goes to the live ones; only
@@ -63,9 +62,19 @@ class RouterState {
   const snapshot::Target* pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid = nullptr);
 
  private:
-  std::unordered_map<const snapshot::Action*, std::vector<int>> weights_;
-  std::unordered_map<const snapshot::Action*, std::vector<int>> failoverWeights_;  // among healthy groups only
-  std::unordered_map<const snapshot::TargetGroup*, size_t> cursors_;
+  static constexpr uint64_t kSweepEvery = 64;  // snapshots between sweeps of unused state
+
+  struct Rotation {
+    std::vector<int> weights, failoverWeights;  // smooth weighted round robin; failover: among healthy groups only
+    uint64_t usedIn = 0;                        // the snapshot epoch it was last used in
+  };
+  struct Cursor {
+    size_t next = 0;
+    uint64_t usedIn = 0;
+  };
+  std::unordered_map<uint64_t, Rotation> rotations_;  // by Action::serial
+  std::unordered_map<uint64_t, Cursor> cursors_;      // by TargetGroup::serial
+  uint64_t epoch_ = 0;                                // snapshots this worker has moved to
 };
 
 }  // namespace trellis::proxy

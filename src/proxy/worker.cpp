@@ -1785,7 +1785,7 @@ void Worker::refreshSnapshot() {
   generation_ = generation;
   snapshot::releaseSnapshot(std::move(snapshot_));
   snapshot_ = source_.current();
-  router_.reset();  // its state is keyed by the old snapshot's objects
+  router_.snapshotChanged();
 }
 
 void Worker::runTasks() {

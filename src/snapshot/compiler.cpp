@@ -44,6 +44,7 @@ bool inactive(const json& doc) {
 // Target groups are left unresolved (group null): each snapshot points them at its own.
 Action compileAction(const json& j) {
   Action action;
+  action.serial = nextSerial();
   if (auto fixed = j.find("fixedResponse"); fixed != j.end() && fixed->is_object()) {
     action.kind = Action::Kind::FixedResponse;
     action.statusCode = integer(*fixed, "statusCode", 404);
@@ -282,6 +283,11 @@ Address fromV4(const uint8_t* bytes) {
 
 }  // namespace
 
+uint64_t nextSerial() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 bool HealthCheck::matches(int status) const {
   for (auto [low, high] : matcher) {
     if (status >= low && status <= high) return true;
@@ -488,6 +494,7 @@ using Ptr = std::shared_ptr<const T>;
 Ptr<TargetGroup> compileTargetGroup(const json& doc, const std::unordered_map<std::string, std::string>& instances,
                                     HealthCells* cells) {
   auto group = std::make_shared<TargetGroup>();
+  group->serial = nextSerial();
   group->id = str(doc, "id");
   group->arn = str(doc, "arn");
   group->name = str(doc, "name");

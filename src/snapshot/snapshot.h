@@ -86,7 +86,12 @@ struct HealthCheck {
   bool matches(int status) const;
 };
 
+// A number no other compiled action or target group of this process has: what workers key their selection
+// state by, so it outlives snapshot swaps for what did not change and is never mistaken for something new.
+uint64_t nextSerial();
+
 struct TargetGroup {
+  uint64_t serial = 0;  // one per compiled target group record revision
   std::string id, arn, name;
   std::string type;                      // IP | INSTANCE | LAMBDA | ALB
   std::string protocol = "HTTP";         // HTTP | HTTPS | TCP
@@ -109,6 +114,7 @@ struct WeightedTargetGroup {
 
 struct Action {
   enum class Kind { Forward, FixedResponse };
+  uint64_t serial = 0;  // one per compiled rule or listener record revision
   Kind kind = Kind::FixedResponse;
   std::vector<WeightedTargetGroup> targetGroups;  // Forward: entries with weight 0 are dropped here
   int totalWeight = 0;
