@@ -8,12 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "proxy/data_plane.h"
+#include "proxy/health.h"
 #include "proxy/http1_codec.h"
 #include "proxy/router.h"
 #include "snapshot/compiler.h"
@@ -159,6 +161,28 @@ void BM_CompileSnapshot(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(snapshot::compileSnapshot(contents, config));
 }
 BENCHMARK(BM_CompileSnapshot)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// What one unrelated change costs the health checker, which trellisd hands every new snapshot (off the
+// request path, on the data plane's control thread).
+void BM_HealthUpdateAfterOneChange(benchmark::State& state) {
+  store::StoreContents contents = makeStore(static_cast<int>(state.range(0)));
+  snapshot::SnapshotCompiler compiler;
+  auto snap = compiler.compile(contents, makeConfig());
+  proxy::HealthChecker health;  // not started: no probes, only the bookkeeping
+  health.update(snap);
+  store::StoreChanges change;
+  change.revision = contents.revision;
+  change.records.push_back(*std::find_if(contents.records.begin(), contents.records.end(),
+                                         [](const store::Record& r) { return r.kind == "rule"; }));
+  for (auto _ : state) {
+    state.PauseTiming();
+    change.records[0].modRevision = ++change.revision;
+    snap = compiler.update(change);
+    state.ResumeTiming();
+    health.update(snap);
+  }
+}
+BENCHMARK(BM_HealthUpdateAfterOneChange)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 // --- one proxied request end to end: client → data plane (1 worker) → origin, over loopback ---
 

@@ -106,22 +106,36 @@ void HealthChecker::stop() {
 
 void HealthChecker::update(snapshot::SnapshotPtr snap) {
   std::lock_guard lock(mutex_);
-  std::map<Key, Entry> next;
   auto now = Clock::now();
-  for (const auto& [groupId, shared] : snap->targetGroups) {
-    const snapshot::TargetGroup& group = *shared;
-    for (const auto& target : group.targets) {
-      Key key{group.id, target.id, target.port};
-      auto old = entries_.find(key);
-      Entry entry = old != entries_.end() ? old->second : Entry{};
-      if (old == entries_.end()) entry.nextProbe = now;  // a new target is checked right away
-      entry.group = &group;
+  // Only target groups that are new objects in this snapshot are looked at: the others, and the entries
+  // pointing into them, stay as they are (the new snapshot holds the very same objects).
+  auto refresh = [&](const std::string& groupId, const snapshot::TargetGroup* group) {
+    std::map<Key, Entry> previous;  // the group's entries so far: their state carries over by key
+    auto first = entries_.lower_bound(Key{groupId, "", 0});
+    auto last = first;
+    while (last != entries_.end() && std::get<0>(last->first) == groupId) ++last;
+    previous.insert(std::make_move_iterator(first), std::make_move_iterator(last));
+    entries_.erase(first, last);
+    if (!group) return;
+    for (const auto& target : group->targets) {
+      Key key{group->id, target.id, target.port};
+      auto old = previous.find(key);
+      Entry entry = old != previous.end() ? old->second : Entry{};
+      if (old == previous.end()) entry.nextProbe = now;  // a new target is checked right away
+      entry.group = group;
       entry.target = &target;
-      if (!group.healthCheck.enabled) target.health->healthy.store(true, std::memory_order_relaxed);
-      next.emplace(std::move(key), std::move(entry));
+      if (!group->healthCheck.enabled) target.health->healthy.store(true, std::memory_order_relaxed);
+      entries_.emplace(std::move(key), std::move(entry));
     }
+  };
+  if (snapshot_) {
+    snap->targetGroups.forEachChange(snapshot_->targetGroups,
+                                     [&](const std::string& id, const auto*, const auto* after) {
+                                       refresh(id, after ? after->get() : nullptr);
+                                     });
+  } else {
+    for (const auto& [id, group] : snap->targetGroups) refresh(id, group.get());
   }
-  entries_ = std::move(next);
   snapshot_ = std::move(snap);
   wake_.notify_all();
 }

@@ -439,7 +439,12 @@ class ProxyHarness {
   ~ProxyHarness() { dataPlane_->stop(); }
 
   StoreFixture store;
-  void publish() { holder_.publish(snapshot::compileSnapshot(store.contents(), config_, &cells_)); }
+  // As trellisd does: the first snapshot from everything, each later one from the changes since.
+  void publish() {
+    published_ = published_ ? compiler_.update(store.changesSince(published_->revision))
+                            : compiler_.compile(store.contents(), config_);
+    holder_.publish(published_);
+  }
   void start() {
     publish();
     dataPlane_->start();
@@ -462,6 +467,8 @@ class ProxyHarness {
  private:
   model::Config config_;
   snapshot::HealthCells cells_;
+  snapshot::SnapshotCompiler compiler_{&cells_};
+  snapshot::SnapshotPtr published_;
   snapshot::SnapshotHolder holder_;
   std::unique_ptr<proxy::DataPlane> dataPlane_;
 };
