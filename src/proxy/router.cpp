@@ -196,10 +196,14 @@ size_t smoothWeightedPick(const std::vector<snapshot::WeightedTargetGroup>& grou
 }  // namespace
 
 void RouterState::snapshotChanged() {
-  if (++epoch_ % kSweepEvery != 0) return;
-  auto stale = [this](const auto& entry) { return entry.second.usedIn + kSweepEvery < epoch_; };
+  ++epoch_;
+  // Replaced objects leave their state behind. Sweep only once it has piled up: a quiet service's rotation
+  // (a canary getting a request a minute) is kept however many snapshots go by.
+  if (rotations_.size() + cursors_.size() <= sweepAbove_) return;
+  auto stale = [this](const auto& entry) { return entry.second.usedIn + kIdleSnapshots < epoch_; };
   std::erase_if(rotations_, stale);
   std::erase_if(cursors_, stale);
+  sweepAbove_ = std::max<size_t>(kMinSweepAbove, 2 * (rotations_.size() + cursors_.size()));
 }
 
 const snapshot::WeightedTargetGroup* RouterState::pickTargetGroup(const snapshot::Action& action) {

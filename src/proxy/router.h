@@ -47,9 +47,9 @@ void rewriteRequest(const snapshot::Rule& rule, RequestHead& request);
 
 class RouterState {
  public:
-  // The worker moved to a newer snapshot. State of actions and groups that were replaced is dropped once
-  // it has gone unused for a while; everything else keeps its place in the rotation, so a weighted split
-  // stays exact under a stream of unrelated changes (a 1/99 canary still gets its 1%).
+  // The worker moved to a newer snapshot. Everything keeps its place in the rotation, so a weighted split
+  // stays exact under a stream of unrelated changes (a 1/99 canary still gets its 1%). State left behind
+  // by replaced actions and groups is swept once it outnumbers the rest.
   void snapshotChanged();
   // Smooth weighted round robin (nginx's algorithm): every TG's share is exact over each cycle of
   // totalWeight picks and spread evenly within it. When the picked TG has no healthy target but others
@@ -62,7 +62,8 @@ class RouterState {
   const snapshot::Target* pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid = nullptr);
 
  private:
-  static constexpr uint64_t kSweepEvery = 64;  // snapshots between sweeps of unused state
+  static constexpr uint64_t kIdleSnapshots = 64;  // a sweep drops state unused for this many snapshots
+  static constexpr size_t kMinSweepAbove = 4096;   // entries below which nothing is swept
 
   struct Rotation {
     std::vector<int> weights, failoverWeights;  // smooth weighted round robin; failover: among healthy groups only
@@ -75,6 +76,7 @@ class RouterState {
   std::unordered_map<uint64_t, Rotation> rotations_;  // by Action::serial
   std::unordered_map<uint64_t, Cursor> cursors_;      // by TargetGroup::serial
   uint64_t epoch_ = 0;                                // snapshots this worker has moved to
+  size_t sweepAbove_ = kMinSweepAbove;
 };
 
 }  // namespace trellis::proxy

@@ -53,6 +53,16 @@ TEST_F(RouterStateAcrossSnapshots, ACanaryKeepsItsShareWhileOtherServicesChange)
   EXPECT_EQ(picks[kStable], 990);
 }
 
+TEST_F(RouterStateAcrossSnapshots, AQuietCanaryKeepsItsShareThroughManySnapshots) {
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 100; ++i) {
+    ++picks[state_.pickTargetGroup(action())->id];
+    for (int j = 0; j < 66; ++j) commitUnrelatedChange(i * 100 + j);  // a quiet service: a request now and then
+  }
+  EXPECT_EQ(picks[kCanary], 1);
+  EXPECT_EQ(picks[kStable], 99);
+}
+
 TEST_F(RouterStateAcrossSnapshots, TargetsKeepTheirRotationWhileOtherServicesChange) {
   std::map<std::string, int> picks;
   for (int i = 0; i < 300; ++i) {
