@@ -770,8 +770,8 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
   auto memberOf = [](const auto& compiled, auto member) { return compiled ? &((*compiled).*member) : nullptr; };
   if (kind == "service") {
     auto before = cache.services.update(id, record, compileService, changed);
-    const Service* after = cache.services.find(id);
     if (!changed) return;
+    const Service* after = cache.services.find(id);
     if (before) cache.serviceIdByArn.erase(before->arn);
     if (after) cache.serviceIdByArn[after->arn] = id;
     dirty.services.insert(id);
