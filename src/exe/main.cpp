@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "api/api.h"
 #include "auth/sigv4.h"
@@ -45,6 +46,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+
+  // Every client and target connection is a descriptor: take all the hard limit allows (the soft one
+  // is often 1024). What is left of it is what the proxy pauses accepting at (docs/architecture.md).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   return runDaemon(options, signals);
 }

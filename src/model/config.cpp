@@ -627,11 +627,33 @@ Config Parser::parse(const std::string& yamlText) {
                    [&](const YAML::Node& n) {
                      config.dataPlane.verifyTargetCertificates = boolean(n, "dataPlane verifyTargetCertificates");
                    }},
-                  {"targetCaFile", [&](const YAML::Node& n) {
+                  {"targetCaFile",
+                   [&](const YAML::Node& n) {
                      config.dataPlane.targetCaFile = text(n, "dataPlane targetCaFile");
                      if (!std::ifstream(config.dataPlane.targetCaFile)) {
                        fail(n, "dataPlane targetCaFile: cannot read " + config.dataPlane.targetCaFile);
                      }
+                   }},
+                  {"requestHeadTimeoutSeconds",
+                   [&](const YAML::Node& n) {
+                     config.dataPlane.requestHeadTimeoutSeconds =
+                         int(integer(n, "dataPlane requestHeadTimeoutSeconds", 1, 3600));
+                   }},
+                  {"requestBodyMinBytesPerSecond",
+                   [&](const YAML::Node& n) {
+                     config.dataPlane.requestBodyMinBytesPerSecond =
+                         int(integer(n, "dataPlane requestBodyMinBytesPerSecond", 0, 1 << 30));
+                   }},
+                  {"maxConnectionsPerTarget",
+                   [&](const YAML::Node& n) {
+                     config.dataPlane.maxConnectionsPerTarget =
+                         int(integer(n, "dataPlane maxConnectionsPerTarget", 1, 1000000));
+                   }},
+                  {"encodedSlashes", [&](const YAML::Node& n) {
+                     std::string value = text(n, "dataPlane encodedSlashes");
+                     if (value != "reject" && value != "keep")
+                       fail(n, "dataPlane encodedSlashes: '" + value + "' is not reject or keep");
+                     config.dataPlane.keepEncodedSlashes = value == "keep";
                    }}});
         }}});
 

@@ -73,6 +73,16 @@ struct DataPlaneSettings {
   // trust store when empty) and names the target's address. Lattice never verifies them (spec 5.4). Read at start.
   bool verifyTargetCertificates = false;
   std::string targetCaFile;
+  // Hostile and slow clients (docs/request-paths.md, docs/configuration.md). A request head must arrive
+  // whole within this many seconds of its first byte (else 408 and close).
+  int requestHeadTimeoutSeconds = 10;
+  // An HTTP/1.1 request body must arrive at this many bytes per second at least, over each 10 s the proxy
+  // waits for it (else 408, or the connection is cut once the response has begun); 0: no minimum.
+  int requestBodyMinBytesPerSecond = 512;
+  // Connections one proxy keeps open to one target (in use and idle); beyond them a request answers 503.
+  int maxConnectionsPerTarget = 1024;
+  // `%2F`, `%5C` and `\` in a request path: refused with 400 unless `keep` (then matched as they are).
+  bool keepEncodedSlashes = false;
 };
 
 // A Firehose delivery stream's HTTP endpoint (under `accessLogs: firehose: NAME:`): access-log

@@ -163,7 +163,10 @@ void DataPlane::start() {
     logError("proxy: HTTPS listeners disabled: ", e.what());
   }
   for (int i = 0; i < count; ++i) d.workers.push_back(std::make_unique<Worker>(i, d.source, *d.accessLogs));
-  for (auto& w : d.workers) w->setTls(d.tls.get());
+  for (auto& w : d.workers) {
+    w->setTls(d.tls.get());
+    w->setWorkerCount(count);
+  }
   for (auto& w : d.workers) w->start();
   d.health.start();
   d.reconcile();

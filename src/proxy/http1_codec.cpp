@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/request_target.h"
 #include "common/strings.h"
 
 namespace trellis::proxy {
@@ -63,6 +64,28 @@ Http1Parser::Http1Parser(llhttp_type_t type) {
     s->inTrailers_ = true;
     return s->headersComplete();
   };
+  // Chunk extensions are never forwarded, but llhttp 8.1 reads any amount of them (CVE-2024-22019) and
+  // lets DEL through in quoted ones: bounded and checked here.
+  auto extension = [](llhttp_t* p, const char* at, size_t n) {
+    auto* s = self(p);
+    s->chunkExtensionBytes_ += n;
+    if (s->chunkExtensionBytes_ > kMaxChunkExtensionBytes) return s->fail("chunk extension too long");
+    for (size_t i = 0; i < n; ++i) {
+      auto c = static_cast<unsigned char>(at[i]);
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return s->fail("control character in chunk extension");
+    }
+    return 0;
+  };
+  settings_.on_chunk_extension_name = extension;
+  settings_.on_chunk_extension_value = extension;
+  settings_.on_chunk_header = [](llhttp_t* p) {
+    auto* s = self(p);
+    s->chunkExtensionBytes_ = 0;
+    if (p->content_length != 0) return 0;
+    // The last chunk: what follows is the trailer section, which parse() scans as it does a head.
+    s->trailersNext_ = true;
+    return static_cast<int>(HPE_PAUSED);
+  };
   settings_.on_body = [](llhttp_t* p, const char* at, size_t n) {
     self(p)->handler().onBody(std::string_view(at, n));
     return 0;
@@ -92,11 +115,30 @@ void Http1Parser::flushHeader() {
   inValue_ = false;
 }
 
-void Http1Parser::readFraming(bool& chunked, bool& hasContentLength, uint64_t& contentLength, bool& keepAlive) {
+const char* Http1Parser::readFraming(const Headers& headers, bool& chunked, bool& hasContentLength,
+                                     uint64_t& contentLength, bool& keepAlive) {
   chunked = (parser_.flags & F_CHUNKED) != 0;
   hasContentLength = (parser_.flags & F_CONTENT_LENGTH) != 0;
   contentLength = hasContentLength ? parser_.content_length : 0;
   keepAlive = llhttp_should_keep_alive(&parser_) != 0;
+  // What llhttp 8.1 leaves open (RFC 9112 6.1, 6.3, 9.6): an empty Transfer-Encoding beside a
+  // Content-Length, codings the proxy would drop while forwarding the body, and "close" with a tab after it.
+  bool transferEncoding = false;
+  for (const auto& [name, value] : headers) {
+    if (name == "transfer-encoding") {
+      transferEncoding = true;
+      for (auto coding : split(value, ',')) {
+        if (!iequals(trim(coding), "chunked")) return "transfer coding other than chunked";
+      }
+    } else if (name == "connection") {
+      for (auto option : split(value, ',')) {
+        if (iequals(trim(option), "close")) keepAlive = false;
+      }
+    }
+  }
+  if (transferEncoding && hasContentLength) return "Content-Length with Transfer-Encoding";
+  if (transferEncoding && !chunked) return "Transfer-Encoding without chunked framing";
+  return nullptr;
 }
 
 bool Http1Parser::scanHead(const char* data, size_t length) {
@@ -105,11 +147,22 @@ bool Http1Parser::scanHead(const char* data, size_t length) {
   const char* p = data;
   const char* end = data + length;
   while (p < end && !headScanned_) {
+    // A CR ends a line or is refused (llhttp 8.1 lets a lone one through: a second request could hide
+    // behind it). One that ended the last read must meet its LF first thing now.
+    if (lastByte_ == '\r' && *p != '\n') {
+      error_ = "CR without LF in message head";
+      return false;
+    }
     const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* lineEnd = lf ? lf : end;
     if (p < lineEnd) {
       if ((*p == ' ' || *p == '\t') && lastByte_ == '\n' && headScanLines_ > 0) {
         error_ = "obsolete line folding";
+        return false;
+      }
+      const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<size_t>(lineEnd - p)));
+      if (cr && cr != lineEnd - 1) {
+        error_ = "CR without LF in message head";
         return false;
       }
       if (lastLineEmpty_) {
@@ -140,10 +193,24 @@ bool Http1Parser::scanHead(const char* data, size_t length) {
 ParseStatus Http1Parser::parse(const char* data, size_t length, size_t& consumed) {
   consumed = 0;
   if (!error_.empty()) return ParseStatus::Error;
-  // llhttp accepts a bare LF ending the head and obs-fold lines; we do not (smuggling vectors).
-  // Scan the head bytes (up to its blank line) before handing them over.
-  if (!inTrailers_ && !scanHead(data, length)) return ParseStatus::Error;
+  // llhttp accepts a bare LF ending the head or the trailers, a lone CR and obs-fold lines; we do not
+  // (smuggling vectors). Scan them (up to their blank line) before handing them over.
+  if (!(inTrailers_ && !scanningTrailers_) && !scanHead(data, length)) return ParseStatus::Error;
+  size_t done = 0;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  while (err == HPE_PAUSED && trailersNext_) {
+    trailersNext_ = false;
+    done = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    llhttp_resume(&parser_);
+    // The trailer section starts right after the last chunk's line, like a head after its first line.
+    scanningTrailers_ = true;
+    headScanned_ = false;
+    headScanLines_ = 1;
+    lastByte_ = '\n';
+    lastLineEmpty_ = true;
+    if (!scanHead(data + done, length - done)) return ParseStatus::Error;
+    err = llhttp_execute(&parser_, data + done, length - done);
+  }
   if (err == HPE_OK) {
     consumed = length;
     return ParseStatus::Ok;
@@ -165,6 +232,7 @@ void Http1Parser::recycle(Headers&& headers) {
 void Http1Parser::resume() {
   llhttp_resume(&parser_);
   inTrailers_ = false;
+  scanningTrailers_ = false;
   lastByte_ = '\n';  // a message's first line starts fresh
   headScanLines_ = 0;
   lastLineEmpty_ = true;
@@ -195,8 +263,14 @@ int Http1RequestParser::headersComplete() {
   head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   head.target = std::move(url_);
   url_.clear();
-  head.versionMinor = parser_.http_major == 1 ? parser_.http_minor : 0;
-  readFraming(head.chunked, head.hasContentLength, head.contentLength, head.keepAlive);
+  // llhttp 8.1 takes "HTTP/2.0" and a line without a version (HTTP/0.9) too.
+  if (parser_.http_major != 1) return fail("HTTP version not supported");
+  head.versionMinor = parser_.http_minor;
+  if (const char* error = readFraming(headers_, head.chunked, head.hasContentLength, head.contentLength,
+                                      head.keepAlive)) {
+    return fail(error);
+  }
+  if (head.versionMinor == 0 && head.chunked) return fail("Transfer-Encoding in an HTTP/1.0 request");
   head.headers = std::move(headers_);
   headers_.clear();
   head.headerBytes = headerBytes_;
@@ -204,13 +278,7 @@ int Http1RequestParser::headersComplete() {
   for (const auto& [name, value] : head.headers) {
     if (name != "host") continue;
     ++hosts;
-    std::string_view host = trim(value);
-    if (!host.empty() && host.front() == '[') {
-      host = host.substr(0, host.find(']') + 1);
-    } else {
-      host = host.substr(0, host.find(':'));
-    }
-    head.host = toLower(host);
+    head.host = toLower(hostOfAuthority(value));
   }
   if (hosts > 1) return fail("duplicate Host header");
   if (head.versionMinor >= 1 && parser_.http_major == 1 && hosts == 0) return fail("missing Host header");
@@ -235,15 +303,21 @@ int Http1ResponseParser::headersComplete() {
   head.status = parser_.status_code;
   head.reason = std::move(reason_);
   reason_.clear();
+  if (head.status < 100 || head.status > 999) return fail("invalid status code");
+  if (head.status == 101) return fail("protocol switch not requested");
   head.versionMinor = parser_.http_major == 1 ? parser_.http_minor : 0;
-  readFraming(head.chunked, head.hasContentLength, head.contentLength, head.keepAlive);
+  if (const char* error = readFraming(headers_, head.chunked, head.hasContentLength, head.contentLength,
+                                      head.keepAlive)) {
+    return fail(error);
+  }
   head.headers = std::move(headers_);
   headers_.clear();
   head.bodyless = headRequest_ || head.status < 200 || head.status == 204 || head.status == 304;
   handler_.onResponseHead(head);
   recycle(std::move(head.headers));  // the handler has copied what it needs
-  // 1: llhttp expects no body (HEAD responses); it handles 1xx/204/304 itself.
-  return headRequest_ ? 1 : 0;
+  // 1: no body follows, whatever the headers say. llhttp 8.1 would read a Content-Length body after a
+  // 1xx, 204 or 304 out of the next response on the connection.
+  return head.bodyless ? 1 : 0;
 }
 
 bool isHopByHop(std::string_view name) {

@@ -1,5 +1,7 @@
-// HTTP/1.1 codec on llhttp, strict: no lenient flags, plus the checks llhttp leaves to us (bare LF,
-// header count and size limits of spec 5.10). One parser per connection direction:
+// HTTP/1.1 codec on llhttp, built strict (LLHTTP_STRICT_MODE) with no lenient flags, plus the checks
+// Debian's llhttp 8.1 leaves to us (bare LF, lone CR and obs-fold in heads and trailers, transfer codings,
+// chunk extensions, bodies after 1xx/204/304: docs/architecture.md, "Limits"; header count and size
+// limits as Lattice's). One parser per connection direction:
 //   Http1RequestParser  — downstream (client → proxy) requests.
 //   Http1ResponseParser — upstream (target → proxy) responses.
 // Both push events into a handler and never buffer bodies: each body piece is handed on as it is
@@ -66,6 +68,7 @@ class Http1ResponseHandler : public Http1Handler {
 
 inline constexpr size_t kMaxHeaderBytes = 60 * 1024;  // spec 5.10
 inline constexpr size_t kMaxHeaders = 100;
+inline constexpr size_t kMaxChunkExtensionBytes = 4096;  // per chunk
 
 enum class ParseStatus {
   Ok,      // everything given was consumed
@@ -95,10 +98,13 @@ class Http1Parser {
   Http1Parser(llhttp_type_t type);
   static Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
   int fail(const char* reason);
-  // Rejects what llhttp lets through in a head: bare LF and obs-fold. False (with error_) when found.
+  // Rejects what llhttp lets through in a head or a trailer section: bare LF, a CR not followed by LF,
+  // obs-fold. False (with error_) when found.
   bool scanHead(const char* data, size_t length);
   void flushHeader();
-  void readFraming(bool& chunked, bool& hasContentLength, uint64_t& contentLength, bool& keepAlive);
+  // The message's framing from llhttp, checked against `headers`; why it is refused, or nullptr.
+  const char* readFraming(const Headers& headers, bool& chunked, bool& hasContentLength, uint64_t& contentLength,
+                          bool& keepAlive);
   virtual Http1Handler& handler() = 0;
   virtual int headersComplete() = 0;
 
@@ -115,6 +121,9 @@ class Http1Parser {
   int headScanLines_ = 0;     // lines seen in the current head
   bool lastLineEmpty_ = true;  // nothing but CR since the last LF
   bool headScanned_ = false;   // the current head's blank line was seen
+  bool trailersNext_ = false;  // the last chunk's line was parsed: llhttp paused before the trailers
+  bool scanningTrailers_ = false;  // scanHead runs over the trailer section
+  size_t chunkExtensionBytes_ = 0;  // of the current chunk
 };
 
 class Http1RequestParser : public Http1Parser {

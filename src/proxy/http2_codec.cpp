@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/request_target.h"
 #include "common/strings.h"
 
 namespace trellis::proxy {
@@ -126,10 +127,11 @@ void Http2Session::fail(const char* what, int code) {
 }
 
 bool Http2Session::receive(std::string_view data) {
-  if (failed_) return false;
+  if (failed_ || terminated_) return false;
+  receivedBytes_ += data.size();
   ssize_t n = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data.data()), data.size());
   if (n < 0) fail("receive", static_cast<int>(n));
-  return !failed_;
+  return !failed_ && !terminated_;
 }
 
 bool Http2Session::send(std::string& wire, size_t limit) {
@@ -212,9 +214,33 @@ void Http2Session::goAway() {
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }
 
+int Http2Session::terminate(const char* reason) {
+  if (!terminated_) error_ = reason;
+  terminated_ = true;
+  nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);  // and nghttp2 ignores the rest
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+bool Http2Session::tooManyOversizedBlocks() { return ++oversizedBlocks_ > kMaxOversizedBlocks; }
+
 int Http2Session::onHeader(Stream& s, std::string_view name, std::string_view value, uint8_t /*flags*/) {
-  if (s.tooLarge) return 0;  // keep decoding (HPACK state is shared) but keep nothing
-  s.headerBytes += name.size() + value.size();
+  // HPACK lets one byte stand for a 4 KiB dynamic-table entry, and nghttp2 checks every decoded value:
+  // what a connection may make us decode is bounded by what it sent.
+  size_t bytes = name.size() + value.size();
+  decodedHeaderBytes_ += bytes;
+  if (decodedHeaderBytes_ > kDecodedAllowance + kDecodedPerReceivedByte * receivedBytes_) {
+    return terminate("header blocks decode to far more than was received");
+  }
+  s.headerBytes += bytes;
+  if (s.tooLarge) {
+    // Kept decoding (HPACK state is shared) but nothing kept: an honest oversized block ends soon and is
+    // answered at its end. One that goes on is cut here, and nghttp2 skips the rest of it without calling
+    // back (it resets the stream).
+    if (s.headerBytes <= kCutOversizedBlockAt) return 0;
+    if (tooManyOversizedBlocks()) return terminate("too many oversized header blocks");
+    headerBlockCut(s);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
   if (s.headerBytes > kMaxHeaderBytes) {
     s.tooLarge = "header block too large";
   } else if (!name.empty() && name[0] == ':') {
@@ -236,6 +262,7 @@ int Http2Session::onHeader(Stream& s, std::string_view name, std::string_view va
 
 void Http2Session::trailersDone(Stream& s) {
   if (s.tooLarge) {
+    if (tooManyOversizedBlocks()) terminate("too many oversized header blocks");
     resetStream(s.id, NGHTTP2_PROTOCOL_ERROR);
     return;
   }
@@ -385,7 +412,10 @@ void Http2ServerSession::headBlockDone(Stream& s, bool endStream) {
     Headers().swap(s.headers);
     handler_.onMalformedRequest(s.id, reason);
   };
-  if (s.tooLarge) return malformed(s.tooLarge);
+  if (s.tooLarge) {
+    if (tooManyOversizedBlocks()) terminate("too many oversized header blocks");
+    return malformed(s.tooLarge);
+  }
   if (s.method == "CONNECT") return malformed("CONNECT not supported");
   RequestHead head;
   head.method = std::move(s.method);
@@ -413,8 +443,7 @@ void Http2ServerSession::headBlockDone(Stream& s, bool endStream) {
   }
   s.headers.clear();
   if (authority.empty()) return malformed("missing :authority");
-  std::string_view host = trim(authority);
-  host = !host.empty() && host.front() == '[' ? host.substr(0, host.find(']') + 1) : host.substr(0, host.find(':'));
+  std::string_view host = hostOfAuthority(authority);
   if (host.empty()) return malformed("no host in :authority");  // ":80", "  ": nothing to route by
   head.host = toLower(host);
   head.headers.insert(head.headers.begin(), {"host", std::move(authority)});
@@ -427,6 +456,13 @@ void Http2ServerSession::headBlockDone(Stream& s, bool endStream) {
   }
   handler_.onRequestHead(s.id, head);
   if (endStream && find(s.id)) handler_.onComplete(s.id);
+}
+
+void Http2ServerSession::headerBlockCut(Stream& s) {
+  // The block will not end for us: the 400 goes now, ahead of the reset nghttp2 queues.
+  s.headSeen = s.announced = s.malformed = true;
+  Headers().swap(s.headers);
+  handler_.onMalformedRequest(s.id, s.tooLarge);
 }
 
 bool Http2ServerSession::submitResponse(int32_t stream, int status, const std::vector<HeaderView>& headers,
@@ -519,6 +555,7 @@ void Http2ClientSession::headBlockDone(Stream& s, bool endStream) {
     if (name == "content-length") head.hasContentLength = parseLength(value, head.contentLength);
   }
   if (s.tooLarge) {
+    if (tooManyOversizedBlocks()) terminate("too many oversized header blocks");
     resetStream(s.id, NGHTTP2_PROTOCOL_ERROR);
     return;
   }

@@ -9,7 +9,7 @@
 //     it does once the bytes have gone on; a stalled peer stalls only its own stream's window;
 //   - bytes handed to sendData() wait in the stream's buffer until the peer's windows let them out;
 //     bufferedBytes() is that backlog, and onStreamDrained() says when it fell below kStreamLowWater.
-// Header limits are Lattice's (spec 5.10): a request header block over kMaxHeaderBytes or kMaxHeaders is
+// Header limits are Lattice's (docs/architecture.md, "Limits"): a request header block over kMaxHeaderBytes or kMaxHeaders is
 // reported with onMalformedRequest(), which the owner answers like any other 400.
 #pragma once
 #include <nghttp2/nghttp2.h>
@@ -27,6 +27,14 @@ namespace trellis::proxy {
 inline constexpr size_t kStreamHighWater = 256 * 1024;  // a stream's unsent backlog at which its source pauses
 inline constexpr size_t kStreamLowWater = 64 * 1024;    // ... and resumes below this
 inline constexpr uint32_t kMaxConcurrentStreams = 128;  // advertised to clients
+// What HPACK decoding may cost (RFC 9113 10.5.1; RFC 7541 7.3): an oversized header block is decoded on
+// only up to this many bytes, a connection sends at most kMaxOversizedBlocks of them, and all its header
+// blocks decode to at most kDecodedAllowance + kDecodedPerReceivedByte x the bytes it sent; past either,
+// GOAWAY ENHANCE_YOUR_CALM.
+inline constexpr size_t kCutOversizedBlockAt = 4 * kMaxHeaderBytes;
+inline constexpr int kMaxOversizedBlocks = 8;
+inline constexpr uint64_t kDecodedAllowance = 16 << 20;
+inline constexpr uint64_t kDecodedPerReceivedByte = 256;
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // A header that points into someone else's strings, for heads that are copied before the call returns.
 using HeaderView = std::pair<std::string_view, std::string_view>;
@@ -100,6 +108,7 @@ class Http2Session {
   bool goingAway() const { return goAwaySent_; }
   size_t openStreams() const { return streams_.size(); }
   const std::string& error() const { return error_; }
+  bool terminated() const { return terminated_; }  // GOAWAY ENHANCE_YOUR_CALM: see terminate()
 
  protected:
   struct Stream {
@@ -135,9 +144,16 @@ class Http2Session {
 
   // Called by the shared callbacks.
   virtual void headBlockDone(Stream& s, bool endStream) = 0;
+  // A header block over the limits that went on decoding past kCutOversizedBlockAt: nghttp2 resets the
+  // stream and skips the rest of the block.
+  virtual void headerBlockCut(Stream& /*s*/) {}
   virtual void goAwayReceived(int32_t /*lastStreamId*/, uint32_t /*errorCode*/) {}
   int onHeader(Stream& s, std::string_view name, std::string_view value, uint8_t flags);
   void trailersDone(Stream& s);
+  // GOAWAY ENHANCE_YOUR_CALM: the peer makes us work out of proportion with what it sends. receive()
+  // answers false from then on; send() still writes the GOAWAY. Returns what a callback returns.
+  int terminate(const char* reason);
+  bool tooManyOversizedBlocks();  // counts one more
 
   static int onBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nameLength,
@@ -159,7 +175,10 @@ class Http2Session {
   std::vector<int32_t> drainedNow_;  // send()'s copy of drained_ while it tells them
   bool goAwaySent_ = false;
   bool failed_ = false;
+  bool terminated_ = false;  // terminate() was called
   std::string error_;
+  uint64_t receivedBytes_ = 0, decodedHeaderBytes_ = 0;
+  int oversizedBlocks_ = 0;
 };
 
 // Request heads come out shaped like HTTP/1.1 ones, so routing, auth and the HTTP/1.1 upstream path take
@@ -178,6 +197,7 @@ class Http2ServerSession : public Http2Session {
  private:
   std::vector<nghttp2_nv> nvScratch_;
   void headBlockDone(Stream& s, bool endStream) override;
+  void headerBlockCut(Stream& s) override;
   Http2ServerHandler& handler_;
 };
 

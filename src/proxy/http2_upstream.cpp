@@ -133,7 +133,7 @@ void Http2UpstreamConnection::onStreamClosed(int32_t stream, uint32_t errorCode)
   bool refused = errorCode == NGHTTP2_REFUSED_STREAM && !state.gotHead;
   state.sink->onUpstreamFailed(errorCode == NGHTTP2_NO_ERROR || refused ? "TargetConnectionClosed"
                                                                         : "TargetProtocolError",
-                               refused);
+                               refused ? Resend::Any : Resend::No);
 }
 
 void Http2UpstreamConnection::onStreamDrained(int32_t stream) {
@@ -261,7 +261,11 @@ void Http2UpstreamConnection::fail(const char* reason) {
   auto sinks = std::move(sinks_);
   sinks_.clear();
   w_.retire(this);  // freed at the end of the loop turn: the calls below may still reach us
-  for (auto& [id, state] : sinks) state.sink->onUpstreamFailed(reason, !state.gotHead);
+  // Before the connection (and its TLS session) was up, no request left this proxy.
+  bool nothingSent = !connected_ || (tls_ && !tls_->established());
+  for (auto& [id, state] : sinks) {
+    state.sink->onUpstreamFailed(reason, state.gotHead ? Resend::No : nothingSent ? Resend::Any : Resend::Idempotent);
+  }
 }
 
 // ---------------- Http2UpstreamPool ----------------
@@ -273,11 +277,14 @@ Http2UpstreamPool::~Http2UpstreamPool() {
 }
 
 Http2UpstreamConnection* Http2UpstreamPool::connectionFor(const snapshot::Target& target, SSL_CTX* tls,
-                                                          TargetGroupCounters& stats) {
+                                                          TargetGroupCounters& stats, int maxConnections,
+                                                          bool& atLimit) {
   auto& list = byTarget_[tls ? kTlsPrefix + target.ipPort : target.ipPort];
   for (auto* c : list) {
     if (c->canOpenStream()) return c;
   }
+  atLimit = list.size() >= static_cast<size_t>(maxConnections);
+  if (atLimit) return nullptr;
   Http2UpstreamConnection* c = Http2UpstreamConnection::open(w_, this, target, tls, stats);
   if (c) list.push_back(c);
   return c;

@@ -23,6 +23,14 @@ namespace trellis::proxy {
 
 // The exchange side of one upstream stream. Called on the worker thread, never from inside the sink's
 // own calls into the connection (those only queue; the connection writes later in the loop turn).
+// After a failed attempt, which requests may go to a target again (RFC 9110 9.2.2: a request that may
+// have been processed is repeated only when its method is idempotent, or its rule says it may be).
+enum class Resend {
+  Any,         // the target cannot have processed it: the connection never came up, the stream was refused
+  Idempotent,  // it was sent and nothing came back
+  No,          // a response had begun, or the target broke the protocol
+};
+
 class UpstreamStreamSink {
  public:
   virtual ~UpstreamStreamSink() = default;
@@ -32,10 +40,9 @@ class UpstreamStreamSink {
   virtual void onUpstreamTrailers(Headers& trailers) = 0;
   // The response ended; the stream is forgotten (no further calls).
   virtual void onUpstreamComplete() = 0;
-  // The stream failed (spec 6.1 failureReason); `retriable`: nothing of the response arrived and the
-  // target never processed the request (refused stream, connection never up), so another target may get
-  // it. The stream is forgotten.
-  virtual void onUpstreamFailed(const char* reason, bool retriable) = 0;
+  // The stream failed (failureReason of the access log, docs/architecture.md); `resend` says whether
+  // another attempt may carry the request. The stream is forgotten.
+  virtual void onUpstreamFailed(const char* reason, Resend resend) = 0;
   // The request body backlog fell below kStreamLowWater: send more.
   virtual void onUpstreamDrained() {}
 };
@@ -122,8 +129,10 @@ class Http2UpstreamPool {
   Http2UpstreamPool(const Http2UpstreamPool&) = delete;
   Http2UpstreamPool& operator=(const Http2UpstreamPool&) = delete;
 
-  // A connection with room for one more stream: an open one if any, else a new one. Null when no socket.
-  Http2UpstreamConnection* connectionFor(const snapshot::Target& target, SSL_CTX* tls, TargetGroupCounters& stats);
+  // A connection with room for one more stream: an open one if any, else a new one unless `maxConnections`
+  // to the target are open already (then null with `atLimit`). Null when no socket.
+  Http2UpstreamConnection* connectionFor(const snapshot::Target& target, SSL_CTX* tls, TargetGroupCounters& stats,
+                                         int maxConnections, bool& atLimit);
   size_t connections() const;
 
  private:

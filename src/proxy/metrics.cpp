@@ -45,6 +45,11 @@ void WorkerMetrics::add(const WorkerMetrics& o) {
   unknownHost += o.unknownHost;
   unreachableService += o.unreachableService;
   deniedNoVpc += o.deniedNoVpc;
+  acceptPaused += o.acceptPaused;
+  headTimeouts += o.headTimeouts;
+  bodyTooSlow += o.bodyTooSlow;
+  http2Terminated += o.http2Terminated;
+  targetConnectionLimit += o.targetConnectionLimit;
   deniedSecurityGroup += o.deniedSecurityGroup;
 }
 
@@ -139,7 +144,20 @@ std::string renderPrometheus(const WorkerMetrics& m) {
       << "# HELP trellis_proxy_connections_denied_total Client connections closed at accept, by reason.\n"
       << "# TYPE trellis_proxy_connections_denied_total counter\n"
       << "trellis_proxy_connections_denied_total{reason=\"no_vpc\"} " << m.deniedNoVpc << "\n"
-      << "trellis_proxy_connections_denied_total{reason=\"security_group\"} " << m.deniedSecurityGroup << "\n";
+      << "trellis_proxy_connections_denied_total{reason=\"security_group\"} " << m.deniedSecurityGroup << "\n"
+      << "# HELP trellis_proxy_accept_paused_total Times accepting stopped for 100 ms at the descriptor limit.\n"
+      << "# TYPE trellis_proxy_accept_paused_total counter\n"
+      << "trellis_proxy_accept_paused_total " << m.acceptPaused << "\n"
+      << "# HELP trellis_proxy_client_timeouts_total Requests ended because the client sent too slowly.\n"
+      << "# TYPE trellis_proxy_client_timeouts_total counter\n"
+      << "trellis_proxy_client_timeouts_total{phase=\"head\"} " << m.headTimeouts << "\n"
+      << "trellis_proxy_client_timeouts_total{phase=\"body\"} " << m.bodyTooSlow << "\n"
+      << "# HELP trellis_proxy_http2_terminated_total HTTP/2 connections ended with GOAWAY ENHANCE_YOUR_CALM.\n"
+      << "# TYPE trellis_proxy_http2_terminated_total counter\n"
+      << "trellis_proxy_http2_terminated_total " << m.http2Terminated << "\n"
+      << "# HELP trellis_proxy_target_connection_limit_total Requests answered 503 at maxConnectionsPerTarget.\n"
+      << "# TYPE trellis_proxy_target_connection_limit_total counter\n"
+      << "trellis_proxy_target_connection_limit_total " << m.targetConnectionLimit << "\n";
   return out.str();
 }
 

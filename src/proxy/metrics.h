@@ -49,6 +49,12 @@ struct WorkerMetrics {
   // Connections closed at accept, before any byte is read.
   uint64_t deniedNoVpc = 0;          // the client's address is in no VPC (and there is no defaultVpc)
   uint64_t deniedSecurityGroup = 0;  // the VPC association's security groups allow no rule for it
+  // Hostile or slow clients, and the proxy's own limits (docs/architecture.md, "Limits").
+  uint64_t acceptPaused = 0;          // accept stopped for a moment at the process's descriptor limit
+  uint64_t headTimeouts = 0;          // 408: a request head not whole within requestHeadTimeoutSeconds
+  uint64_t bodyTooSlow = 0;           // a request body below requestBodyMinBytesPerSecond
+  uint64_t http2Terminated = 0;       // HTTP/2 connections sent GOAWAY ENHANCE_YOUR_CALM
+  uint64_t targetConnectionLimit = 0;  // 503: a target at maxConnectionsPerTarget
 
   void add(const WorkerMetrics& other);
 };

@@ -17,6 +17,7 @@
 
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/request_target.h"
 #include "common/strings.h"
 #include "proxy/auth.h"
 #include "proxy/connect.h"
@@ -143,8 +144,14 @@ class ListenSocket : public Pollable {
       sockaddr_storage peer{};
       socklen_t length = sizeof peer;
       int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE...) retried on the next event
-      w_.accepted(fd, port_, peer);
+      if (fd >= 0) {
+        w_.accepted(fd, port_, peer);
+        continue;
+      }
+      // Out of descriptors (or kernel memory): the connection stays queued and the level-triggered
+      // listener ready, so polling it again now would only spin. The worker stops for a moment.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) w_.pauseAccepting(errno);
+      return;  // EAGAIN, or a transient error such as ECONNABORTED: the next event retries
     }
   }
 
@@ -192,10 +199,12 @@ class Exchange : public UpstreamStreamSink {
   void start(RequestHead&& requestHead);
   void startUpstream(const snapshot::Target* avoid);
   void requestBody(std::string_view data);
+  // The request's body as it goes to the current attempt (bytes already counted).
+  void forwardBody(std::string_view data);
   void requestComplete();
   // The upstream cannot take more request body right now.
   bool bodyBlocked() const;
-  void upstreamFailed(const char* reason, bool retriable);
+  void upstreamFailed(const char* reason, Resend resend);
   // `body`: a text body (the 403 of an auth denial); none otherwise. `location`: a redirect's Location.
   void respondLocal(int status, const char* reason = "", std::string_view body = {}, std::string_view location = {});
   void responseHead(const ResponseHead& response);
@@ -218,12 +227,13 @@ class Exchange : public UpstreamStreamSink {
   void onUpstreamBody(std::string_view data) override;
   void onUpstreamTrailers(Headers& trailers) override;
   void onUpstreamComplete() override;
-  void onUpstreamFailed(const char* reason, bool retriable) override;
+  void onUpstreamFailed(const char* reason, Resend resend) override;
   void onUpstreamDrained() override;
 
   DownstreamConnection& conn;
   DownstreamStream& down;
   Worker& w;
+  const uint64_t serial;       // tells a deferred task whether its exchange is still this one
   snapshot::SnapshotPtr snap;  // pinned for the whole exchange
   RequestHead head;
   std::string requestId;
@@ -251,6 +261,11 @@ class Exchange : public UpstreamStreamSink {
   bool responseHeadSent = false;
   bool responseDone = false;
   bool responseStarted = false;  // some byte came from the target: no retry after this
+  bool attemptSent = false;      // some byte of this attempt went to the target's socket
+  // HTTP/2 clients: the upstream starts at the end of the loop turn (a stream reset in the same read never
+  // reaches a target); what the stream's body brings meanwhile waits here.
+  bool awaitingStart = false;
+  std::string earlyBody;
   bool interim = false;          // the response being parsed is 1xx
   bool clientChunked = false;
   bool upstreamKeepAlive = true;
@@ -285,6 +300,12 @@ class Exchange : public UpstreamStreamSink {
   void refreshDeadline();
   // Runs finish() at the end of the loop turn if the exchange is still there and `ready` holds then.
   void finishLater(bool needRequestDone);
+  // Runs `task` at the end of the loop turn if this exchange is still there.
+  template <typename Task>
+  void atEndOfTurn(Task task);
+  void startDeferred();
+  // Whether a failure that allows `resend` lets this request go to a target again.
+  bool mayResend(Resend resend) const;
 };
 
 class UpstreamConnection : public Pollable, public Http1ResponseHandler {
@@ -399,6 +420,8 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   }
 
   void readable() {
+    // The first byte of a request head (or of the TLS handshake before it) starts its deadline.
+    if (!h2_ && !exchange_ && headStartedAt_ == 0) headStartedAt_ = w_.nowMillis();
     ssize_t n = transport_.plain() ? readInto(fd_, in_) : readTransport();
     if (n == -1) return;
     if (n <= 0) {
@@ -409,7 +432,9 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
       updateInterest();  // finish the response, then close
       return;
     }
-    lastActive_ = w_.nowMillis();
+    // HTTP/2: frames alone (PING, SETTINGS, a header block sent a byte at a time) do not keep a connection
+    // without streams from its idle timeout; streams starting and ending do.
+    if (!h2_) lastActive_ = w_.nowMillis();
     process();
   }
 
@@ -454,7 +479,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
     if (dead_) return;
     if (!ok) {
       logDebug("proxy: HTTP/2 from ", peerIpPort_, ": ", h2_->session_.error());
-      ++w_.stats().badRequests;
+      ++(h2_->session_.terminated() ? w_.stats().http2Terminated : w_.stats().badRequests);
       h2_->abortAll("ClientProtocolError");
       closing_ = true;
     }
@@ -582,6 +607,11 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   void flushOutput() override { flush(); }
 
   void badRequest();
+  // Slow clients (Worker::sweep): a head not whole in time answers 408; so does a body below the minimum
+  // rate (checked over 10 s windows), or the connection is cut once the response has begun.
+  void headTimedOut();
+  bool bodyTooSlow(int64_t now, int minBytesPerSecond);
+  void bodyTimedOut();
   void abort(const char* reason);
   void close();
 
@@ -600,6 +630,10 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   bool closeAfterResponse_ = false;
   bool closing_ = false;  // close once out_ is flushed
   int64_t createdAt_ = 0, lastActive_ = 0;
+  int64_t headStartedAt_ = 0;  // HTTP/1.1: when the head being received began; 0: none is
+  // HTTP/1.1 request body rate: bytes of the exchange at the start of the current 10 s window.
+  int64_t bodyWindowStart_ = 0;
+  uint64_t bodyWindowBytes_ = 0;
   int idleTimeoutSeconds_ = 60;
   // HTTP/2: decided by the first bytes (chooseCodec); then in_ goes to the session and out_ gets its frames.
   bool codecChosen_ = false;
@@ -654,7 +688,7 @@ ssize_t DownstreamConnection::readTransport() {
   if (status == Status::Closed && got == 0) return 0;
   if (!rawOut_.empty()) flush();  // handshake messages
   if (dead_) return -1;
-  lastActive_ = w_.nowMillis();
+  if (!h2_) lastActive_ = w_.nowMillis();
   return got > 0 ? got : -1;
 }
 
@@ -681,6 +715,9 @@ bool DownstreamConnection::writeTransport(uint64_t& sent) {
 
 void DownstreamConnection::onRequestHead(RequestHead& head) {
   if (!head.keepAlive) closeAfterResponse_ = true;
+  headStartedAt_ = 0;
+  bodyWindowStart_ = w_.nowMillis();
+  bodyWindowBytes_ = head.headerBytes;
   exchange_ = std::make_unique<Exchange>(*this, *this);
   exchange_->replay = std::move(spareReplay_);
   exchange_->replay.clear();
@@ -734,12 +771,60 @@ void DownstreamConnection::exchangeDone() {
   parser_.resume();
   paused_ = false;
   lastActive_ = w_.nowMillis();
+  headStartedAt_ = in_.empty() ? 0 : lastActive_;  // a pipelined request's head is under way
   flush();
   if (!dead_ && !in_.empty()) {
     w_.defer([this] {
       if (!dead_) process();
     });
   }
+}
+
+void DownstreamConnection::headTimedOut() {
+  ++w_.stats().headTimeouts;
+  logDebug("proxy: 408 to ", peerIpPort_, ": request head not complete within ",
+           w_.snapshot()->requestHeadTimeoutMs, " ms");
+  const TlsSession* tls = transport_.tls();
+  // Before the codec or the TLS session is there, there is no one to answer in the client's protocol.
+  if (!codecChosen_ || h2_ || (tls ? !tls->established() : !transport_.plain())) return close();
+  paused_ = true;  // nothing more of this connection is parsed
+  closeAfterResponse_ = true;
+  exchange_ = std::make_unique<Exchange>(*this, *this);
+  exchange_->requestId = w_.newRequestId();
+  exchange_->requestDone = true;
+  exchange_->respondLocal(408, "ClientProtocolError");
+}
+
+bool DownstreamConnection::bodyTooSlow(int64_t now, int minBytesPerSecond) {
+  constexpr int64_t kWindowMs = 10000;
+  Exchange& e = *exchange_;
+  // Only while the proxy is the one waiting: not under backpressure, nor for a 100 Continue the client
+  // asked for before it sends anything.
+  bool waiting = !e.requestDone && !peerClosed_ && !bodyBlocked() &&
+                 !(e.bytesReceived == e.head.headerBytes && e.head.header("expect"));
+  if (!waiting || now - bodyWindowStart_ < kWindowMs) {
+    if (!waiting) bodyWindowStart_ = now, bodyWindowBytes_ = e.bytesReceived;
+    return false;
+  }
+  bool slow = e.bytesReceived - bodyWindowBytes_ < uint64_t(minBytesPerSecond) * (kWindowMs / 1000);
+  bodyWindowStart_ = now;
+  bodyWindowBytes_ = e.bytesReceived;
+  return slow;
+}
+
+void DownstreamConnection::bodyTimedOut() {
+  ++w_.stats().bodyTooSlow;
+  Exchange& e = *exchange_;
+  logDebug("proxy: request body from ", peerIpPort_, " below ", w_.snapshot()->requestBodyMinBytesPerSecond,
+           " bytes/s");
+  if (e.responseHeadSent) {
+    e.failureReason = "ClientProtocolError";
+    return abort("ClientProtocolError");
+  }
+  e.dropUpstream();
+  abandonRequest();
+  paused_ = true;
+  e.respondLocal(408, "ClientProtocolError");
 }
 
 void DownstreamConnection::badRequest() {
@@ -836,6 +921,7 @@ void Http2Stream::exchangeDone() {
 }
 
 void Http2Downstream::onRequestHead(int32_t id, RequestHead& head) {
+  c_.lastActive_ = c_.w_.nowMillis();
   auto& stream = streams_[id];
   stream = std::make_unique<Http2Stream>(c_, *this, id);
   stream->exchange = std::make_unique<Exchange>(c_, *stream);
@@ -911,7 +997,7 @@ void Http2Downstream::dropUpstreams() {
 // ---------------- Exchange ----------------
 
 Exchange::Exchange(DownstreamConnection& connection, DownstreamStream& stream)
-    : conn(connection), down(stream), w(connection.w_) {
+    : conn(connection), down(stream), w(connection.w_), serial(w.newExchangeSerial()) {
   startMs = monotonicMillisPrecise();
   w.exchanges().insert(this);
 }
@@ -931,6 +1017,20 @@ void Exchange::start(RequestHead&& requestHead) {
   requestId = id && !id->empty() ? id->substr(0, 512) : w.newRequestId();
   // Per request, not per connection: the snapshot (and with it the VPC's associations) may have changed.
   vpc = snap->sourceVpc(conn.peerAddress_);
+  // One form of the target for the rules, auth, rewrites, the access log and the target
+  // (docs/request-paths.md); absolute-form's authority replaces the Host header (RFC 9112 3.2.2).
+  std::string authority;
+  if (const char* error =
+          normalizeRequestTarget(head.target, head.method, !down.http2(), snap->encodedSlashes, authority)) {
+    logDebug("proxy: 400 from ", conn.peerIpPort_, ": ", error);
+    ++w.stats().badRequests;
+    return respondLocal(400, "ClientProtocolError");
+  }
+  if (!authority.empty()) {
+    head.host = toLower(hostOfAuthority(authority));
+    std::erase_if(head.headers, [](const auto& h) { return h.first == "host"; });
+    head.headers.insert(head.headers.begin(), {"host", std::move(authority)});
+  }
 
   RouteResult r = route(*snap, vpc, conn.port_, head);
   if (r.kind == RouteResult::Kind::NoService) {
@@ -974,7 +1074,38 @@ void Exchange::start(RequestHead&& requestHead) {
     requestDeadline = w.nowMillis() + rule->requestTimeoutMs;
     w.armTimer(this, requestDeadline);
   }
+  if (!down.http2()) return startUpstream(nullptr);
+  // Rapid reset (CVE-2023-44487): HEADERS and RST_STREAM in one read must not open a target connection.
+  awaitingStart = true;
+  atEndOfTurn([](Exchange& e) { e.startDeferred(); });
+}
+
+template <typename Task>
+void Exchange::atEndOfTurn(Task task) {
+  Worker* worker = &w;
+  Exchange* self = this;
+  uint64_t id = serial;
+  w.defer([worker, self, id, task] {
+    if (worker->exchanges().count(self) && self->serial == id) task(*self);
+  });
+}
+
+void Exchange::startDeferred() {
+  awaitingStart = false;
+  // In order, as if it had started at once: the head, what of the body came meanwhile, its end.
+  bool ended = requestDone;
+  requestDone = false;
+  std::string body = std::move(earlyBody);
+  Worker* worker = &w;
+  uint64_t id = serial;
+  auto gone = [&] { return !worker->exchanges().count(this) || serial != id; };
   startUpstream(nullptr);
+  if (gone()) return;
+  if (!body.empty()) forwardBody(body);
+  if (gone()) return;
+  if (ended) requestComplete();
+  if (gone()) return;
+  if (!bodyBlocked()) down.resumeRequestBody();  // the stream window held back meanwhile
 }
 
 void Exchange::refreshDeadline() { upstreamDeadline = w.nowMillis() + int64_t{conn.idleTimeoutSeconds_} * 1000; }
@@ -984,6 +1115,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   if (!target) target = avoid && !avoid->draining ? avoid : nullptr;  // a lone target gets its retry too
   if (!target) return respondLocal(503);
   ++attempts;
+  attemptSent = false;
   if (rule && rule->backendTimeoutMs > 0) {
     attemptDeadline = w.nowMillis() + rule->backendTimeoutMs;
     w.armTimer(this, attemptDeadline);
@@ -991,8 +1123,9 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   if (upstreamIsHttp2(group->protocolVersion)) return startHttp2Upstream();
   bool tls = group->protocol == "HTTPS";
   UpstreamConnection* connection = attempts == 1 ? w.takeIdleUpstream(*target, tls) : nullptr;
+  if (!connection && w.atConnectionLimit(*target, tls)) return respondLocal(503, "TargetConnectionError");
   if (!connection) connection = w.connectUpstream(*target, group->id, tls);
-  if (!connection) return upstreamFailed("TargetConnectionError", true);
+  if (!connection) return upstreamFailed("TargetConnectionError", Resend::Any);
   up = connection;
   up->attach(this);
   refreshDeadline();
@@ -1050,9 +1183,15 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
 void Exchange::startHttp2Upstream() {
   bool tls = group->protocol == "HTTPS";
   SSL_CTX* context = tls && w.tls() ? w.tls()->clientContext() : nullptr;
-  if (tls && !context) return upstreamFailed("TargetConnectionError", false);
-  Http2UpstreamConnection* connection = w.http2Upstreams().connectionFor(*target, context, *groupStats);
-  if (!connection) return upstreamFailed("TargetConnectionError", true);
+  if (tls && !context) return upstreamFailed("TargetConnectionError", Resend::No);
+  bool atLimit = false;
+  Http2UpstreamConnection* connection =
+      w.http2Upstreams().connectionFor(*target, context, *groupStats, w.connectionsPerTarget(), atLimit);
+  if (atLimit) {
+    ++w.stats().targetConnectionLimit;
+    return respondLocal(503, "TargetConnectionError");
+  }
+  if (!connection) return upstreamFailed("TargetConnectionError", Resend::Any);
   Headers headers;
   headers.reserve(head.headers.size() + 9);
   for (const auto& [name, value] : head.headers) {
@@ -1078,7 +1217,7 @@ void Exchange::startHttp2Upstream() {
   }
   bool noBody = !head.hasBody();
   int32_t id = connection->openStream(head.method, tls ? "https" : "http", "", head.target, headers, noBody, this);
-  if (id < 0) return upstreamFailed("TargetConnectionError", true);
+  if (id < 0) return upstreamFailed("TargetConnectionError", Resend::Any);
   h2up = connection;
   h2stream = id;
   refreshDeadline();
@@ -1112,12 +1251,20 @@ void Exchange::keepForReplay(std::string_view bytes) {
 
 bool Exchange::bodyBlocked() const {
   if (local) return false;
-  // While a retry waits, what the client sends is kept for it: not more than that.
-  return retryAt != 0 || (up && up->out_.size() >= kHighWater) || (h2up && upstreamBlocked);
+  // While a retry or the deferred start waits, what the client sends is kept for it: not more than that.
+  return awaitingStart || retryAt != 0 || (up && up->out_.size() >= kHighWater) || (h2up && upstreamBlocked);
 }
 
 void Exchange::requestBody(std::string_view data) {
   bytesReceived += data.size();
+  if (awaitingStart && !local) {
+    earlyBody.append(data);  // bounded by the stream window: bodyBlocked() keeps it shut meanwhile
+    return;
+  }
+  forwardBody(data);
+}
+
+void Exchange::forwardBody(std::string_view data) {
   if (local) return;  // answered already: the body is read and dropped
   if (h2up) {
     upstreamBlocked = h2up->sendBody(h2stream, data) >= kStreamHighWater;
@@ -1171,11 +1318,8 @@ void Exchange::requestComplete() {
 }
 
 void Exchange::finishLater(bool needRequestDone) {
-  Worker* worker = &w;
-  Exchange* self = this;
-  w.defer([worker, self, needRequestDone] {
-    if (!worker->exchanges().count(self)) return;  // finished (or its connection went) meanwhile
-    if (self->responseDone && (!needRequestDone || self->requestDone)) self->finish();
+  atEndOfTurn([needRequestDone](Exchange& e) {
+    if (e.responseDone && (!needRequestDone || e.requestDone)) e.finish();
   });
 }
 
@@ -1194,6 +1338,16 @@ void Exchange::dropUpstream() {
     h2stream = -1;
     upstreamHeld = 0;
   }
+}
+
+bool Exchange::mayResend(Resend resend) const {
+  if (resend == Resend::Any) return true;
+  if (resend == Resend::No) return false;
+  // RFC 9110 9.2.2: the target may have acted on it. PUT and DELETE are idempotent by definition; any
+  // other method goes again only when the rule's own retry policy says so.
+  const std::string& m = head.method;
+  bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+  return idempotent || (rule && rule->retry.attempts > 0);
 }
 
 int Exchange::retriesAllowed(bool connectionFailure) const {
@@ -1248,7 +1402,7 @@ void Exchange::onTimer(int64_t now) {
   }
   if (attemptDeadline != 0 && now >= attemptDeadline && hasUpstream()) {
     attemptDeadline = 0;
-    upstreamFailed("TargetDataTimeout", true);
+    upstreamFailed("TargetDataTimeout", attemptSent || h2up ? Resend::Idempotent : Resend::Any);
   }
 }
 
@@ -1261,12 +1415,16 @@ int64_t Exchange::nextTimer() const {
   return next;
 }
 
-void Exchange::upstreamFailed(const char* reason, bool retriable) {
+void Exchange::upstreamFailed(const char* reason, Resend resend) {
   dropUpstream();
   const snapshot::Target* failed = target;
   bool connectionFailure = std::strcmp(reason, "TargetDataTimeout") != 0;
-  if (retriable && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
+  if (mayResend(resend) && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
     return retry(failed, reason, false);
+  }
+  if (resend == Resend::Idempotent && !responseStarted && attempts <= retriesAllowed(connectionFailure)) {
+    logInfo("proxy: ", head.method, " for ", service->id, " not retried: it may have reached ",
+            failed ? failed->ipPort : "-", " (RFC 9110 9.2.2; a rule with a retry policy allows it)");
   }
   if (!responseHeadSent) {
     logInfo("proxy: ", reason, " for ", service->id, " via ", failed ? failed->ipPort : "-");
@@ -1287,7 +1445,9 @@ void Exchange::respondLocal(int code, const char* reason, std::string_view body,
   response.status = code;
   response.hasContentLength = true;
   response.contentLength = body.size();
-  response.bodyless = head.method == "HEAD";
+  // Empty ends with the head: on HTTP/2, HEADERS with END_STREAM (no DATA frame to follow, which a reset
+  // right behind a cut header block would drop).
+  response.bodyless = head.method == "HEAD" || body.empty();
   if (response.bodyless) response.headers.emplace_back("content-length", std::to_string(body.size()));
   if (!body.empty()) response.headers.emplace_back("content-type", "text/plain");
   if (!location.empty()) response.headers.emplace_back("location", location);
@@ -1346,12 +1506,8 @@ void Exchange::downstreamDrained() {
   if (up) {
     UpstreamConnection* connection = up;
     if (connection->in_.size() > 0) {
-      Worker* worker = &w;
-      Exchange* self = this;
-      w.defer([worker, self, connection] {
-        if (worker->exchanges().count(self) && self->up == connection && !connection->dead_) {
-          connection->processInput();
-        }
+      atEndOfTurn([connection](Exchange& e) {
+        if (e.up == connection && !connection->dead_) connection->processInput();
       });
     }
     connection->updateInterest();
@@ -1387,13 +1543,13 @@ void Exchange::onUpstreamComplete() {
   responseComplete();  // finishes (and destroys) the exchange
 }
 
-void Exchange::onUpstreamFailed(const char* reason, bool retriable) {
+void Exchange::onUpstreamFailed(const char* reason, Resend resend) {
   if (h2up) {
     if (groupStats) --groupStats->requests.active;
     h2up = nullptr;  // the connection already let go of this stream
     h2stream = -1;
   }
-  upstreamFailed(reason, retriable);
+  upstreamFailed(reason, resend);
 }
 
 void Exchange::onUpstreamDrained() {
@@ -1474,7 +1630,7 @@ void UpstreamConnection::onEvents(uint32_t events) {
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       ++stats_.connectionErrors;
-      if (ex_) return ex_->upstreamFailed("TargetConnectionError", true);
+      if (ex_) return ex_->upstreamFailed("TargetConnectionError", Resend::Any);
       return w_.retire(this);
     }
     if (!(events & EPOLLOUT)) return;
@@ -1504,17 +1660,20 @@ void UpstreamConnection::handleEof() {
     return ex_->responseComplete();
   }
   // Nothing came back (typically a reused keep-alive connection the target had closed): the request
-  // can go to another target.
-  bool nothingYet = !ex_->responseStarted;
-  ex_->upstreamFailed("TargetConnectionClosed", nothingYet);
+  // can go to another target, if it is safe to repeat.
+  Resend resend = ex_->responseStarted ? Resend::No : ex_->attemptSent ? Resend::Idempotent : Resend::Any;
+  ex_->upstreamFailed("TargetConnectionClosed", resend);
 }
 
 void UpstreamConnection::flush() {
   if (!connected_) return updateInterest();
   uint64_t sent = 0;
-  if (!(tls_ ? writeTls(sent) : writeFrom(fd_, out_, &sent))) {
-    if (ex_) return ex_->upstreamFailed("TargetConnectionClosed", !ex_->responseStarted);
-    return w_.retire(this);
+  bool ok = tls_ ? writeTls(sent) : writeFrom(fd_, out_, &sent);
+  if (sent && ex_) ex_->attemptSent = true;
+  if (!ok) {
+    if (!ex_) return w_.retire(this);
+    Resend resend = ex_->responseStarted ? Resend::No : ex_->attemptSent ? Resend::Idempotent : Resend::Any;
+    return ex_->upstreamFailed("TargetConnectionClosed", resend);
   }
   if (sent) {
     stats_.sentBytes += sent;
@@ -1542,7 +1701,7 @@ void UpstreamConnection::processInput() {
     if (!ex_) return;  // the exchange retries elsewhere (a status its rule retries): this one is retired
     if (status == ParseStatus::Error) {
       logInfo("proxy: bad response from ", key_, ": ", parser_.error());
-      return ex_->upstreamFailed("TargetProtocolError", false);
+      return ex_->upstreamFailed("TargetProtocolError", Resend::No);
     }
     if (status == ParseStatus::Paused) {
       parser_.resume();
@@ -1656,6 +1815,26 @@ void Worker::addListener(uint16_t port, int fd) {
   ev.data.ptr = l;
   epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev);
   l->interest_ = EPOLLIN;
+  if (acceptPausedUntil_ != 0) setInterest(l, 0);
+}
+
+void Worker::pauseAccepting(int error) {
+  if (acceptPausedUntil_ != 0) return;
+  ++metrics_.acceptPaused;
+  // Once per episode, not once per pause: the condition lasts as long as the connections do.
+  if (!acceptPauseLogged_) {
+    logWarn("proxy: worker ", index_, ": cannot accept connections (", std::strerror(error), "); pausing ",
+            kAcceptPauseMs, " ms at a time until descriptors are free (trellis_proxy_accept_paused_total)");
+    acceptPauseLogged_ = true;
+  }
+  acceptPausedUntil_ = nowMillis_ + kAcceptPauseMs;
+  for (auto& [port, listener] : listeners_) setInterest(listener, 0);
+}
+
+void Worker::resumeAcceptingIfDue() {
+  if (acceptPausedUntil_ == 0 || nowMillis_ < acceptPausedUntil_) return;
+  acceptPausedUntil_ = 0;
+  for (auto& [port, listener] : listeners_) setInterest(listener, EPOLLIN);
 }
 
 void Worker::removeListener(uint16_t port) {
@@ -1682,6 +1861,9 @@ void Worker::retire(Pollable* p) {
   adopted_.erase(p);
   if (auto* up = dynamic_cast<UpstreamConnection*>(p)) {
     upstreams_.erase(up);
+    if (auto count = openToTarget_.find(up->key_); count != openToTarget_.end() && --count->second == 0) {
+      openToTarget_.erase(count);
+    }
     --up->stats_.activeConnections;
     auto idle = idle_.find(up->key_);
     if (idle != idle_.end()) std::erase(idle->second, up);
@@ -1703,6 +1885,10 @@ void Worker::accepted(int fd, uint16_t port, const sockaddr_storage& peer) {
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     ::close(fd);
     return;
+  }
+  if (acceptPauseLogged_) {
+    logInfo("proxy: worker ", index_, ": accepting connections again");
+    acceptPauseLogged_ = false;
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1734,6 +1920,17 @@ void Worker::releaseUpstream(UpstreamConnection* up) {
   up->updateInterest();
 }
 
+int Worker::connectionsPerTarget() const {
+  return (snapshot_->maxConnectionsPerTarget + workerCount_ - 1) / workerCount_;  // the proxy's share of it
+}
+
+bool Worker::atConnectionLimit(const snapshot::Target& target, bool tls) {
+  auto it = openToTarget_.find(tls ? kTlsPoolPrefix + target.ipPort : target.ipPort);
+  if (it == openToTarget_.end() || it->second < connectionsPerTarget()) return false;
+  ++metrics_.targetConnectionLimit;
+  return true;
+}
+
 UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, const std::string& targetGroupId,
                                             bool tls) {
   auto& stats = metrics_.targetGroups[targetGroupId];
@@ -1747,6 +1944,7 @@ UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, cons
   up->connected_ = socket->connected;
   up->openedAt_ = nowMillis_;
   upstreams_.insert(up);
+  ++openToTarget_[up->key_];
   ++stats.activeConnections;
   epoll_event ev{};
   ev.events = EPOLLOUT | EPOLLIN;
@@ -1799,7 +1997,7 @@ void Worker::runTasks() {
 
 void Worker::sweep() {
   // Collect first: acting on a connection can close it and change downstreams_.
-  std::vector<DownstreamConnection*> expired, goingAway;
+  std::vector<DownstreamConnection*> expired, goingAway, slowHeads, slowBodies;
   for (auto* d : downstreams_) {
     if (d->dead_) continue;
     bool old = nowMillis_ - d->createdAt_ > snapshot_->connectionLifetimeMs;
@@ -1813,10 +2011,20 @@ void Worker::sweep() {
     if (!d->exchange_) {
       if (stopping_ || idle || old) {
         if (d->out_.empty()) expired.push_back(d);
+      } else if (d->headStartedAt_ != 0 && nowMillis_ - d->headStartedAt_ > snapshot_->requestHeadTimeoutMs) {
+        slowHeads.push_back(d);
       }
       continue;
     }
     if (stopping_ || old) d->closeAfterResponse_ = true;
+    int minRate = snapshot_->requestBodyMinBytesPerSecond;
+    if (minRate > 0 && d->bodyTooSlow(nowMillis_, minRate)) slowBodies.push_back(d);
+  }
+  for (auto* d : slowHeads) {
+    if (!d->dead_ && !d->exchange_) d->headTimedOut();
+  }
+  for (auto* d : slowBodies) {
+    if (!d->dead_ && d->exchange_ && !d->exchange_->requestDone) d->bodyTimedOut();
   }
   for (auto* d : goingAway) {
     if (d->dead_) continue;
@@ -1835,10 +2043,10 @@ void Worker::sweep() {
   for (Exchange* e : connectTimeouts) {
     if (!exchanges_.count(e) || !e->up) continue;
     ++metrics_.targetGroups[e->group->id].connectionTimeouts;
-    e->upstreamFailed("TargetConnectionError", true);
+    e->upstreamFailed("TargetConnectionError", Resend::Any);
   }
   for (Exchange* e : dataTimeouts) {
-    if (exchanges_.count(e) && e->hasUpstream()) e->upstreamFailed("TargetDataTimeout", false);
+    if (exchanges_.count(e) && e->hasUpstream()) e->upstreamFailed("TargetDataTimeout", Resend::No);
   }
   std::vector<UpstreamConnection*> stale;
   for (auto& [key, list] : idle_) {
@@ -1882,8 +2090,9 @@ void Worker::runTimers() {
 
 int Worker::waitMillis() const {
   if (!deferred_.empty() || !endOfTurnFlushes_.empty()) return 0;
-  if (nextTimer_ == INT64_MAX) return 250;
-  return static_cast<int>(std::clamp<int64_t>(nextTimer_ - monotonicMillis(), 0, 250));
+  int64_t next = acceptPausedUntil_ != 0 ? std::min(nextTimer_, acceptPausedUntil_) : nextTimer_;
+  if (next == INT64_MAX) return 250;
+  return static_cast<int>(std::clamp<int64_t>(next - monotonicMillis(), 0, 250));
 }
 
 void Worker::adopt(Pollable* p, uint32_t events) {
@@ -1926,6 +2135,7 @@ void Worker::run() {
       if (!p->dead_) p->onEvents(events[i].events);
     }
     runTimers();
+    resumeAcceptingIfDue();
     if (nowMillis_ - lastSweep_ >= 1000) {
       lastSweep_ = nowMillis_;
       sweep();

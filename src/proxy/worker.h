@@ -90,8 +90,16 @@ class Worker {
   void releaseUpstream(UpstreamConnection* upstream);  // back to the pool (or closed when full)
   UpstreamConnection* connectUpstream(const snapshot::Target& target, const std::string& targetGroupId,
                                       bool tls = false);
+  // This worker's share of the snapshot's maxConnectionsPerTarget.
+  int connectionsPerTarget() const;
+  // Whether no new HTTP/1.1 connection may be opened to `target` (counted in the metrics when so).
+  bool atConnectionLimit(const snapshot::Target& target, bool tls);
+  void setWorkerCount(int count) { workerCount_ = count > 0 ? count : 1; }
+  uint64_t newExchangeSerial() { return ++exchangeSerial_; }
   // A new client connection on listener `port`: admitted (source VPC and security groups) or closed.
   void accepted(int fd, uint16_t port, const sockaddr_storage& peer);
+  // accept() failed for want of descriptors (`error`): no listener is polled for kAcceptPauseMs.
+  void pauseAccepting(int error);
   bool stopping() const { return stopping_; }
   // HTTPS: certificates by SNI and the client context for HTTPS targets; null when HTTPS is unavailable.
   void setTls(TlsContextProvider* tls) { tls_ = tls; }
@@ -116,6 +124,7 @@ class Worker {
   void runTasks();
   void runEndOfTurn();  // deferred tasks and end-of-turn flushes, until neither has more
   void runTimers();
+  void resumeAcceptingIfDue();
   int waitMillis() const;  // epoll_wait's timeout: the sweep's pace, or sooner for a timer
 
   int index_;  // for log lines
@@ -143,6 +152,9 @@ class Worker {
   std::unordered_set<DownstreamConnection*> downstreams_;
   std::unordered_set<UpstreamConnection*> upstreams_;
   std::unordered_map<std::string, std::vector<UpstreamConnection*>> idle_;  // by target ip:port
+  std::unordered_map<std::string, int> openToTarget_;  // HTTP/1.1 connections by pool key, in use or idle
+  int workerCount_ = 1;
+  uint64_t exchangeSerial_ = 0;
   std::vector<Pollable*> graveyard_;
   std::unordered_set<Pollable*> adopted_;
   std::vector<std::function<void()>> deferred_;
@@ -150,6 +162,9 @@ class Worker {
   std::unordered_set<Exchange*> exchanges_;
   std::unordered_set<Exchange*> timed_;
   int64_t nextTimer_ = INT64_MAX;  // the earliest time an exchange in timed_ asked for
+  static constexpr int64_t kAcceptPauseMs = 100;
+  int64_t acceptPausedUntil_ = 0;  // 0: listeners polled
+  bool acceptPauseLogged_ = false;
   std::unique_ptr<Http2UpstreamPool> http2Upstreams_;
 };
 

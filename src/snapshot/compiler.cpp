@@ -82,6 +82,9 @@ HttpMatch compileMatch(const json& j) {
       match.pathKind = HttpMatch::PathKind::Prefix;
       match.path = str(m, "prefix");
     }
+    // Requests are matched by their normalized path (docs/request-paths.md): so are the rule's values.
+    std::string normal;
+    if (!normalizePath(match.path, EncodedSlashes::Keep, normal)) match.path = std::move(normal);
     if (!match.pathCaseSensitive) match.path = toLower(match.path);
   }
   if (auto headers = http->find("headerMatches"); headers != http->end() && headers->is_array()) {
@@ -842,6 +845,10 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::build(int64_t revision, Dirty&
   snap->connectionLifetimeMs = int64_t{config.dataPlane.connectionLifetimeSeconds} * 1000;
   snap->verifyTargetCertificates = config.dataPlane.verifyTargetCertificates;
   snap->targetCaFile = config.dataPlane.targetCaFile;
+  snap->requestHeadTimeoutMs = int64_t{config.dataPlane.requestHeadTimeoutSeconds} * 1000;
+  snap->requestBodyMinBytesPerSecond = config.dataPlane.requestBodyMinBytesPerSecond;
+  snap->maxConnectionsPerTarget = config.dataPlane.maxConnectionsPerTarget;
+  snap->encodedSlashes = config.dataPlane.keepEncodedSlashes ? EncodedSlashes::Keep : EncodedSlashes::Reject;
   if (cache.last) {
     snap->services = cache.last->services;
     snap->servicesByHost = cache.last->servicesByHost;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "auth/policy.h"
+#include "common/request_target.h"
 #include "model/config.h"
 #include "snapshot/sharded_map.h"
 
@@ -333,6 +334,11 @@ struct Snapshot {
   int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds (spec 5.10)
   bool verifyTargetCertificates = false;          // config dataPlane (a Trellis extension)
   std::string targetCaFile;
+  // config dataPlane: what hostile and slow clients get (docs/request-paths.md, docs/configuration.md).
+  int64_t requestHeadTimeoutMs = 10 * 1000;
+  int requestBodyMinBytesPerSecond = 512;
+  int maxConnectionsPerTarget = 1024;
+  EncodedSlashes encodedSlashes = EncodedSlashes::Reject;
   // By id. Shared, entry by entry, with the snapshots before and after this one (SnapshotCompiler).
   ShardedMap<std::shared_ptr<const Service>> services;
   ShardedMap<const Service*> servicesByHost;  // lower-case host name → an entry of `services`

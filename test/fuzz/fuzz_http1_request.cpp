@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/request_target.h"
+#include "common/strings.h"
 #include "proxy/http1_codec.h"
 #include "proxy/router.h"
 #include "snapshot/compiler.h"
@@ -39,6 +41,10 @@ const snapshot::Snapshot& fuzzSnapshot() {
 class Sink : public proxy::Http1RequestHandler {
  public:
   void onRequestHead(proxy::RequestHead& head) override {
+    // As the exchange does: one normalized target before routing.
+    std::string authority;
+    if (normalizeRequestTarget(head.target, head.method, true, EncodedSlashes::Reject, authority)) return;
+    if (!authority.empty()) head.host = toLower(hostOfAuthority(authority));
     proxy::RouteResult r = proxy::route(fuzzSnapshot(), &fuzzSnapshot().vpcs.at("vpc-1"), 80, head);
     if (r.action && !r.action->targetGroups.empty()) {
       const auto* weighted = state.pickTargetGroup(*r.action);

@@ -366,6 +366,28 @@ TEST(Config, Dns) {
   expectError(dns("  - 127.0.0.1\n"), 6, "dns must be a mapping");
 }
 
+TEST(Config, DataPlaneLimitsOnHostileClients) {
+  auto dataPlane = [](const std::string& body) { return std::string(kBase) + "dataPlane:\n" + body; };
+  Config defaults = parseConfig(kBase, "t.yaml");
+  EXPECT_EQ(defaults.dataPlane.requestHeadTimeoutSeconds, 10);
+  EXPECT_EQ(defaults.dataPlane.requestBodyMinBytesPerSecond, 512);
+  EXPECT_EQ(defaults.dataPlane.maxConnectionsPerTarget, 1024);
+  EXPECT_FALSE(defaults.dataPlane.keepEncodedSlashes);
+
+  Config c = parseConfig(dataPlane("  requestHeadTimeoutSeconds: 3\n  requestBodyMinBytesPerSecond: 0\n"
+                                   "  maxConnectionsPerTarget: 8\n  encodedSlashes: keep\n"),
+                         "t.yaml");
+  EXPECT_EQ(c.dataPlane.requestHeadTimeoutSeconds, 3);
+  EXPECT_EQ(c.dataPlane.requestBodyMinBytesPerSecond, 0);
+  EXPECT_EQ(c.dataPlane.maxConnectionsPerTarget, 8);
+  EXPECT_TRUE(c.dataPlane.keepEncodedSlashes);
+
+  expectError(dataPlane("  requestHeadTimeoutSeconds: 0\n"), 6, "requestHeadTimeoutSeconds must be an integer from 1");
+  expectError(dataPlane("  maxConnectionsPerTarget: 0\n"), 6, "maxConnectionsPerTarget must be an integer from 1");
+  expectError(dataPlane("  requestBodyMinBytesPerSecond: -1\n"), 6, "requestBodyMinBytesPerSecond must be an integer");
+  expectError(dataPlane("  encodedSlashes: decode\n"), 6, "encodedSlashes: 'decode' is not reject or keep");
+}
+
 TEST(Config, FirehoseEndpoints) {
   std::string caFile =
       (std::filesystem::temp_directory_path() / ("trellis-ca-" + std::to_string(getpid()) + ".pem")).string();

@@ -226,6 +226,33 @@ TEST_F(AuthTest, AnonymousCallersPassOnlyWherePolicyAllowsThem) {
   EXPECT_EQ(send(signedRequest("GET", "/", "", kBobKeys)).status, 200);
 }
 
+// The policy's resource is the path the target gets (docs/request-paths.md): no request shape reaches
+// /admin past a Deny on it.
+TEST_F(AuthTest, ADenyOnAPathHoldsForEveryShapeOfThatPath) {
+  serviceAuth(policy({statement("Allow", "*"), statement("Deny", "*", kSvcArn + "/admin/*")}));
+  start();
+  const std::pair<std::string, std::string> shapes[] = {
+      {"/admin/secret", "/admin/secret"},         {"http://" + hostPort + "/admin/secret", "/admin/secret"},
+      {"/%61dmin/secret", "/admin/secret"},       {"//admin/secret", "/admin/secret"},
+      {"/public/../admin/secret", "/admin/secret"}, {"/./admin/secret", "/admin/secret"},
+      {"/public/%2e%2e/admin/x", "/admin/x"},
+  };
+  for (const auto& [target, resource] : shapes) {
+    Response r = send(unsignedRequest("GET", target));
+    EXPECT_EQ(r.status, 403) << target;
+    EXPECT_EQ(r.body, denied("anonymous", kSvcArn + resource, "with an explicit deny in a service-based policy"))
+        << target;
+  }
+  // Absolute-form's authority decides the service; the Host header beside it cannot send the request
+  // elsewhere half-way.
+  Response r = send("GET http://" + hostPort + "/admin/secret HTTP/1.1\r\nhost: nobody.example\r\n\r\n");
+  EXPECT_EQ(r.status, 403);
+  r = send(unsignedRequest("GET", "/public/x/../y"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(echoed(r)["target"], "/public/y");
+  EXPECT_EQ(backend.requests(), 1);
+}
+
 TEST_F(AuthTest, SignedCallerReachesTargetWithIdentityHeaders) {
   serviceAuth(policy({statement("Allow", json{{"AWS", kAlice}})}));
   start();

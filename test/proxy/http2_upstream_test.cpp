@@ -53,7 +53,7 @@ struct Sink : UpstreamStreamSink {
   std::string body;
   Headers trailers;
   std::string failure;
-  bool retriable = false;
+  Resend resend = Resend::No;
   std::atomic<bool> done{false};
 
   void onUpstreamHead(ResponseHead& h) override {
@@ -66,9 +66,9 @@ struct Sink : UpstreamStreamSink {
   }
   void onUpstreamTrailers(Headers& t) override { trailers = t; }
   void onUpstreamComplete() override { done = true; }
-  void onUpstreamFailed(const char* reason, bool canRetry) override {
+  void onUpstreamFailed(const char* reason, Resend canResend) override {
     failure = reason;
-    retriable = canRetry;
+    resend = canResend;
     done = true;
   }
 };
@@ -112,7 +112,8 @@ class Http2UpstreamTest : public ::testing::Test {
   // Opens a request on the pool's connection for `target`; `body` empty: no body.
   void start(Sink& sink, const snapshot::Target& target, const std::string& path, const std::string& body = {},
              const Headers& trailers = {}) {
-    sink.connection = pool_->connectionFor(target, nullptr, stats_);
+    bool atLimit = false;
+    sink.connection = pool_->connectionFor(target, nullptr, stats_, 1024, atLimit);
     ASSERT_NE(sink.connection, nullptr);
     sink.stream = sink.connection->openStream(body.empty() ? "GET" : "POST", "http", "svc.example", path,
                                               {{"content-type", "application/grpc"}, {"te", "trailers"}},
@@ -215,7 +216,7 @@ TEST_F(Http2UpstreamTest, RefusedConnectionFailsTheStreamAsRetriable) {
   });
   ASSERT_TRUE(waitAll(sinks));
   EXPECT_EQ(sinks[0]->failure, "TargetConnectionError");
-  EXPECT_TRUE(sinks[0]->retriable);
+  EXPECT_EQ(sinks[0]->resend, Resend::Any);  // never connected: whatever the method
   size_t connections = 1;
   onWorker([&] { connections = pool_->connections(); });
   EXPECT_EQ(connections, 0u);
