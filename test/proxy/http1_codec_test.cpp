@@ -2,6 +2,7 @@
 // to us (bare LF, obs-fold) must hold however the bytes are split across reads.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,88 @@ TEST(Http1RequestParser, BodyBytesAreNotScannedAsHead) {
     Http1RequestParser parser(recorder);
     EXPECT_NE(feed(parser, bytes, step), ParseStatus::Error) << parser.error();
     EXPECT_EQ(recorder.body, " a\nb\n ");
+  }
+}
+
+// What llhttp 8.1 lets through (docs/architecture.md, "Limits"), however the bytes are split.
+TEST(Http1RequestParser, LoneCrAndTrailerFramingRejectedHoweverSplit) {
+  const std::string post = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::vector<std::string> shapes = {
+      "GET /a HTTP/1.1\r\nHost: h\r\n\rXGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
+      "GET /a HTTP/1.1\r\nHost: h\r\r\n\r\n",
+      post + "0\r\nX: y\r\n\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+      post + "0\r\n\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+      post + "0\r\nX: y\r\n z\r\n\r\n",
+      post + "0\r\nX: y\r\n\rZ",
+      post + "3\r\nabc\r\n0\r\nX: y\rZ: w\r\n\r\n",
+      post + "5\r\nhelloXX0\r\n\r\n",
+      post + "5;e=" + std::string(5000, 'x') + "\r\nhello\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\nContent-Length: 3\r\n\r\nabc",
+      "POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+  };
+  for (const auto& shape : shapes) {
+    for (size_t step : {shape.size(), size_t{1}, size_t{2}, size_t{5}}) {
+      Recorder recorder;
+      Http1RequestParser parser(recorder);
+      EXPECT_EQ(feed(parser, shape, step), ParseStatus::Error) << "step " << step << ": " << shape;
+      EXPECT_LE(recorder.completed, 0) << shape;
+    }
+  }
+}
+
+TEST(Http1RequestParser, TrailersAndPipelinesAfterThemStillParseHoweverSplit) {
+  const std::string bytes =
+      "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n";
+  for (size_t step : {bytes.size(), size_t{1}, size_t{3}}) {
+    Recorder recorder;
+    Http1RequestParser parser(recorder);
+    EXPECT_NE(feed(parser, bytes, step), ParseStatus::Error) << "step " << step << ": " << parser.error();
+    ASSERT_EQ(recorder.heads.size(), 3u) << "step " << step;
+    EXPECT_EQ(recorder.body, "abc");
+    EXPECT_EQ(recorder.completed, 3);
+  }
+}
+
+class ResponseRecorder : public Http1ResponseHandler {
+ public:
+  void onResponseHead(ResponseHead& head) override { statuses.push_back(head.status); }
+  void onBody(std::string_view data) override { body.append(data); }
+  void onTrailers(Headers&) override {}
+  void onComplete() override { ++completed; }
+  std::vector<int> statuses;
+  std::string body;
+  int completed = 0;
+};
+
+TEST(Http1ResponseParser, NoBodyAfter204Or304OrInterimWhateverContentLengthSays) {
+  for (std::string first : {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                            "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\n"}) {
+    std::string bytes = first + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    ResponseRecorder recorder;
+    Http1ResponseParser parser(recorder);
+    size_t at = 0;
+    while (at < bytes.size()) {
+      size_t consumed = 0;
+      ParseStatus status = parser.parse(bytes.data() + at, bytes.size() - at, consumed);
+      ASSERT_NE(status, ParseStatus::Error) << first << parser.error();
+      at += consumed;
+      if (status == ParseStatus::Paused) parser.resume();
+    }
+    EXPECT_EQ(recorder.statuses, (std::vector<int>{std::atoi(first.c_str() + 9), 200})) << first;
+    EXPECT_EQ(recorder.body, "ok") << first;
+  }
+  for (std::string bad : {"HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"}) {
+    ResponseRecorder recorder;
+    Http1ResponseParser parser(recorder);
+    size_t consumed = 0;
+    EXPECT_EQ(parser.parse(bad.data(), bad.size(), consumed), ParseStatus::Error) << bad;
   }
 }
 
