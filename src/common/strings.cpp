@@ -45,14 +45,12 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
-namespace {
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-}  // namespace
 
 std::optional<std::string> percentDecode(std::string_view s, bool plusIsSpace) {
   std::string out;

@@ -14,6 +14,8 @@ bool endsWith(std::string_view s, std::string_view suffix);
 std::string_view trim(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);
 
+// A hex digit's value; -1 when `c` is not one.
+int hexValue(char c);
 // Percent-decodes; nullopt on a malformed escape ("%4", "%zz").
 std::optional<std::string> percentDecode(std::string_view s, bool plusIsSpace = false);
 // RFC 3986 encoding of everything but unreserved characters (A-Z a-z 0-9 - _ . ~);

@@ -227,6 +227,18 @@ std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::strin
   return f + payload;
 }
 
+// Reads until the proxy answers a PING (so it has processed everything sent before it) or closes.
+void awaitPingAckOrClose(int fd) {
+  const std::string pingAck("\x00\x00\x08\x06\x01", 5);  // length 8, type PING, flag ACK
+  std::string in;
+  char buf[65536];
+  while (in.find(pingAck) == std::string::npos) {
+    ssize_t k = recv(fd, buf, sizeof buf, 0);
+    if (k <= 0) return;
+    in.append(buf, static_cast<size_t>(k));
+  }
+}
+
 // :method GET, :scheme http, :path "/", :authority (literal, not indexed).
 std::string requestPseudoHeaders(const std::string& authority) {
   return std::string("\x82\x86\x84") + '\x01' + static_cast<char>(authority.size()) + authority;
@@ -263,14 +275,7 @@ size_t sendHpackExpansion(uint16_t port, size_t entrySize, int frames) {
     if (k <= 0) break;  // the proxy gave up on us: as it should
     sent += static_cast<size_t>(k);
   }
-  // Until the proxy closes (GOAWAY) or answers the PING.
-  std::string in;
-  char buf[65536];
-  while (in.find(std::string("\x00\x00\x08\x06\x01", 5)) == std::string::npos) {
-    ssize_t k = recv(fd, buf, sizeof buf, 0);
-    if (k <= 0) break;
-    in.append(buf, static_cast<size_t>(k));
-  }
+  awaitPingAckOrClose(fd);
   ::close(fd);
   return sent;
 }
@@ -438,13 +443,7 @@ TEST_F(HostileClients, StreamsResetInTheSameReadOpenNoTargetConnection) {
   }
   out += frame(6, 0, 0, std::string(8, 'p'));
   ASSERT_EQ(::send(fd, out.data(), out.size(), MSG_NOSIGNAL), static_cast<ssize_t>(out.size()));
-  std::string in;
-  char buf[65536];
-  while (in.find(std::string("\x00\x00\x08\x06\x01", 5)) == std::string::npos) {
-    ssize_t k = recv(fd, buf, sizeof buf, 0);
-    if (k <= 0) break;
-    in.append(buf, static_cast<size_t>(k));
-  }
+  awaitPingAckOrClose(fd);
   ::close(fd);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(counting.connections(), 0);
