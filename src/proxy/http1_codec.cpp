@@ -6,6 +6,21 @@
 #include "common/strings.h"
 
 namespace trellis::proxy {
+namespace {
+
+// Calls `each` with every comma-separated element of `list`, trimmed, while it returns true; whether it
+// always did.
+template <typename Each>
+bool eachElement(std::string_view list, Each each) {
+  while (true) {
+    size_t comma = list.find(',');
+    if (!each(trim(list.substr(0, comma)))) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
 
 std::string_view RequestHead::path() const {
   std::string_view t = target;
@@ -31,6 +46,8 @@ Http1Parser::Http1Parser(llhttp_type_t type) {
     s->inValue_ = false;
     s->inTrailers_ = false;
     s->headerBytes_ = 0;
+    s->connectionHeaders_ = 0;
+    s->transferEncodingHeader_ = false;
     return 0;
   };
   settings_.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
@@ -109,6 +126,9 @@ int Http1Parser::fail(const char* reason) {
 void Http1Parser::flushHeader() {
   if (field_.empty() && value_.empty()) return;
   for (auto& c : field_) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  // Noted for readFraming, by length first: asked of every header.
+  if (field_.size() == 10 && field_ == "connection" && connectionHeaders_++ == 0) firstConnection_ = headers_.size();
+  if (field_.size() == 17 && field_ == "transfer-encoding") transferEncodingHeader_ = true;
   headers_.emplace_back(std::move(field_), std::move(value_));
   field_.clear();
   value_.clear();
@@ -123,17 +143,23 @@ const char* Http1Parser::readFraming(const Headers& headers, bool& chunked, bool
   keepAlive = llhttp_should_keep_alive(&parser_) != 0;
   // What llhttp 8.1 leaves open (RFC 9112 6.1, 6.3, 9.6): an empty Transfer-Encoding beside a
   // Content-Length, codings the proxy would drop while forwarding the body, and "close" with a tab after it.
-  bool transferEncoding = false;
+  // Looked for only when such a header came (llhttp flags no empty Transfer-Encoding).
+  auto close = [&](std::string_view option) {
+    if (iequals(option, "close")) keepAlive = false;
+    return true;
+  };
+  bool transferEncoding = transferEncodingHeader_;
+  if (!transferEncoding && connectionHeaders_ <= 1) {  // most messages: the one header, found at once
+    if (connectionHeaders_ == 1) eachElement(headers[firstConnection_].second, close);
+    return nullptr;
+  }
   for (const auto& [name, value] : headers) {
     if (name == "transfer-encoding") {
-      transferEncoding = true;
-      for (auto coding : split(value, ',')) {
-        if (!iequals(trim(coding), "chunked")) return "transfer coding other than chunked";
+      if (!eachElement(value, [](std::string_view coding) { return iequals(coding, "chunked"); })) {
+        return "transfer coding other than chunked";
       }
     } else if (name == "connection") {
-      for (auto option : split(value, ',')) {
-        if (iequals(trim(option), "close")) keepAlive = false;
-      }
+      eachElement(value, close);
     }
   }
   if (transferEncoding && hasContentLength) return "Content-Length with Transfer-Encoding";
@@ -147,22 +173,11 @@ bool Http1Parser::scanHead(const char* data, size_t length) {
   const char* p = data;
   const char* end = data + length;
   while (p < end && !headScanned_) {
-    // A CR ends a line or is refused (llhttp 8.1 lets a lone one through: a second request could hide
-    // behind it). One that ended the last read must meet its LF first thing now.
-    if (lastByte_ == '\r' && *p != '\n') {
-      error_ = "CR without LF in message head";
-      return false;
-    }
     const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* lineEnd = lf ? lf : end;
     if (p < lineEnd) {
       if ((*p == ' ' || *p == '\t') && lastByte_ == '\n' && headScanLines_ > 0) {
         error_ = "obsolete line folding";
-        return false;
-      }
-      const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<size_t>(lineEnd - p)));
-      if (cr && cr != lineEnd - 1) {
-        error_ = "CR without LF in message head";
         return false;
       }
       if (lastLineEmpty_) {

@@ -98,8 +98,8 @@ class Http1Parser {
   Http1Parser(llhttp_type_t type);
   static Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
   int fail(const char* reason);
-  // Rejects what llhttp lets through in a head or a trailer section: bare LF, a CR not followed by LF,
-  // obs-fold. False (with error_) when found.
+  // Rejects what llhttp lets through in a head or a trailer section: bare LF and obs-fold (a CR not
+  // followed by LF strict llhttp refuses itself). False (with error_) when found.
   bool scanHead(const char* data, size_t length);
   void flushHeader();
   // The message's framing from llhttp, checked against `headers`; why it is refused, or nullptr.
@@ -121,6 +121,9 @@ class Http1Parser {
   int headScanLines_ = 0;     // lines seen in the current head
   bool lastLineEmpty_ = true;  // nothing but CR since the last LF
   bool headScanned_ = false;   // the current head's blank line was seen
+  int connectionHeaders_ = 0;            // Connection headers of the current message
+  size_t firstConnection_ = 0;           // the first one's index in headers_
+  bool transferEncodingHeader_ = false;  // it has a Transfer-Encoding header
   bool trailersNext_ = false;  // the last chunk's line was parsed: llhttp paused before the trailers
   bool scanningTrailers_ = false;  // scanHead runs over the trailer section
   size_t chunkExtensionBytes_ = 0;  // of the current chunk
