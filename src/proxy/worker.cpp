@@ -39,6 +39,7 @@ constexpr size_t kMaxIdlePerTarget = 256;
 constexpr int64_t kConnectTimeoutMs = 5000;
 constexpr int64_t kPoolIdleMs = 60000;
 const std::string kTlsPoolPrefix = "tls ";  // pool key of HTTPS target connections: "tls 10.0.0.1:443"
+constexpr int kDefaultIdleTimeoutSeconds = 60;  // Lattice's, for a connection nothing was routed on yet
 
 int64_t monotonicMillis() {
   timespec ts;
@@ -262,8 +263,8 @@ class Exchange : public UpstreamStreamSink {
   bool responseDone = false;
   bool responseStarted = false;  // some byte came from the target: no retry after this
   bool attemptSent = false;      // some byte of this attempt went to the target's socket
-  // HTTP/2 clients: the upstream starts at the end of the loop turn (a stream reset in the same read never
-  // reaches a target); what the stream's body brings meanwhile waits here.
+  // HTTP/2 clients: the upstream starts once the read's frames are handled (Http2Downstream::startUpstreams);
+  // what the stream's body brings meanwhile waits here.
   bool awaitingStart = false;
   std::string earlyBody;
   bool interim = false;          // the response being parsed is 1xx
@@ -278,6 +279,7 @@ class Exchange : public UpstreamStreamSink {
   double startMs = 0, requestSentMs = 0, firstResponseMs = 0;
   uint64_t bytesReceived = 0, bytesSent = 0;
   int64_t upstreamDeadline = 0;
+  int64_t idleTimeoutMs = kDefaultIdleTimeoutSeconds * 1000;  // the routed service's: how long a target may be silent
   // Rule extensions (0: none): the whole exchange's and this attempt's deadline, until the response head
   // comes; when a retry waits for its backoff, and the target it avoids.
   int64_t requestDeadline = 0, attemptDeadline = 0, retryAt = 0;
@@ -297,13 +299,19 @@ class Exchange : public UpstreamStreamSink {
 
   void startHttp2Upstream();
   void keepForReplay(std::string_view bytes);
+
+ public:
+  // The target sent or took bytes: it has the service's idle timeout again.
   void refreshDeadline();
+  // The upstream of an HTTP/2 stream's exchange (awaitingStart), with what came of the request meanwhile.
+  void startDeferred();
+
+ private:
   // Runs finish() at the end of the loop turn if the exchange is still there and `ready` holds then.
   void finishLater(bool needRequestDone);
   // Runs `task` at the end of the loop turn if this exchange is still there.
   template <typename Task>
   void atEndOfTurn(Task task);
-  void startDeferred();
   // Whether a failure that allows `resend` lets this request go to a target again.
   bool mayResend(Resend resend) const;
 };
@@ -391,6 +399,9 @@ class Http2Downstream : public Http2ServerHandler {
   }
   // Ends every exchange (logged with `reason`) before the connection closes.
   void abortAll(const char* reason);
+  // After a read's frames: the upstreams of the streams it opened that are still there. A stream reset in
+  // the same read (rapid reset, CVE-2023-44487) never reaches a target.
+  void startUpstreams();
   void dropUpstreams();
   bool idle() const { return streams_.empty(); }
 
@@ -398,6 +409,7 @@ class Http2Downstream : public Http2ServerHandler {
   Http2ServerSession session_;
   std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
   std::vector<HeaderView> headScratch_;  // Http2Stream::sendHead's
+  std::vector<int32_t> opened_;  // streams whose exchanges wait for startUpstreams()
 };
 
 class DownstreamConnection : public Pollable, public Http1RequestHandler, public DownstreamStream {
@@ -482,6 +494,9 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
       ++(h2_->session_.terminated() ? w_.stats().http2Terminated : w_.stats().badRequests);
       h2_->abortAll("ClientProtocolError");
       closing_ = true;
+    } else {
+      h2_->startUpstreams();
+      if (dead_) return;
     }
     flush();
   }
@@ -606,6 +621,15 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   void abortStream(const char* reason) override { abort(reason); }
   void flushOutput() override { flush(); }
 
+  // An exchange was routed to `service`: the connection's idle timeout is that service's (HTTP/1.1: the
+  // service of its latest request), or on HTTP/2, whose streams may go to several, the longest of theirs.
+  void servedService(const snapshot::Service& service) {
+    if (!h2_ || !served_ || service.idleTimeoutSeconds > idleTimeoutSeconds_) {
+      idleTimeoutSeconds_ = service.idleTimeoutSeconds;
+    }
+    served_ = true;
+  }
+
   void badRequest();
   // Slow clients (Worker::sweep): a head not whole in time answers 408; so does a body below the minimum
   // rate (checked over 10 s windows), or the connection is cut once the response has begun.
@@ -634,7 +658,8 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   // HTTP/1.1 request body rate: bytes of the exchange at the start of the current 10 s window.
   int64_t bodyWindowStart_ = 0;
   uint64_t bodyWindowBytes_ = 0;
-  int idleTimeoutSeconds_ = 60;
+  int idleTimeoutSeconds_ = kDefaultIdleTimeoutSeconds;  // see servedService()
+  bool served_ = false;  // an exchange was routed on this connection
   // HTTP/2: decided by the first bytes (chooseCodec); then in_ goes to the session and out_ gets its frames.
   bool codecChosen_ = false;
   std::unique_ptr<Http2Downstream> h2_;
@@ -926,6 +951,15 @@ void Http2Downstream::onRequestHead(int32_t id, RequestHead& head) {
   stream = std::make_unique<Http2Stream>(c_, *this, id);
   stream->exchange = std::make_unique<Exchange>(c_, *stream);
   stream->exchange->start(std::move(head));
+  if (stream->exchange && stream->exchange->awaitingStart) opened_.push_back(id);
+}
+
+void Http2Downstream::startUpstreams() {
+  for (size_t i = 0; i < opened_.size() && !c_.dead_; ++i) {
+    Exchange* e = exchangeOf(opened_[i]);
+    if (e && e->awaitingStart) e->startDeferred();
+  }
+  opened_.clear();
 }
 
 void Http2Downstream::onMalformedRequest(int32_t id, std::string_view reason) {
@@ -1043,7 +1077,8 @@ void Exchange::start(RequestHead&& requestHead) {
   if (transport.tls() && r.service->id != transport.serviceId()) return respondLocal(421, "ClientProtocolError");
   if (r.listener->protocol != (transport.tls() ? "HTTPS" : "HTTP")) return respondLocal(400, "ClientProtocolError");
   service = r.service;
-  conn.idleTimeoutSeconds_ = r.service->idleTimeoutSeconds;
+  idleTimeoutMs = int64_t{r.service->idleTimeoutSeconds} * 1000;
+  conn.servedService(*r.service);
   network = r.network;
   serviceStats = &w.stats().services[r.service->id];
   ++serviceStats->active;
@@ -1075,9 +1110,7 @@ void Exchange::start(RequestHead&& requestHead) {
     w.armTimer(this, requestDeadline);
   }
   if (!down.http2()) return startUpstream(nullptr);
-  // Rapid reset (CVE-2023-44487): HEADERS and RST_STREAM in one read must not open a target connection.
-  awaitingStart = true;
-  atEndOfTurn([](Exchange& e) { e.startDeferred(); });
+  awaitingStart = true;  // Http2Downstream::startUpstreams(), once the read's frames are all handled
 }
 
 template <typename Task>
@@ -1092,23 +1125,27 @@ void Exchange::atEndOfTurn(Task task) {
 
 void Exchange::startDeferred() {
   awaitingStart = false;
-  // In order, as if it had started at once: the head, what of the body came meanwhile, its end.
+  // In order, as if it had started at once: the head, what of the body came meanwhile, its end. Each
+  // step may end the exchange (a local answer, a failure).
   bool ended = requestDone;
   requestDone = false;
   std::string body = std::move(earlyBody);
-  Worker* worker = &w;
+  Worker& worker = w;
   uint64_t id = serial;
-  auto gone = [&] { return !worker->exchanges().count(this) || serial != id; };
+  auto alive = [&] { return worker.exchanges().count(this) && serial == id; };
   startUpstream(nullptr);
-  if (gone()) return;
-  if (!body.empty()) forwardBody(body);
-  if (gone()) return;
-  if (ended) requestComplete();
-  if (gone()) return;
-  if (!bodyBlocked()) down.resumeRequestBody();  // the stream window held back meanwhile
+  if (!body.empty()) {
+    if (!alive()) return;
+    forwardBody(body);
+  }
+  if (ended) {
+    if (!alive()) return;
+    requestComplete();
+  }
+  if (!body.empty() && alive() && !bodyBlocked()) down.resumeRequestBody();  // the window held back meanwhile
 }
 
-void Exchange::refreshDeadline() { upstreamDeadline = w.nowMillis() + int64_t{conn.idleTimeoutSeconds_} * 1000; }
+void Exchange::refreshDeadline() { upstreamDeadline = w.nowMillis() + idleTimeoutMs; }
 
 void Exchange::startUpstream(const snapshot::Target* avoid) {
   target = w.router().pickTarget(*group, avoid);
@@ -1645,7 +1682,7 @@ void UpstreamConnection::onEvents(uint32_t events) {
     if (n == -1) return;
     if (n > 0) {
       stats_.receivedBytes += static_cast<uint64_t>(n);
-      ex_->upstreamDeadline = w_.nowMillis() + int64_t{ex_->conn.idleTimeoutSeconds_} * 1000;
+      ex_->refreshDeadline();
       return processInput();
     }
     eof_ = true;
@@ -1677,7 +1714,7 @@ void UpstreamConnection::flush() {
   }
   if (sent) {
     stats_.sentBytes += sent;
-    if (ex_) ex_->upstreamDeadline = w_.nowMillis() + int64_t{ex_->conn.idleTimeoutSeconds_} * 1000;
+    if (ex_) ex_->refreshDeadline();
   }
   // Upstream drained: let the client's body flow again.
   if (ex_ && out_.size() < kLowWater) ex_->down.resumeRequestBody();
