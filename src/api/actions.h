@@ -1,4 +1,4 @@
-// What listeners and rules share (spec sections 4, 5.2, 5.3): reading rule actions and matches,
+// What listeners and rules share (docs/architecture.md, "The life of a request"): reading rule actions and matches,
 // resolving the target groups an action forwards to, and finding listeners and rules under their
 // parents. Used by ops_listener.cpp, ops_rule.cpp and ops_target_group.cpp.
 #pragma once

@@ -248,7 +248,7 @@ std::string resourceArnOf(const Call& call, const model::ArnContext& arns) {
   return "*";
 }
 
-// Control-plane condition keys (spec 5.6) that the request itself carries.
+// Control-plane condition keys (docs/architecture.md, "Who may call the API") that the request itself carries.
 auth::ConditionKeys conditionKeysOf(const Call& call, const model::ArnContext& arns) {
   auth::ConditionKeys keys;
   const json& body = call.body;

@@ -1,6 +1,6 @@
-// Lattice API errors (spec section 1.1). Handlers throw ApiError; the server turns it into the
-// restJson1 wire shape: status code, x-amzn-ErrorType header, JSON body with `message` and the
-// shape's members.
+// Lattice API errors (https://docs.aws.amazon.com/vpc-lattice/latest/APIReference/CommonErrors.html).
+// Handlers throw ApiError; the server turns it into the restJson1 wire shape: status code,
+// x-amzn-ErrorType header, JSON body with `message` and the shape's members.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <stdexcept>

@@ -50,7 +50,8 @@ json create(Resources& r, Call& call) {
   if (auto previous = r.replay(call)) return *previous;
 
   auto service = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
-  // Spec 5.2: TLS_PASSTHROUGH routes by SNI, which must be the service's custom domain name.
+  // TLS_PASSTHROUGH routes by SNI, which must be the service's custom domain name
+  // (https://docs.aws.amazon.com/vpc-lattice/latest/ug/tls-listeners.html).
   if (*protocol == "TLS_PASSTHROUGH" && !service.value.contains("customDomainName"))
     throw validationError(
         "A TLS_PASSTHROUGH listener needs a service with a customDomainName; service " + service.id + " has none",

@@ -29,7 +29,7 @@ using model::Kind;
 constexpr std::string_view kKind = "targetgroup";
 constexpr std::string_view kNameIndex = "index.name.targetgroup";
 
-// ---- Health checks (spec 5.5) ----
+// ---- Health checks (https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-group-health-checks.html) ----
 
 // Empty means "reset to the default" for both.
 std::string checkHealthCheckPath(std::string_view v) { return v.empty() ? "" : checkMatchPath(v); }
@@ -368,7 +368,7 @@ json registerTargets(Resources& r, Call& call) {
   json& targets = doc.value["targets"];
   if (!targets.is_array()) targets = json::array();
   pruneDrained(r, targets);
-  bool single = doc.value["type"] == "LAMBDA" || doc.value["type"] == "ALB";  // spec 5.4: exactly one target
+  bool single = doc.value["type"] == "LAMBDA" || doc.value["type"] == "ALB";  // exactly one target
 
   std::string now = r.now();
   json successful = json::array(), unsuccessful = json::array();

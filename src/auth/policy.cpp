@@ -168,8 +168,8 @@ bool splitArn(std::string_view arn, std::array<std::string_view, 5>& parts) {
 struct ArnPattern {
   bool any = false;  // "*"
   std::array<Glob, 5> parts;
-  // Lattice's "*/rates" and "*/*" (spec 5.6): a pattern that starts with a wildcard and is no ARN
-  // matches the whole resource string.
+  // Lattice's "*/rates" and "*/*": a pattern that starts with a wildcard and is no ARN
+  // matches the whole resource string (https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html).
   bool whole = false;
   Glob wholeGlob;
 };

@@ -92,7 +92,7 @@ class RequestContext {
 // Views point into `identity`, which must outlive `ctx`.
 void addPrincipalKeys(RequestContext& ctx, const model::Identity* identity);
 
-// What Lattice knows about one request (spec 5.6), for addLatticeRequestKeys. Views must outlive the context.
+// What Lattice knows about one request, for addLatticeRequestKeys. Views must outlive the context.
 struct LatticeRequest {
   bool connect = false;  // a TCP (TLS passthrough) service: action Connect, and only the keys Connect supports
   std::string_view serviceArn;
@@ -124,7 +124,7 @@ struct Decision {
 
 Decision evaluate(const Policy& policy, const RequestContext& ctx);
 
-// ---- VPC Lattice (spec 5.6) ----
+// ---- VPC Lattice (https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html) ----
 
 enum class AuthLayer : uint8_t { Identity, Network, Service };
 // "Identity", "Network", "Service": the access log's authDeniedReason.

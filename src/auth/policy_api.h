@@ -20,7 +20,7 @@ struct ApiAuthorization {
   std::string message;
 };
 
-// Control-plane condition keys (spec 5.6), e.g. {"vpc-lattice:AuthType", "AWS_IAM"}; a key given more than
+// Control-plane condition keys, e.g. {"vpc-lattice:AuthType", "AWS_IAM"}; a key given more than
 // once is multi-valued (vpc-lattice:TargetGroupArns, vpc-lattice:SecurityGroupIds).
 using ConditionKeys = std::vector<std::pair<std::string, std::string>>;
 

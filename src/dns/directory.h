@@ -5,7 +5,7 @@
 // - the zone apex (the service domain): SOA and NS; ns.{zone}: the DNS server's own address.
 // - generated service names ({name}-{id}.{partitionId}.{zone}): A/AAAA with the data-plane addresses.
 // - custom domain names (outside the zone): a CNAME to the service's generated name plus its addresses,
-//   as the Route 53 record a Lattice user creates for a custom domain would (spec 5.1). Without a
+//   as the Route 53 record a Lattice user creates for a custom domain would. Without a
 //   generated name in the zone the addresses are answered directly.
 // A service's names exist only for a querier whose VPC is associated with a service network the service
 // is associated with; for everyone else they are NXDOMAIN (in the zone with the SOA, so resolvers cache

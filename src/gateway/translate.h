@@ -1,5 +1,5 @@
 // Gateway API (+ the AWS controller's CRDs, Services and EndpointSlices) → the Lattice objects the
-// AWS Gateway API controller would create for them (docs: ../shared/spec/gateway-api.md section 2).
+// AWS Gateway API controller would create for them (https://github.com/aws/aws-application-networking-k8s; README.md, "Translation").
 //
 // The result is the desired state only: names of services are picked at reconcile time (they must
 // not collide with what already exists), and forward actions name target groups by their key

@@ -46,7 +46,8 @@ struct Instance {
   std::string address;
 };
 
-// Adjustable quotas (spec section 7), overridable under `quotas:` in the config.
+// Adjustable quotas, overridable under `quotas:` in the config. Defaults:
+// https://docs.aws.amazon.com/vpc-lattice/latest/ug/quotas.html
 struct Quotas {
   int serviceNetworks = 50;
   int services = 2000;
@@ -68,9 +69,9 @@ struct DnsSettings {
 
 // The proxy's own limits, under `dataPlane:`.
 struct DataPlaneSettings {
-  int connectionLifetimeSeconds = 600;  // spec 5.10: then HTTP/1.1 closes after a response, HTTP/2 sends GOAWAY
+  int connectionLifetimeSeconds = 600;  // Lattice's limit: then HTTP/1.1 closes after a response, HTTP/2 sends GOAWAY
   // Trellis extension: HTTPS targets must present a certificate that chains to `targetCaFile` (PEM; the system's
-  // trust store when empty) and names the target's address. Lattice never verifies them (spec 5.4). Read at start.
+  // trust store when empty) and names the target's address. Lattice never verifies them. Read at start.
   bool verifyTargetCertificates = false;
   std::string targetCaFile;
   // Hostile and slow clients (docs/request-paths.md, docs/configuration.md). A request head must arrive

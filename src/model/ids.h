@@ -1,4 +1,4 @@
-// Lattice resource identifiers and ARNs (spec section 2).
+// Lattice resource identifiers and ARNs (https://docs.aws.amazon.com/vpc-lattice/latest/APIReference/).
 #pragma once
 #include <optional>
 #include <string>

@@ -1,4 +1,4 @@
-// Access logs (spec 6.1): one JSON object per request, formatted and written on the writer's own
+// Access logs: one JSON object per request, formatted and written on the writer's own
 // thread. Workers hand over whole batches once per event-loop turn, so the request path only fills a
 // struct. Destinations are the ARNs of the access-log subscriptions, mapped to local places:
 //   CloudWatch Logs  arn:aws:logs:{region}:{acct}:log-group:{name}[:*]
@@ -11,6 +11,7 @@
 //       → POSTed to the config's accessLogs.firehose.{name}.url (http, or https verified against its caFile or
 //         the system trust store) in Firehose's HTTP endpoint delivery
 //         format (FirehoseDelivery below); a stream the config does not name: dropped, counted, logged once.
+// Fields: https://docs.aws.amazon.com/vpc-lattice/latest/ug/monitoring-access-logs.html
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -40,7 +41,7 @@ struct AccessLogEntry {
   int64_t durationMs = 0, requestToTargetDurationMs = -1, responseFromTargetDurationMs = -1;
   std::string requestId;
   std::string failureReason;
-  // Auth (spec 5.6); resolvedUser and authDeniedReason empty: null.
+  // Auth (docs/architecture.md, "Auth on the data plane"); resolvedUser and authDeniedReason empty: null.
   std::string resolvedUser, authDeniedReason;
   std::string callerPrincipal, callerPrincipalOrgID;
   std::string callerPrincipalTags;  // a JSON object; empty: none

@@ -103,9 +103,10 @@ bool RequestAuthorizer::authorize(const AuthRequest& r, AuthOutcome& out, std::s
 
   bool presigned = false;
   if (carriesSignature(r.head, presigned)) {
-    // Spec 5.6: payload signing is unsupported. Bodies stream to the target and are never held for a
+    // Payload signing is unsupported. Bodies stream to the target and are never held for a
     // hash, so a signed request must claim UNSIGNED-PAYLOAD; a presigned one without a body may keep
-    // the empty body's hash its signer used.
+    // the empty body's hash its signer used. See
+    // https://docs.aws.amazon.com/vpc-lattice/latest/ug/sigv4-authenticated-requests.html.
     const std::string* claimed = r.head.header("x-amz-content-sha256");
     bool unsignedPayload = claimed && *claimed == auth::kUnsignedPayload;
     if (!unsignedPayload && !(presigned && !claimed && !r.head.hasBody())) {

@@ -1,10 +1,12 @@
-// Auth on the data plane (spec 5.6): who the caller is (SigV4 for `vpc-lattice-svcs`, else anonymous) and
+// Auth on the data plane: who the caller is (SigV4 for `vpc-lattice-svcs`, else anonymous) and
 // whether the identity policy, the service network's auth policy and the service's let it invoke the service.
 //
 // Runs once per request after routing, only when the network or the service uses AWS_IAM: with both at
 // NONE nothing is verified and an Authorization header passes to the target untouched (it may be meant
 // for it). Policy evaluation reuses one RequestContext per worker thread and its strings, so an allowed
 // request allocates nothing here beyond what SigV4 verification itself needs.
+// See docs/architecture.md, "Auth on the data plane", and
+// https://docs.aws.amazon.com/vpc-lattice/latest/ug/auth-policies.html.
 #pragma once
 #include <cstdint>
 #include <ctime>
@@ -41,7 +43,7 @@ struct AuthRequest {
   bool https;
 };
 
-// A TLS passthrough connection (spec 5.2/5.6): action vpc-lattice-svcs:Connect on the service ARN, always
+// A TLS passthrough connection: action vpc-lattice-svcs:Connect on the service ARN, always
 // anonymous (nothing is decrypted), with the keys Connect supports.
 struct ConnectRequest {
   const snapshot::Snapshot& snap;

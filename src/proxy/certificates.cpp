@@ -346,7 +346,7 @@ SslCtxPtr makeClientContext(bool verify, const std::string& caFile) {
   if (!ctx) throw std::runtime_error("tls: " + opensslError());
   applyProtocolSettings(ctx.get());
   if (!verify) {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // spec 5.4: target certificates are not validated
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // as in Lattice: target certificates are not validated
     return ctx;
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);

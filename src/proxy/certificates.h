@@ -1,4 +1,4 @@
-// Certificates for HTTPS listeners (spec 5.2), kept in the data dir:
+// Certificates for HTTPS listeners (docs/architecture.md, "HTTPS and TLS passthrough"), kept in the data dir:
 //   {dataDir}/tls/ca.key, ca.pem                  Trellis's own root CA (EC P-256, key 0600), made on first use.
 //                                                  Leaves for generated service names are issued from it.
 //   {dataDir}/tls/certificates/{uuid}.pem, .key   imported certificates ("trellis cert import"), named by an
@@ -74,9 +74,10 @@ std::string importCertificate(const std::string& dataDir, const std::string& cer
 CredentialPtr loadImportedCertificate(const std::string& dataDir, const std::string& certificateArn,
                                       std::string& error);
 
-// TLS settings of spec 5.2: TLS 1.2-1.3, the listed cipher suites in server order. The TLS 1.2 list is
+// Lattice's TLS settings: TLS 1.2-1.3, the listed cipher suites in server order. The TLS 1.2 list is
 // Lattice's (RSA key exchange signatures) with the ECDSA twin of each ECDHE suite next to it, so
 // Trellis's EC leaves and imported RSA certificates both work.
+// Lattice's security policy: https://docs.aws.amazon.com/vpc-lattice/latest/ug/https-listeners.html
 inline constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
@@ -85,7 +86,7 @@ inline constexpr const char* kTls13Ciphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256
 
 // A server context presenting `credential`, with ALPN `h2` (when `offerH2`) and `http/1.1`.
 SslCtxPtr makeServerContext(const Credential& credential, bool offerH2);
-// A client context for HTTPS targets, with the same protocol settings: no certificate verification (spec 5.4),
+// A client context for HTTPS targets, with the same protocol settings: no certificate verification,
 // unless `verify` (a Trellis extension): then chains must end at `caFile` (PEM; the system's trust store when
 // empty). Throws std::runtime_error when the CA file cannot be loaded.
 SslCtxPtr makeClientContext(bool verify = false, const std::string& caFile = {});

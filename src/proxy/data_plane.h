@@ -22,8 +22,9 @@ struct DataPlaneOptions {
   int gracefulStopMillis = 10000;         // stop(): how long in-flight requests may take to finish
 };
 
-// ListTargets' view of a target (spec 5.4): status INITIAL | HEALTHY | UNHEALTHY | UNAVAILABLE | UNUSED |
+// ListTargets' view of a target: status INITIAL | HEALTHY | UNHEALTHY | UNAVAILABLE | UNUSED |
 // DRAINING, and an ELB-style reasonCode (empty when HEALTHY).
+// https://docs.aws.amazon.com/vpc-lattice/latest/APIReference/API_TargetSummary.html
 struct TargetHealth {
   std::string status;
   std::string reasonCode;

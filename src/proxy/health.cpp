@@ -44,7 +44,7 @@ struct HealthChecker::Probe {
   int fd = -1;
   std::string wire;  // bytes for the socket (TLS records for HTTPS)
   size_t written = 0;
-  std::unique_ptr<TlsSession> tls;  // HTTPS checks: certificates are not verified (spec 5.4)
+  std::unique_ptr<TlsSession> tls;  // HTTPS checks: certificates are not verified
   std::string plainPending;         // HTTPS: request bytes waiting for the handshake
   std::string response;             // HTTP/1.1: the response bytes so far
   std::unique_ptr<Http2Probe> h2;   // HTTP/2 checks

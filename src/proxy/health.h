@@ -1,4 +1,4 @@
-// Active health checks (spec 5.5): one prober thread for the whole process, not per worker. It keeps
+// Active health checks: one prober thread for the whole process, not per worker. It keeps
 // a state per (target group, target, port), runs due probes concurrently with non-blocking sockets
 // and flips the snapshot's HealthCell bits the workers read. The detailed status is for ListTargets.
 // A probe is one GET on a fresh connection, plain or TLS (HTTPS, not verified), in HTTP/1.1 or, for

@@ -66,7 +66,7 @@ class Http1ResponseHandler : public Http1Handler {
   virtual void onResponseHead(ResponseHead& head) = 0;
 };
 
-inline constexpr size_t kMaxHeaderBytes = 60 * 1024;  // spec 5.10
+inline constexpr size_t kMaxHeaderBytes = 60 * 1024;  // Lattice's: more, or more than 100 headers, is a 400
 inline constexpr size_t kMaxHeaders = 100;
 inline constexpr size_t kMaxChunkExtensionBytes = 4096;  // per chunk
 

@@ -229,7 +229,7 @@ class Http2ClientSession : public Http2Session {
 enum class PrefaceMatch { No, Partial, Yes };
 PrefaceMatch matchHttp2Preface(std::string_view firstBytes);
 
-// ---- protocol rules (spec 5.4) ----
+// ---- protocol rules (docs/architecture.md, "HTTP/2 and gRPC") ----
 
 enum class RequestProtocol { Http1, Http2, Grpc };
 
@@ -244,8 +244,8 @@ struct ProtocolVerdict {
   bool ok() const { return status == 0; }
 };
 
-// The compatibility matrix of spec 5.4, request protocol × target group protocolVersion (HTTP1 | HTTP2 |
-// GRPC) × method. The documented "error" cells answer 400 with failureReason ClientProtocolError: the
+// The compatibility matrix of Lattice's target groups, request protocol × target group protocolVersion
+// (HTTP1 | HTTP2 | GRPC) × method. The documented "error" cells answer 400 with failureReason ClientProtocolError: the
 // request cannot be carried to that target group (Lattice documents no other status for it).
 ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, std::string_view protocolVersion,
                                            std::string_view method);

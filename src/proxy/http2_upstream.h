@@ -52,7 +52,7 @@ class Http2UpstreamPool;
 class Http2UpstreamConnection : public Pollable, private Http2ClientHandler {
  public:
   // Starts a non-blocking connect to `target` (TLS with ALPN h2 when `tls` is set: targets are not
-  // verified, spec 5.4) and adopts the socket into `w`. Null when the socket cannot even be created.
+  // verified) and adopts the socket into `w`. Null when the socket cannot even be created.
   static Http2UpstreamConnection* open(Worker& w, Http2UpstreamPool* pool, const snapshot::Target& target,
                                        SSL_CTX* tls, TargetGroupCounters& stats);
   ~Http2UpstreamConnection() override;

@@ -1,4 +1,4 @@
-// Lattice's CloudWatch metrics (spec 6.3) as Prometheus series. Each worker owns a WorkerMetrics and
+// Lattice's CloudWatch metrics as Prometheus series. Each worker owns a WorkerMetrics and
 // bumps it without atomics or locks; a scrape asks every worker for a copy (on its own thread) and
 // merges them, so the request path never synchronises for stats.
 #pragma once

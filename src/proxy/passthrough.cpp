@@ -72,7 +72,7 @@ class SpliceEnd : public Pollable {
     if (stopping) return s.close(nullptr);
     if (!s.target->connected_ && now - s.createdAt > kConnectTimeoutMs) return s.close("connect timeout");
     if (now - s.lastActive > s.idleMs) return s.close(nullptr);
-    // ConnectionDurationExceeded (spec 5.10: 10 minutes unless the config says otherwise).
+    // ConnectionDurationExceeded (10 minutes unless the config says otherwise).
     if (now - s.createdAt > s.worker.snapshot()->connectionLifetimeMs) return s.close(nullptr);
   }
 
@@ -145,7 +145,7 @@ void Splice::close(const char* why) {
 
 bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
                       const snapshot::Listener& listener, std::string firstBytes) {
-  // Auth (spec 5.6): Connect, anonymous, decided before any byte goes to a target.
+  // Auth: Connect, anonymous, decided before any byte goes to a target.
   const snapshot::Snapshot& snap = *worker.snapshot();
   std::string sourceIp = clientIpPort.substr(0, clientIpPort.rfind(':'));
   if (sourceIp.size() > 2 && sourceIp.front() == '[') sourceIp = sourceIp.substr(1, sourceIp.size() - 2);
@@ -159,7 +159,7 @@ bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpP
     ::close(clientFd);
     return false;
   }
-  // Spec 5.2: only the default action, forwarding to TCP target groups by weight.
+  // Only the default action, forwarding to TCP target groups by weight.
   const snapshot::Action& action = listener.defaultAction;
   const snapshot::WeightedTargetGroup* weighted =
       action.kind == snapshot::Action::Kind::Forward ? worker.router().pickTargetGroup(action) : nullptr;

@@ -1,7 +1,8 @@
-// TLS_PASSTHROUGH listeners (spec 5.2): the ClientHello's SNI picked the service (exactly its custom domain
+// TLS_PASSTHROUGH listeners: the ClientHello's SNI picked the service (exactly its custom domain
 // name, see tls_transport.h); the connection is spliced byte for byte to a target of the listener's default
 // action, a TCP target group picked by weight, without terminating TLS or touching any byte. The splice
 // closes after the service's idle timeout without data in either direction, and after 10 minutes in any case.
+// Lattice's TLS listeners: https://docs.aws.amazon.com/vpc-lattice/latest/ug/tls-listeners.html
 #pragma once
 #include <cstdint>
 #include <string>

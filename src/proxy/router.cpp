@@ -245,7 +245,7 @@ const snapshot::Target* RouterState::pickTarget(const snapshot::TargetGroup& gro
     }
     if (!fallback) fallback = &t, fallbackAt = i;
   }
-  // No healthy target: fail open over the rest (spec 5.3).
+  // No healthy target: fail open over the rest (https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-groups.html).
   if (fallback) cursor = fallbackAt + 1;
   return fallback;
 }

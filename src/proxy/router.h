@@ -1,4 +1,4 @@
-// Request routing per spec 5.3: pure functions over a pinned snapshot. The per-worker selection state
+// Request routing: pure functions over a pinned snapshot. The per-worker selection state
 // (smooth weighted round robin, round robin within a target group) lives in RouterState, keyed by the
 // compiled objects' serials, so it carries over snapshot swaps for what a change did not touch.
 #pragma once
@@ -23,7 +23,7 @@ struct RouteResult {
   const snapshot::Action* action = nullptr;
 };
 
-// Host → service reachable from `source` (spec 5.1: through the network the VPC is associated with;
+// Host → service reachable from `source` (through the network the VPC is associated with;
 // anything else is the unknown service's 404) → listener on `port` → first matching rule by priority →
 // default action. `source` null (no VPC) reaches nothing.
 RouteResult route(const snapshot::Snapshot& snap, const snapshot::Vpc* source, uint16_t port,
@@ -54,11 +54,11 @@ class RouterState {
   // Smooth weighted round robin (nginx's algorithm): every TG's share is exact over each cycle of
   // totalWeight picks and spread evenly within it. When the picked TG has no healthy target but others
   // do, the pick moves to those (by their weights), so a dead group's share goes to the live ones; only
-  // when no group has a healthy target does the pick stay, to fail open inside it (spec 5.3).
+  // when no group has a healthy target does the pick stay, to fail open inside it.
   // Null when the action has no target groups.
   const snapshot::WeightedTargetGroup* pickTargetGroup(const snapshot::Action& action);
   // Round robin over targets that are healthy, not draining and resolvable; when none is healthy,
-  // over all non-draining resolvable ones (fail open, spec 5.3). Null when no target can be used.
+  // over all non-draining resolvable ones (fail open). Null when no target can be used.
   const snapshot::Target* pickTarget(const snapshot::TargetGroup& group, const snapshot::Target* avoid = nullptr);
 
  private:

@@ -42,8 +42,8 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
       }
     }
     if (service.customDomainName.empty()) continue;
-    // Spec 5.2: no fallback certificate. Without a usable certificateArn the custom name gets no context and
-    // its handshakes fail.
+    // No fallback certificate. Without a usable certificateArn the custom name gets no context and
+    // its handshakes fail (docs/architecture.md, "HTTPS and TLS passthrough").
     std::string problem;
     CredentialPtr credential;
     if (service.certificateArn.empty()) {

@@ -47,11 +47,11 @@ class TlsContextProvider {
   void refresh(const snapshot::Snapshot& snap, int64_t nowSeconds);
   // Any thread.
   std::shared_ptr<const ServerTlsContexts> current() const { return current_.load(std::memory_order_acquire); }
-  // For HTTPS targets (no verification, spec 5.4).
+  // For HTTPS targets (no verification: https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-groups.html).
   SSL_CTX* clientContext() const { return client_.get(); }
   const CertificateAuthority& authority() const { return authority_; }
 
-  // Whether ALPN offers h2 (HTTP2Preferred, spec 5.2): the downstream HTTP/2 codec serves such connections.
+  // Whether ALPN offers h2 (HTTP2Preferred): the downstream HTTP/2 codec serves such connections.
   static constexpr bool kOfferH2 = true;
 
  private:

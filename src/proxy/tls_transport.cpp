@@ -63,10 +63,10 @@ DownstreamTransport::Status DownstreamTransport::receive(std::string_view raw, s
     case ClientHelloStatus::Ok:
       break;
   }
-  // Spec 5.2: SNI is required; it names the service exactly as the Host header would.
+  // SNI is required; it names the service exactly as the Host header would.
   if (hello_.serverName.empty()) return refuse(wire, kAlertUnrecognizedName, "no SNI");
   const snapshot::Service* service = snap.serviceByHost(hello_.serverName);
-  // A service the client's VPC cannot reach looks like no service at all (spec 5.1).
+  // A service the client's VPC cannot reach looks like no service at all (docs/configuration.md, "Who reaches what").
   if (!service || !source || !source->networkFor(*service)) {
     return refuse(wire, kAlertUnrecognizedName, "no reachable service for SNI " + hello_.serverName);
   }
@@ -74,7 +74,7 @@ DownstreamTransport::Status DownstreamTransport::receive(std::string_view raw, s
   if (!listener) return refuse(wire, kAlertUnrecognizedName, "no listener for " + hello_.serverName);
   serviceId_ = service->id;
   if (listener->protocol == "TLS_PASSTHROUGH") {
-    // Only the custom domain name routes a passthrough listener (spec 5.2), matched exactly.
+    // Only the custom domain name routes a passthrough listener, matched exactly.
     if (hello_.serverName != service->customDomainName) {
       return refuse(wire, kAlertUnrecognizedName, "passthrough needs the custom domain name");
     }

@@ -53,7 +53,7 @@ double monotonicMillisPrecise() {
   return static_cast<double>(ts.tv_sec) * 1000.0 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
-// Headers a client may not set: the proxy owns them (spec 5.7, "unspoofable").
+// Headers a client may not set: the proxy owns them (docs/architecture.md, "Forward").
 bool strippedFromClient(std::string_view name) {
   if (name.size() < 15 || name[0] != 'x') return false;  // asked for every request header: most are not ours
   return name == "x-forwarded-for" || name == "x-forwarded-port" || name == "x-forwarded-proto" ||
@@ -244,7 +244,7 @@ class Exchange : public UpstreamStreamSink {
   const snapshot::Target* target = nullptr;
   const snapshot::Vpc* vpc = nullptr;  // the client's source VPC in `snap`
   const snapshot::ServiceNetwork* network = nullptr;
-  AuthOutcome auth;  // who the caller is (spec 5.6), for the identity headers and the access log
+  AuthOutcome auth;  // who the caller is, for the identity headers and the access log
   // The worker's counters for `service` and `group`, looked up once per exchange instead of by id at
   // every event.
   RequestCounters* serviceStats = nullptr;
@@ -1098,7 +1098,8 @@ void Exchange::start(RequestHead&& requestHead) {
   if (r.action->kind == snapshot::Action::Kind::FixedResponse) return respondLocal(r.action->statusCode);
   const snapshot::WeightedTargetGroup* weighted = w.router().pickTargetGroup(*r.action);
   if (!weighted || !weighted->group) return respondLocal(503);
-  // Spec 5.4: which request protocols a target group's protocolVersion can carry.
+  // Which request protocols a target group's protocolVersion can carry (docs/architecture.md, "HTTP/2 and
+  // gRPC").
   RequestProtocol protocol = requestProtocol(down.http2(), head);
   grpc = protocol == RequestProtocol::Grpc;
   ProtocolVerdict verdict = checkProtocolCompatibility(protocol, weighted->group->protocolVersion, head.method);
@@ -1204,7 +1205,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
     o.append("x-amzn-lattice-network: SourceVpcArn=").append(vpc->arn).append("\r\n");
     o.append("x-amzn-source-vpc: ").append(vpc->id).append("\r\n");
   }
-  if (auth.caller) o.append(auth.caller->identityHeaders);  // spec 5.7: only after SigV4 auth succeeded
+  if (auth.caller) o.append(auth.caller->identityHeaders);  // only after SigV4 auth succeeded
   if (h.chunked) {
     o.append("transfer-encoding: chunked\r\n");
   } else if (h.hasContentLength) {
@@ -1216,7 +1217,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   if (down.http2()) up->flush();  // an HTTP/1.1 client's connection flushes it after parsing
 }
 
-// HTTP2 and GRPC target groups: a stream on a pooled connection, with the headers of spec 5.7 as fields.
+// HTTP2 and GRPC target groups: a stream on a pooled connection, with the same added headers as fields.
 void Exchange::startHttp2Upstream() {
   bool tls = group->protocol == "HTTPS";
   SSL_CTX* context = tls && w.tls() ? w.tls()->clientContext() : nullptr;
@@ -1911,8 +1912,9 @@ void Worker::retire(Pollable* p) {
 }
 
 void Worker::accepted(int fd, uint16_t port, const sockaddr_storage& peer) {
-  // Spec 5.1: only clients in a VPC, and of those only what the association's security groups allow,
-  // get a connection. Refused before any byte is read, with a reset as a firewall's REJECT would.
+  // Only clients in a VPC, and of those only what the association's security groups allow, get a connection
+  // (docs/configuration.md, "Who reaches what"). Refused before any byte is read, with a reset as a firewall's
+  // REJECT would.
   snapshot::Address address;
   const snapshot::Vpc* vpc = nullptr;
   if (snapshot::addressOf(reinterpret_cast<const sockaddr*>(&peer), address)) vpc = snapshot_->sourceVpc(address);
@@ -2040,7 +2042,7 @@ void Worker::sweep() {
     bool old = nowMillis_ - d->createdAt_ > snapshot_->connectionLifetimeMs;
     bool idle = nowMillis_ - d->lastActive_ > int64_t{d->idleTimeoutSeconds_} * 1000;
     if (d->h2_) {
-      // Spec 5.10: past its lifetime a connection takes no new streams; the open ones finish.
+      // Past its lifetime (Lattice's 10 minutes) a connection takes no new streams; the open ones finish.
       if ((stopping_ || old) && !d->h2_->session_.goingAway()) goingAway.push_back(d);
       if (d->h2_->idle() && (stopping_ || idle || old) && d->out_.empty()) expired.push_back(d);
       continue;

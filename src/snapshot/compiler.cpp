@@ -175,7 +175,8 @@ HealthCheck compileHealthCheck(const json& config) {
   HealthCheck check;
   std::string protocolVersion = str(config, "protocolVersion", "HTTP1");
   std::string protocol = str(config, "protocol", "HTTP");
-  // Spec 5.5: on by default for HTTP1, off for HTTP2 and TCP target groups.
+  // On by default for HTTP1, off for HTTP2 and TCP target groups
+  // (https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-group-health-checks.html).
   check.enabled = protocolVersion == "HTTP1" && protocol != "TCP";
   // The API stores the check's own version; HTTP2 and GRPC groups default to HTTP2 checks.
   check.protocolVersion = protocolVersion == "HTTP1" ? "HTTP1" : "HTTP2";
@@ -187,7 +188,7 @@ HealthCheck compileHealthCheck(const json& config) {
   check.port = static_cast<uint16_t>(integer(*hc, "port", 0));
   check.path = str(*hc, "path", "/");
   if (check.path.empty()) check.path = "/";
-  // 0 means "reset to default" (spec 5.5).
+  // 0 means "reset to default" (docs/architecture.md, "The life of a request (HTTP/1.1)").
   auto orDefault = [&](const char* key, int fallback) {
     int v = integer(*hc, key, 0);
     return v > 0 ? v : fallback;
@@ -248,7 +249,7 @@ std::string tagEscaped(std::string_view value) {
   return out;
 }
 
-// Spec 5.7: what targets learn about a caller whose SigV4 signature checked out.
+// What targets learn about a caller whose SigV4 signature checked out.
 std::string identityHeaders(const model::Identity& identity) {
   std::string_view arn = identity.arn;
   // A role session's ARN ends in the session name: arn:aws:sts::111122223333:assumed-role/role/session.

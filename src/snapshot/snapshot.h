@@ -173,7 +173,7 @@ struct Redirect {
   int statusCode = 302;
 };
 
-// Trellis extension: retries the proxy makes for a rule (issue 7 §2; docs in README.md, "rule extensions").
+// Trellis extension: retries the proxy makes for a rule (docs in README.md, "rule extensions").
 struct Retry {
   int attempts = 0;                // extra tries; 0: only the proxy's own retry of a failed connection
   int backoffMs = 0;               // wait before each retry
@@ -220,7 +220,7 @@ struct AccessLogDestination {
   std::string firehoseCaFile;  // https: PEM bundle to verify it against; empty: the system trust store
 };
 
-// An auth policy (spec 5.6) compiled once per snapshot. Null when the resource has none, or when the stored
+// An auth policy compiled once per snapshot. Null when the resource has none, or when the stored
 // one does not parse (logged): either way an AWS_IAM layer without a policy denies.
 using AuthPolicyPtr = std::shared_ptr<const auth::Policy>;
 
@@ -237,7 +237,7 @@ struct Service {
   AuthPolicyPtr authPolicy;
   std::vector<std::string> hostNames;  // lower-case: generated DNS name, customDomainName
   std::string generatedName, customDomainName;  // lower-case; either may be empty
-  std::string certificateArn;                   // for HTTPS to customDomainName (spec 5.2)
+  std::string certificateArn;                   // for HTTPS to customDomainName
   std::vector<std::pair<std::string, std::string>> tags;  // aws:ResourceTag/* in auth policies
   int idleTimeoutSeconds = 60;
   SharedVector<Listener> listeners;  // shared with earlier snapshots while their records stay unchanged
@@ -268,7 +268,7 @@ struct Prefix {
   bool contains(const Address& address) const;
 };
 
-// What an association's security groups let in (spec 5.1): a source CIDR and a listener port range.
+// What an association's security groups let in: a source CIDR and a listener port range.
 struct IngressAllowance {
   Prefix source;
   uint16_t fromPort = 0, toPort = 65535;
@@ -320,7 +320,7 @@ class VpcTable {
 struct Caller {
   model::Identity identity;
   AuthPolicyPtr policy;         // identity-based policy; null: none (allow)
-  std::string identityHeaders;  // the x-amzn-lattice-identity and -identity-tags lines, CRLF-ended (spec 5.7)
+  std::string identityHeaders;  // the x-amzn-lattice-identity and -identity-tags lines, CRLF-ended
   std::string tagsJson;         // the access log's callerPrincipalTags; empty: no tags
 };
 
@@ -331,7 +331,7 @@ struct Snapshot {
 
   int64_t revision = 0;
   std::string region, accountId, partition;
-  int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds (spec 5.10)
+  int64_t connectionLifetimeMs = 10 * 60 * 1000;  // config dataPlane.connectionLifetimeSeconds
   bool verifyTargetCertificates = false;          // config dataPlane (a Trellis extension)
   std::string targetCaFile;
   // config dataPlane: what hostile and slow clients get (docs/request-paths.md, docs/configuration.md).

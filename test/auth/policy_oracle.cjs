@@ -4,9 +4,10 @@
 //
 // Usage: node policy_oracle.cjs <cases> <seed>
 //
-// Per real-clients.md section 4, the oracle's overall answer uses same-account IAM logic (identity OR
+// The oracle's overall answer uses same-account IAM logic (identity OR
 // resource policy), which is not Lattice's. So each layer is simulated on its own (the identity policy as
-// identityPolicies, each auth policy as resourcePolicy) and the layers are combined here per spec 5.6.
+// identityPolicies, each auth policy as resourcePolicy) and the layers are combined here as
+// docs/architecture.md ("Auth on the data plane") says.
 // The oracle does not derive context keys from the principal: aws:PrincipalArn and friends are passed explicitly.
 'use strict';
 const { runSimulation } = require('@cloud-copilot/iam-simulate');
@@ -171,8 +172,8 @@ function randomStatement(kind) {
 }
 
 // Ways to break a statement that both engines must reject. Not generated, because the oracle accepts them
-// where IAM (and Trellis) reject them: an unknown operator (it takes one as "no match", real-clients.md
-// section 4) and a Resource that is no ARN ("svc-1/*", "arn:aws:vpc-lattice"; it takes them as "no match").
+// where IAM (and Trellis) reject them: an unknown operator (it takes one as "no match")
+// and a Resource that is no ARN ("svc-1/*", "arn:aws:vpc-lattice"; it takes them as "no match").
 const BREAKAGES = [
   (s) => delete s.Effect,
   (s) => (s.Effect = 'Permit'),
@@ -193,7 +194,7 @@ function randomPolicy(kind) {
 }
 
 // Invoke (HTTP) requests name service ARN + path; Connect (TCP) requests name the service and carry only
-// the keys that Connect supports (spec 5.6).
+// the keys that Connect supports.
 const CONNECT_KEYS = new Set(['vpc-lattice-svcs:Port', 'vpc-lattice-svcs:ServiceArn', 'vpc-lattice-svcs:ServiceNetworkArn',
   'vpc-lattice-svcs:SourceVpc', 'vpc-lattice-svcs:SourceVpcOwnerAccount']);
 
@@ -278,8 +279,8 @@ async function simulateLayer(request, policy, asIdentity) {
   return RESULTS[raw];
 }
 
-// Spec 5.6: identity (when the caller has a policy) AND network (when AWS_IAM) AND service (when AWS_IAM);
-// an explicit Deny anywhere wins; AWS_IAM without a policy denies.
+// docs/architecture.md, "Auth on the data plane": identity (when the caller has a policy) AND network
+// (when AWS_IAM) AND service (when AWS_IAM); an explicit Deny anywhere wins; AWS_IAM without a policy denies.
 function combine(layers) {
   let implicit = null;
   for (const [name, inForce, effect] of layers) {

@@ -1,5 +1,5 @@
 // Differential test, part 2: replays the cases policy_oracle.cjs generated and had @cloud-copilot/iam-simulate
-// decide, through our engine, and fails on any disagreement (per layer and combined per spec 5.6).
+// decide, through our engine, and fails on any disagreement (per layer and combined).
 //
 // Usage: policy_oracle_check cases.json [minimum-cases]
 #include <cstdio>

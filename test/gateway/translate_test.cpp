@@ -1,4 +1,4 @@
-// Table tests of the Gateway API → Lattice translation (gateway-api.md section 2).
+// Table tests of the Gateway API → Lattice translation (README.md, "Translation").
 #include <gtest/gtest.h>
 
 #include "gateway/translate.h"

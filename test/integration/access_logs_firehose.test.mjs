@@ -146,7 +146,8 @@ test('records reach the delivery stream\'s endpoint in Firehose\'s HTTP endpoint
   assert.equal(attempt.headers['x-amz-firehose-access-key'], ACCESS_KEY);
   assert.ok(Number.isInteger(attempt.body.timestamp) && Math.abs(attempt.body.timestamp - Date.now()) < 60000);
 
-  // Each record's data is one access-log entry with the spec's fields (section 6.1).
+  // Each record's data is one access-log entry with Lattice's fields:
+  // https://docs.aws.amazon.com/vpc-lattice/latest/ug/monitoring-access-logs.html
   const entry = endpoint.state.delivered.find((r) => r.requestPath === '/fh/3');
   assert.equal(entry.serviceArn, ids.svcArn);
   assert.equal(entry.requestMethod, 'GET');

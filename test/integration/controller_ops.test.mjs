@@ -1,4 +1,4 @@
-// Issue 7 section 3: the operations the AWS Gateway API Controller calls (gateway-api.md 2.7), through
+// The operations the AWS Gateway API Controller calls (README.md, "The AWS Gateway API Controller"), through
 // the JS SDK, in the shapes the controller uses: lookups by name over paginated lists followed by
 // ListTagsForResource (DISABLE_TAGGING_SERVICE_API=true), ARNs as identifiers, listeners found by port,
 // rules read with GetRule and re-prioritised with BatchUpdateRule, targets chunked at 100, tagged
@@ -14,7 +14,7 @@ const CLUSTER = 'ops-cluster';
 const VPC = 'vpc-0123456789abcdef0';
 const MANAGED_BY = `${ACCOUNT}/${CLUSTER}/${VPC}`;
 
-// The ~45 operations of gateway-api.md 2.7.
+// The ~45 operations the controller calls.
 const CONTROLLER_OPS = [
   'CreateService', 'GetService', 'UpdateService', 'DeleteService', 'ListServices',
   'CreateServiceNetwork', 'GetServiceNetwork', 'UpdateServiceNetwork', 'DeleteServiceNetwork', 'ListServiceNetworks',

@@ -1,4 +1,4 @@
-// Auth on the data plane (spec 5.6, 5.7) configured through the real AWS SDK, with data-plane requests
+// Auth on the data plane (docs/architecture.md) configured through the real AWS SDK, with data-plane requests
 // signed by the real signers Lattice callers use: @smithy/signature-v4 (the JS SDK's) and botocore's SigV4Auth.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,7 +53,7 @@ function send({ method = 'GET', path = '/', headers = {}, body }) {
 
 function hostHeader() { return `${ids.host}:${ids.port}`; }
 
-// What the JS SDK does for Lattice (real-clients.md 3): the wire path, UNSIGNED-PAYLOAD.
+// What the JS SDK does for Lattice: the wire path, UNSIGNED-PAYLOAD.
 async function smithySigned(creds, { method = 'GET', path = '/', query, headers = {}, body, payload = 'UNSIGNED-PAYLOAD' } = {}) {
   const signer = new SignatureV4({ service: 'vpc-lattice-svcs', region: REGION, sha256: Sha256,
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey } });

@@ -129,7 +129,7 @@ before(async () => {
   const c = t.client;
   const plain = await startServer('plain');
   const other = await startServer('other');
-  const tlsCert = await selfSigned('grpc-target.internal'); // self-signed: targets are not verified (spec 5.4)
+  const tlsCert = await selfSigned('grpc-target.internal'); // self-signed: targets are not verified
   const secure = await startServer('secure', grpc.ServerCredentials.createSsl(null,
     [{ private_key: tlsCert.key, cert_chain: tlsCert.cert }], false));
 

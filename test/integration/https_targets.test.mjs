@@ -1,6 +1,6 @@
-// HTTPS target groups end to end: a TLS target with a self-signed certificate (targets are not verified,
-// spec 5.4) behind target groups with protocolVersion HTTP2 and HTTP1, configured through the real AWS SDK and
-// reached by curl over an HTTPS listener with --http2 and --http1.1; the protocol matrix of spec 5.4 between
+// HTTPS target groups end to end: a TLS target with a self-signed certificate (targets are not verified)
+// behind target groups with protocolVersion HTTP2 and HTTP1, configured through the real AWS SDK and
+// reached by curl over an HTTPS listener with --http2 and --http1.1; the protocol matrix between
 // them; and HTTP/2 health checks over TLS (ALPN h2) as ListTargets reports them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,7 +134,7 @@ test('HTTP/2 client to an HTTPS target group with protocolVersion HTTP2: HTTP/2 
   assert.equal(JSON.parse(post.body).bodyLength, readFileSync(ids.caFile).length);
 });
 
-test('HTTP/1.1 client to an HTTP2 target group is refused (spec 5.4) and never reaches the target', async () => {
+test('HTTP/1.1 client to an HTTP2 target group is refused and never reaches the target', async () => {
   const before = ids.seen.filter((s) => s.url === '/h2/refused').length;
   const r = await curl('--http1.1', '/h2/refused');
   assert.equal(r.status, 400, r.error ?? r.body);

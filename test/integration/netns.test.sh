@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 end to end with real network namespaces: two "VPCs" (namespaces joined to the root namespace
+# End to end with real network namespaces: two "VPCs" (namespaces joined to the root namespace
 # by veth pairs) and trellisd in the root namespace serving the API, the data plane and the DNS
 # directory, configured with the AWS CLI. From VPC A the service resolves and answers by name; a part of
 # A's subnet left out of the association's security group is dropped; from VPC B (not associated) the

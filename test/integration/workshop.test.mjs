@@ -283,7 +283,7 @@ test('health checks follow the TargetGroupPolicy: a stopped v2 is UNHEALTHY with
   assert.ok(elapsed <= 21, `took ${elapsed.toFixed(1)} s`);
 });
 
-// Lattice (lattice-api.md 5.3) routes each weighted target group independently and fails open inside
+// Lattice (docs/architecture.md, "Route") routes each weighted target group independently and fails open inside
 // a group whose targets are all unhealthy, so 75% of requests still go to v2's group. The issue asks
 // for the workshop's expectation instead; that needs the data plane to skip such groups when another
 // group of the action has healthy targets (src/proxy RouterState::pickTargetGroup, not yet changed).

@@ -1,4 +1,4 @@
-// Auth on the data plane (spec 5.6, 5.7, 6.1) through real sockets: requests signed at test time with
+// Auth on the data plane (docs/architecture.md) through real sockets: requests signed at test time with
 // auth::signRequest / presignQuery go through a running DataPlane to an echo backend.
 #include <gtest/gtest.h>
 

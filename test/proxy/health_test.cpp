@@ -224,7 +224,7 @@ TEST(Streaming, LargeBodyThroughTheProxyWithBoundedMemory) {
 namespace trellis::testing {
 namespace {
 
-// Spec 5.10: a client connection with no request in flight closes after the service's idle timeout.
+// A client connection with no request in flight closes after the service's idle timeout.
 TEST(Limits, IdleClientConnectionsCloseAfterTheServiceIdleTimeout) {
   EchoBackend backend("a");
   uint16_t port = freePort();
@@ -398,7 +398,7 @@ TEST(HealthChecks, Http2ChecksSpeakH2cAndMatchTheStatus) {
 
 TEST(HealthChecks, Http2ChecksOverTlsUseAlpnH2) {
   TempDir dir;
-  ASSERT_TRUE(makeSelfSigned(dir, "target", "target.internal"));  // self-signed: not verified (spec 5.4)
+  ASSERT_TRUE(makeSelfSigned(dir, "target", "target.internal"));  // self-signed: not verified
   TlsH2Backend ok(dir.file("target.pem"), dir.file("target.key"), true, 200);
   TlsH2Backend failing(dir.file("target.pem"), dir.file("target.key"), true, 500);
   TlsH2Backend http1Only(dir.file("target.pem"), dir.file("target.key"), false, 200);

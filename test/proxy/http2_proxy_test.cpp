@@ -1,6 +1,6 @@
 // HTTP/2 and gRPC through the data plane, with real clients: curl (--http2-prior-knowledge, --http2 over TLS),
-// h2load, and gRPC (Debian's python3-grpcio) to a real gRPC server; spec 5.4's protocol matrix and the
-// access log's protocol and grpcResponseCode (6.1).
+// h2load, and gRPC (Debian's python3-grpcio) to a real gRPC server; the protocol matrix and the
+// access log's protocol and grpcResponseCode.
 #include <gtest/gtest.h>
 
 #include <sys/prctl.h>
@@ -136,7 +136,7 @@ TEST_F(Http2ProxyTest, LargeHttp1ResponseToASlowHttp2ClientKeepsFlowing) {
 TEST_F(Http2ProxyTest, EachStreamIsAuthorizedOnItsOwn) {
   EchoBackend backend{"h1"};
   targetGroup(backend.port(), "HTTP1");
-  // Spec 5.6: anonymous callers may invoke /open only.
+  // Anonymous callers may invoke /open only.
   for (const auto& r : h.store.contents().records) {
     if (r.kind != "service" || r.id != kSvc) continue;
     json doc = json::parse(r.value);
@@ -184,7 +184,7 @@ TEST_F(Http2ProxyTest, Http2TargetGroupTakesHttp2AndRefusesHttp1) {
   ASSERT_EQ(r.exitCode, 0) << r.output;
   EXPECT_EQ(statusLine(r), "200 2");
   EXPECT_EQ(r.output.substr(0, r.output.rfind('\n')), "echo POST /up hello");
-  // Spec 5.4: HTTP/1.1 to an HTTP2 target group is an error.
+  // HTTP/1.1 to an HTTP2 target group is an error (docs/architecture.md, "HTTP/2 and gRPC").
   auto h1 = curl("--http1.1", "/up");
   EXPECT_EQ(statusLine(h1), "400 1.1") << h1.output;
   auto logs = accessLogs(2);
@@ -205,7 +205,7 @@ TEST_F(Http2ProxyTest, GrpcAllFourCallKindsDeadlinesStatusesAndTrailers) {
   ASSERT_FALSE(out.is_discarded()) << r.output;
   EXPECT_EQ(out["unary"], "unary:hi");
   EXPECT_EQ(out["unaryTrailers"]["x-echo-trailer"], "yes");
-  EXPECT_EQ(out["unaryTrailers"]["x-saw-requestid"], "yes");  // spec 5.7 headers reach the target
+  EXPECT_EQ(out["unaryTrailers"]["x-saw-requestid"], "yes");  // Lattice's headers reach the target
   EXPECT_EQ(out["fail"], "NOT_FOUND");
   EXPECT_EQ(out["failMessage"], "no such thing");
   EXPECT_EQ(out["deadline"], "DEADLINE_EXCEEDED");

@@ -1,4 +1,4 @@
-// TLS_PASSTHROUGH listeners end to end (spec 5.2): the target's own certificate reaches the client, the
+// TLS_PASSTHROUGH listeners end to end: the target's own certificate reaches the client, the
 // bytes are not touched, routing is by exact custom-domain SNI and by weight, idle connections close.
 #include <gtest/gtest.h>
 
@@ -106,7 +106,7 @@ TEST_F(PassthroughTest, IdleConnectionsClose) {
   EXPECT_EQ(c.get(kCustom).status, 0);  // closed by the proxy after 1 s without data
 }
 
-// Spec 5.10's connection lifetime (10 minutes; here the config's 2 s): a busy spliced connection is closed too.
+// Lattice's connection lifetime (10 minutes; here the config's 2 s): a busy spliced connection is closed too.
 class PassthroughLifetimeTest : public PassthroughTest {
  protected:
   static model::Config shortLifetime() {
@@ -142,7 +142,7 @@ TEST_F(PassthroughLifetimeTest, BusyConnectionsCloseAtTheirLifetime) {
 namespace trellis::testing {
 namespace {
 
-// Auth on passthrough (spec 5.6): action Connect on the service ARN, callers always anonymous.
+// Auth on passthrough: action Connect on the service ARN, callers always anonymous.
 TEST_F(PassthroughTest, AuthPoliciesDecideConnect) {
   auto setAuth = [&](const std::string& policy) {
     for (const auto& r : h.store.contents().records) {

@@ -27,16 +27,22 @@
 
 namespace trellis::testing {
 
-// A port nobody listens on right now.
+// A port nobody listens on, for a data-plane listener (or a target that refuses connections), kept from
+// every other process while this one runs: ctest -j runs test binaries side by side, and a port that was
+// only bound and closed could go to both. The reservation stays bound, not listening, with SO_REUSEPORT
+// set after the bind: the data plane's own SO_REUSEPORT sockets may share the port, any other bind fails.
 inline uint16_t freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  static std::vector<int> reservations;  // closed when the test process exits
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
+  reservations.push_back(fd);
   return ntohs(a.sin_port);
 }
 

@@ -1,4 +1,4 @@
-// Who can reach what (spec 5.1, 5.10): the source VPC of a client, service-network reachability and
+// Who can reach what: the source VPC of a client, service-network reachability and
 // the VPC association's security groups. On loopback: clients bound to different 127.0.0.0/8 addresses
 // are clients in different VPCs.
 #include <arpa/inet.h>

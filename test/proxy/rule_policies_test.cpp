@@ -1,6 +1,6 @@
-// Trellis rule timeouts and retries applied by the real proxy (issue 7 §2), over HTTP/1.1 and HTTP/2
-// (h2c, curl and nghttp), against scripted backends; and the connection lifetime knob (spec 5.10,
-// config `dataPlane.connectionLifetimeSeconds`).
+// Trellis rule timeouts and retries applied by the real proxy, over HTTP/1.1 and HTTP/2
+// (h2c, curl and nghttp), against scripted backends; and the connection lifetime knob
+// (config `dataPlane.connectionLifetimeSeconds`).
 #include <gtest/gtest.h>
 
 #include "proxy/h2_backend.h"
@@ -277,7 +277,7 @@ TEST(ConnectionLifetimeConfig, OutOfRangeIsAnErrorNamingTheLine) {
     EXPECT_NE(std::string(e.what()).find("trellis.yaml:3"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("connectionLifetimeSeconds"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(model::Config().dataPlane.connectionLifetimeSeconds, 600);  // spec 5.10's 10 minutes by default
+  EXPECT_EQ(model::Config().dataPlane.connectionLifetimeSeconds, 600);  // Lattice's 10 minutes by default
 }
 
 class ConnectionLifetime : public RulePolicies {

@@ -1,4 +1,4 @@
-// HTTPS listeners end to end (spec 5.2, 5.4, 6.1): real curl and openssl s_client against the data plane,
+// HTTPS listeners end to end: real curl and openssl s_client against the data plane,
 // certificates from Trellis's CA and from the imported-certificate store, HTTPS targets.
 #include <gtest/gtest.h>
 
@@ -106,7 +106,7 @@ TEST_F(TlsTest, CurlOverHttp1AndTls12And13TrustingTheExportedCa) {
 
 TEST_F(TlsTest, ServerPicksSpecCipherSuitesInItsOwnOrder) {
   start();
-  // The client prefers AES256 but the server's order (spec 5.2) puts AES128-GCM first.
+  // The client prefers AES256 but the server's order puts AES128-GCM first.
   auto tls12 = runCommand(sClient(kHost) + " -tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256");
   EXPECT_NE(tls12.output.find("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), std::string::npos) << tls12.output;
   auto tls13 = runCommand(sClient(kHost) + " -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
@@ -122,7 +122,7 @@ TEST_F(TlsTest, SniCasesGeneratedCustomWithoutCertificateUnknownAndMissing) {
   EXPECT_EQ(generated.exitCode, 0) << generated.output;
   EXPECT_NE(generated.output.find("CN = " + kHost.substr(0, 64)), std::string::npos) << generated.output;
   EXPECT_NE(generated.output.find("Trellis Root CA"), std::string::npos);
-  // Custom domain with no certificateArn: no fallback certificate, the handshake fails (spec 5.2).
+  // Custom domain with no certificateArn: no fallback certificate, the handshake fails.
   auto custom = runCommand(sClient(kCustom));
   EXPECT_NE(custom.exitCode, 0);
   EXPECT_NE(custom.output.find("unrecognized name"), std::string::npos) << custom.output;

@@ -99,7 +99,7 @@ TEST(SnapshotCompiler, ResolvesTargets) {
   const TargetGroup& b = *snap->targetGroups.at(kTgB);
   EXPECT_EQ(b.targets[0].ipPort, "10.1.0.7:80");
   EXPECT_FALSE(b.targets[1].resolvable());
-  // Health defaults of spec 5.5.
+  // Health defaults of https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-group-health-checks.html.
   EXPECT_TRUE(a.healthCheck.enabled);
   EXPECT_EQ(a.healthCheck.intervalSeconds, 30);
   EXPECT_EQ(a.healthCheck.healthyThreshold, 5);

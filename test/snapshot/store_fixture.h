@@ -152,7 +152,7 @@ class StoreFixture {
          {"serviceNetworkId", snId}, {"serviceNetworkArn", arn("servicenetwork", snId)}, {"vpcId", vpcId},
          {"securityGroupIds", json::array()}, {"createdAt", "2024-01-01T00:00:00Z"}});
   }
-  // Makes `serviceId` reachable from `vpcId` (spec 5.1) through one shared service network.
+  // Makes `serviceId` reachable from `vpcId` through one shared service network.
   void reachableFrom(const std::string& vpcId, const std::string& serviceId) {
     const std::string network = "sn-000000000000000f1";
     serviceNetwork(network, "reachable");
