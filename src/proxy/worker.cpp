@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/assert.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/request_target.h"
@@ -697,7 +698,7 @@ ssize_t DownstreamConnection::readTransport() {
     // The splice owns the socket from here on (passthrough.h); this connection just goes away.
     const snapshot::Service* service = snap.serviceByHost(transport_.serverName());
     int fd = fd_;
-    epoll_ctl(w_.epollFd(), EPOLL_CTL_DEL, fd, nullptr);
+    w_.unwatch(this);
     fd_ = -1;
     startPassthrough(w_, fd, peerIpPort_, *service, *service->listenerOnPort(port_), transport_.takeBufferedBytes());
     close();
@@ -1804,7 +1805,9 @@ Worker::Worker(int index, snapshot::SnapshotSource& source, AccessLogWriter& acc
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // the wake-up eventfd
-  epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev);
+  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev) != 0) {
+    throw std::runtime_error(std::string("proxy: cannot watch the wake-up eventfd: ") + std::strerror(errno));
+  }
   randomBytes(requestIdState_, sizeof requestIdState_);
   requestIdState_[0] |= 1;
   http2Upstreams_ = std::make_unique<Http2UpstreamPool>(*this);
@@ -1847,13 +1850,30 @@ void Worker::post(std::function<void()> task) {
 void Worker::addListener(uint16_t port, int fd) {
   removeListener(port);
   auto* l = new ListenSocket(*this, port, fd);
+  if (!watch(l, EPOLLIN)) {
+    logError("proxy: worker ", index_, " cannot serve port ", port, ": epoll: ", std::strerror(errno));
+    delete l;
+    return;
+  }
   listeners_[port] = l;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = l;
-  epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev);
-  l->interest_ = EPOLLIN;
   if (acceptPausedUntil_ != 0) setInterest(l, 0);
+}
+
+bool Worker::watch(Pollable* p, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = p;
+  // Fails for want of kernel memory or of max_user_watches: the caller treats it as a failed connection.
+  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, p->fd_, &ev) != 0) return false;
+  p->watched_ = true;
+  p->interest_ = events;
+  return true;
+}
+
+void Worker::unwatch(Pollable* p) {
+  if (!p->watched_) return;
+  p->watched_ = false;
+  TRELLIS_ASSERT(epoll_ctl(epollFd_, EPOLL_CTL_DEL, p->fd_, nullptr) == 0);  // a watched descriptor
 }
 
 void Worker::pauseAccepting(int error) {
@@ -1883,19 +1903,19 @@ void Worker::removeListener(uint16_t port) {
 }
 
 void Worker::setInterest(Pollable* p, uint32_t events) {
-  if (p->dead_ || p->interest_ == events) return;
+  if (p->dead_ || !p->watched_ || p->interest_ == events) return;
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = p;
-  // Registered with no events at first so MOD always works; interest_ tracks what epoll has.
-  epoll_ctl(epollFd_, EPOLL_CTL_MOD, p->fd_, &ev);
+  // interest_ tracks what epoll has; MOD of a watched descriptor only fails on a bug.
+  TRELLIS_ASSERT(epoll_ctl(epollFd_, EPOLL_CTL_MOD, p->fd_, &ev) == 0);
   p->interest_ = events;
 }
 
 void Worker::retire(Pollable* p) {
   if (p->dead_) return;
   p->dead_ = true;
-  epoll_ctl(epollFd_, EPOLL_CTL_DEL, p->fd_, nullptr);
+  unwatch(p);
   adopted_.erase(p);
   if (auto* up = dynamic_cast<UpstreamConnection*>(p)) {
     upstreams_.erase(up);
@@ -1935,11 +1955,7 @@ void Worker::accepted(int fd, uint16_t port, const sockaddr_storage& peer) {
   downstreams_.insert(d);
   ++metrics_.downstreamConnections;
   ++metrics_.activeDownstreamConnections;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = d;
-  epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev);
-  d->interest_ = EPOLLIN;
+  if (!watch(d, EPOLLIN)) d->close();
 }
 
 UpstreamConnection* Worker::takeIdleUpstream(const snapshot::Target& target, bool tls) {
@@ -1985,11 +2001,10 @@ UpstreamConnection* Worker::connectUpstream(const snapshot::Target& target, cons
   upstreams_.insert(up);
   ++openToTarget_[up->key_];
   ++stats.activeConnections;
-  epoll_event ev{};
-  ev.events = EPOLLOUT | EPOLLIN;
-  ev.data.ptr = up;
-  epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev);
-  up->interest_ = ev.events;
+  if (!watch(up, EPOLLOUT | EPOLLIN)) {
+    retire(up);
+    return nullptr;  // a failed connection to the caller
+  }
   return up;
 }
 
@@ -2136,11 +2151,11 @@ int Worker::waitMillis() const {
 
 void Worker::adopt(Pollable* p, uint32_t events) {
   adopted_.insert(p);
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = p;
-  epoll_ctl(epollFd_, EPOLL_CTL_ADD, p->fd_, &ev);
-  p->interest_ = events;
+  if (watch(p, events)) return;
+  // Not watched: it fails as a socket error would, once the caller has finished setting it up.
+  defer([p] {
+    if (!p->dead_) p->onEvents(EPOLLERR | EPOLLHUP);
+  });
 }
 
 void Worker::runEndOfTurn() {

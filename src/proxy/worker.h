@@ -48,6 +48,7 @@ class Pollable {
   virtual void onSweep(int64_t /*nowMillis*/, bool /*stopping*/) {}
   int fd_ = -1;
   uint32_t interest_ = 0;
+  bool watched_ = false;  // in the worker's epoll set (Worker::watch)
   bool dead_ = false;
 };
 
@@ -70,7 +71,10 @@ class Worker {
   const WorkerMetrics& metrics() const { return metrics_; }
 
   // For the connection classes (worker thread only).
-  int epollFd() const { return epollFd_; }
+  // Adds `p->fd_` to the epoll set for `events`; false when the kernel refuses it (no memory or watches left).
+  bool watch(Pollable* p, uint32_t events);
+  // Takes it out again (retire does, and a connection handed to a splice).
+  void unwatch(Pollable* p);
   void setInterest(Pollable* p, uint32_t events);
   void retire(Pollable* p);  // closes the socket now, frees at the end of the loop turn
   void defer(std::function<void()> task) { deferred_.push_back(std::move(task)); }
