@@ -123,11 +123,22 @@ export async function until(what, fn, timeoutMs = 30000) {
 }
 
 // A TCP port that was free a moment ago (for listener ports, which come from the API).
-export function freePort(host = '127.0.0.1') {
+// A port for a listener the test's trellisd will open. A port found free and let go could be taken by a
+// test running alongside (ctest -j2) before trellisd binds it, so each test process draws from a range of
+// its own, below the kernel's ephemeral ports (32768 up), where bind(0) elsewhere never lands.
+let nextPort = 20000 + (process.pid % 480) * 25;
+function canListen(port, host) {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, host, () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
   });
+}
+export async function freePort(host = '127.0.0.1') {
+  for (;;) {
+    const port = nextPort++;
+    if (await canListen(port, host)) return port;
+  }
 }
 
 // An HTTP backend in this process that answers every request with JSON describing it:
