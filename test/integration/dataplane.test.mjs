@@ -147,6 +147,22 @@ test('a killed backend turns UNHEALTHY and takes no traffic; deregistration drai
   assert.equal(await status(spare.port), 'DRAINING');
 });
 
+test('a rule holds for every spelling of its path that curl can send, and the target gets the path the rule saw', async () => {
+  await t.client.send(new CreateRuleCommand({ serviceIdentifier: ids.svc, listenerIdentifier: ids.listener, name: 'private-refused', priority: 3,
+    match: { httpMatch: { pathMatch: { match: { prefix: '/private' } } } }, action: { fixedResponse: { statusCode: 403 } } }));
+  await until('the rule to refuse /private', async () => (await curl(ids.port, ids.host, '/private/x')).status === 403);
+  const asIs = ['--path-as-is'];
+  for (const [target, extra] of [['/public/../private/x', asIs], ['/%70rivate/x', asIs], ['//private/x', asIs], ['/./private', asIs],
+    ['/', ['--request-target', `http://${ids.host}/private/x`]]]) {
+    assert.equal((await curl(ids.port, ids.host, target, extra)).status, 403, `${target} ${extra.join(' ')}`);
+  }
+  assert.equal((await curl(ids.port, ids.host, '/private%2Fx', asIs)).status, 400);
+  const passed = await curl(ids.port, ids.host, '/public/./a/../b', asIs);
+  assert.equal(passed.status, 200);
+  assert.equal(JSON.parse(passed.body).url, '/public/b');
+});
+
+
 test('deleting the listener closes its port', async () => {
   await t.client.send(new DeleteListenerCommand({ serviceIdentifier: ids.svc, listenerIdentifier: ids.listener }));
   await until('the port to close', async () => (await curl(ids.port, ids.host)).status === 0);
