@@ -9,8 +9,8 @@
 //     it does once the bytes have gone on; a stalled peer stalls only its own stream's window;
 //   - bytes handed to sendData() wait in the stream's buffer until the peer's windows let them out;
 //     bufferedBytes() is that backlog, and onStreamDrained() says when it fell below kStreamLowWater.
-// Header limits are Lattice's (docs/architecture.md, "Limits"): a request header block over kMaxHeaderBytes or kMaxHeaders is
-// reported with onMalformedRequest(), which the owner answers like any other 400.
+// Header limits are Lattice's (docs/architecture.md, "Limits"): a request header block over kMaxHeaderBytes
+// or kMaxHeaders is reported with onMalformedRequest(), which the owner answers like any other 400.
 #pragma once
 #include <nghttp2/nghttp2.h>
 

@@ -296,6 +296,36 @@ TEST_F(HostileClients, HpackExpansionCostsCpuByTheBytesReceivedNotByTheirDecoded
   EXPECT_EQ(c.status_, 200);
 }
 
+TEST_F(HostileClients, RequestsJustUnderTheLimitCannotDecodeWithoutBound) {
+  setUp();
+  start();
+  // Each request decodes to 56 KB (14 references to a 4000-byte entry) from about 30 bytes on the wire: every
+  // one is within the header limit, together they are out of all proportion with what was sent.
+  int fd = connectTo(port);
+  std::string out(proxy::kHttp2Preface);
+  out += frame(4, 0, 0, "");
+  std::string entry = "\x40\x05x-big\x7f";
+  size_t n = 4000 - 127;
+  for (; n >= 128; n >>= 7) entry += static_cast<char>((n & 0x7f) | 0x80);
+  entry += static_cast<char>(n);
+  entry += std::string(4000, 'v');
+  std::string pseudo = std::string("\x82\x86\x04\x06/admin") + '\x01' + static_cast<char>(kHost.size()) + kHost;
+  out += frame(1, 0x5, 1, pseudo + entry + std::string(13, '\xbe'));
+  double before = cpuSeconds();
+  // In rounds of 100, under the 128 streams a connection may have open, each answered before the next.
+  for (uint32_t id = 3, round = 0; round < 6; ++round) {
+    for (int i = 0; i < 100; ++i, id += 2) out += frame(1, 0x5, id, pseudo + std::string(14, '\xbe'));
+    out += frame(6, 0, 0, std::string(8, 'p'));
+    if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) break;
+    out.clear();
+    awaitPingAckOrClose(fd);
+  }
+  ::close(fd);
+  EXPECT_EQ(metric("trellis_proxy_http2_terminated_total"), "1");  // 600 x 56 KB > 16 MiB + 256 x sent
+  EXPECT_LT(cpuSeconds() - before, 2.0);
+  EXPECT_EQ(a.requests(), 0);
+}
+
 TEST_F(HostileClients, AnHonestOversizedHeaderBlockIsStillAnswered400) {
   setUp();
   start();
