@@ -208,8 +208,9 @@ bool Http1Parser::scanHead(const char* data, size_t length) {
 ParseStatus Http1Parser::parse(const char* data, size_t length, size_t& consumed) {
   consumed = 0;
   if (!error_.empty()) return ParseStatus::Error;
-  // llhttp accepts a bare LF ending the head or the trailers, a lone CR and obs-fold lines; we do not
-  // (smuggling vectors). Scan them (up to their blank line) before handing them over.
+  // llhttp 8.1 accepts a bare LF ending the head or the trailers, and obs-fold lines; we do not (smuggling
+  // vectors; a lone CR strict llhttp refuses itself). Scan them (up to their blank line) before handing
+  // them over.
   if (!(inTrailers_ && !scanningTrailers_) && !scanHead(data, length)) return ParseStatus::Error;
   size_t done = 0;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);

@@ -828,12 +828,9 @@ bool DownstreamConnection::bodyTooSlow(int64_t now, int minBytesPerSecond) {
   // asked for before it sends anything.
   bool waiting = !e.requestDone && !peerClosed_ && !bodyBlocked() &&
                  !(e.bytesReceived == e.head.headerBytes && e.head.header("expect"));
-  if (!waiting || now - bodyWindowStart_ < kWindowMs) {
-    if (!waiting) bodyWindowStart_ = now, bodyWindowBytes_ = e.bytesReceived;
-    return false;
-  }
-  bool slow = e.bytesReceived - bodyWindowBytes_ < uint64_t(minBytesPerSecond) * (kWindowMs / 1000);
-  bodyWindowStart_ = now;
+  if (waiting && now - bodyWindowStart_ < kWindowMs) return false;
+  bool slow = waiting && e.bytesReceived - bodyWindowBytes_ < uint64_t(minBytesPerSecond) * (kWindowMs / 1000);
+  bodyWindowStart_ = now;  // a new window: after one that was met, or one the proxy was not waiting in
   bodyWindowBytes_ = e.bytesReceived;
   return slow;
 }
@@ -1461,7 +1458,7 @@ void Exchange::upstreamFailed(const char* reason, Resend resend) {
   if (mayResend(resend) && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
     return retry(failed, reason, false);
   }
-  if (resend == Resend::Idempotent && !responseStarted && attempts <= retriesAllowed(connectionFailure)) {
+  if (resend == Resend::Idempotent && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
     logInfo("proxy: ", head.method, " for ", service->id, " not retried: it may have reached ",
             failed ? failed->ipPort : "-", " (RFC 9110 9.2.2; a rule with a retry policy allows it)");
   }
