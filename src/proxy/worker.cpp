@@ -1458,7 +1458,8 @@ void Exchange::upstreamFailed(const char* reason, Resend resend) {
   if (mayResend(resend) && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
     return retry(failed, reason, false);
   }
-  if (resend == Resend::Idempotent && !responseStarted && replayValid && attempts <= retriesAllowed(connectionFailure)) {
+  bool methodStopsIt = resend == Resend::Idempotent && !responseStarted && replayValid;
+  if (methodStopsIt && attempts <= retriesAllowed(connectionFailure)) {
     logInfo("proxy: ", head.method, " for ", service->id, " not retried: it may have reached ",
             failed ? failed->ipPort : "-", " (RFC 9110 9.2.2; a rule with a retry policy allows it)");
   }
