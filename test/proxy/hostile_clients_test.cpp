@@ -414,6 +414,30 @@ TEST_F(HostileClients, AHeadSentAByteAtATimeGets408AtItsDeadline) {
   EXPECT_EQ(idle.get(kHost, "/public").status, 200);
 }
 
+TEST_F(HostileClients, AHandshakeSentAByteAtATimeIsClosedAtTheHeadDeadline) {
+  setUp(configWith([](auto& d) { d.requestHeadTimeoutSeconds = 2; }));
+  start();
+  Client c(port);
+  // The start of a TLS ClientHello record, dribbled: nothing to answer in, so the connection just goes.
+  std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+  hello += std::string(100, 'r');
+  auto opened = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char ch : hello) {
+    if (!c.send(std::string(1, ch))) break;
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 250) > 0) {
+      closed = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(closed);
+  char byte;
+  EXPECT_LE(recv(c.fd(), &byte, 1, 0), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - opened, std::chrono::seconds(5));
+  EXPECT_EQ(metric("trellis_proxy_client_timeouts_total{phase=\"head\"}"), "1");
+}
+
 TEST_F(HostileClients, ABodyBelowTheMinimumRateGets408) {
   setUp(configWith([](auto& d) { d.requestBodyMinBytesPerSecond = 100; }));
   start();
