@@ -428,6 +428,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   void onEvents(uint32_t events) override {
     // EPOLLHUP cannot be masked: once the peer is gone for good there is nothing left to do.
     if ((events & EPOLLERR) || ((events & EPOLLHUP) && peerClosed_)) return abort("ClientConnectionClosed");
+    if (draining_) return drain();
     if (events & (EPOLLIN | EPOLLHUP)) readable();
     if (!dead_ && (events & EPOLLOUT)) flush();
   }
@@ -534,7 +535,7 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
       return abort("ClientConnectionClosed");
     }
     if (exchange_) exchange_->bytesSent += sent;
-    if (out_.empty() && rawOut_.empty() && (closing_ || (peerClosed_ && !exchange_))) return close();
+    if (out_.empty() && rawOut_.empty() && (closing_ || (peerClosed_ && !exchange_))) return closeAfterDraining();
     // Downstream drained: let the target's response flow again.
     if (exchange_ && out_.size() < kLowWater) exchange_->downstreamDrained();
     updateInterest();
@@ -631,6 +632,29 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
     served_ = true;
   }
 
+  // RFC 9112 9.6: closes the sending side only, then reads and drops what the client still sends until it
+  // closes too (or kDrainMs pass): closing with its bytes unread would send a reset, and a reset can destroy
+  // the response the client has not read yet (a 400, a 408).
+  void closeAfterDraining() {
+    if (peerClosed_ || w_.stopping()) return close();
+    if (!draining_) {
+      ::shutdown(fd_, SHUT_WR);
+      draining_ = true;
+      drainUntil_ = w_.nowMillis() + kDrainMs;
+    }
+    w_.setInterest(this, EPOLLIN);
+  }
+  void drain() {
+    static thread_local char scratch[kReadChunk];
+    for (int i = 0; i < 16; ++i) {  // at most 1 MiB a turn: a client that never stops is cut at kDrainMs
+      ssize_t n = ::read(fd_, scratch, sizeof scratch);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      return close();  // the client closed too (or the socket failed)
+    }
+  }
+  static constexpr int64_t kDrainMs = 2000;
+
   void badRequest();
   // Slow clients (Worker::sweep): a head not whole in time answers 408; so does a body below the minimum
   // rate (checked over 10 s windows), or the connection is cut once the response has begun.
@@ -660,6 +684,8 @@ class DownstreamConnection : public Pollable, public Http1RequestHandler, public
   int64_t bodyWindowStart_ = 0;
   uint64_t bodyWindowBytes_ = 0;
   int idleTimeoutSeconds_ = kDefaultIdleTimeoutSeconds;  // see servedService()
+  bool draining_ = false;  // closeAfterDraining(): half-closed, dropping what still comes until drainUntil_
+  int64_t drainUntil_ = 0;
   bool served_ = false;  // an exchange was routed on this connection
   // HTTP/2: decided by the first bytes (chooseCodec); then in_ goes to the session and out_ gets its frames.
   bool codecChosen_ = false;
@@ -2052,6 +2078,10 @@ void Worker::sweep() {
   std::vector<DownstreamConnection*> expired, goingAway, slowHeads, slowBodies;
   for (auto* d : downstreams_) {
     if (d->dead_) continue;
+    if (d->draining_) {
+      if (stopping_ || nowMillis_ > d->drainUntil_) expired.push_back(d);
+      continue;
+    }
     bool old = nowMillis_ - d->createdAt_ > snapshot_->connectionLifetimeMs;
     bool idle = nowMillis_ - d->lastActive_ > int64_t{d->idleTimeoutSeconds_} * 1000;
     if (d->h2_) {
