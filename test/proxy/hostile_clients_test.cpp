@@ -415,21 +415,23 @@ TEST_F(HostileClients, AcceptPausesAtTheDescriptorLimitInsteadOfSpinning) {
 
 // ---------------- 5. slow clients ----------------
 
+// Sends `bytes` one every 250 ms until the proxy answers (or closes); whether it did before the last one.
+bool dribbleUntilAnswered(Client& c, const std::string& bytes) {
+  for (char ch : bytes) {
+    if (!c.send(std::string(1, ch))) return false;
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 250) > 0) return true;
+  }
+  return false;
+}
+
 TEST_F(HostileClients, AHeadSentAByteAtATimeGets408AtItsDeadline) {
   setUp(configWith([](auto& d) { d.requestHeadTimeoutSeconds = 2; }));
   start();
   Client c(port);
   std::string head = "GET /public HTTP/1.1\r\nHost: " + kHost + "\r\nX-Slow: " + std::string(100, 'a');
   auto opened = std::chrono::steady_clock::now();
-  bool closed = false;
-  for (char ch : head) {
-    if (!c.send(std::string(1, ch))) break;
-    pollfd p{c.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 250) > 0) {
-      closed = true;
-      break;
-    }
-  }
+  bool closed = dribbleUntilAnswered(c, head);
   ASSERT_TRUE(closed) << "still open after sending " << head.size() << " bytes over 25 s";
   Response r = c.read();
   EXPECT_EQ(r.status, 408);
@@ -454,15 +456,7 @@ TEST_F(HostileClients, AHandshakeSentAByteAtATimeIsClosedAtTheHeadDeadline) {
   std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
   hello += std::string(100, 'r');
   auto opened = std::chrono::steady_clock::now();
-  bool closed = false;
-  for (char ch : hello) {
-    if (!c.send(std::string(1, ch))) break;
-    pollfd p{c.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 250) > 0) {
-      closed = true;
-      break;
-    }
-  }
+  bool closed = dribbleUntilAnswered(c, hello);
   ASSERT_TRUE(closed);
   char byte;
   EXPECT_LE(recv(c.fd(), &byte, 1, 0), 0);
