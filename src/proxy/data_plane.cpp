@@ -17,7 +17,7 @@
 #include "proxy/access_log.h"
 #include "proxy/health.h"
 #include "proxy/tls_contexts.h"
-#include "proxy/worker.h"
+#include "proxy/server/worker.h"
 
 namespace trellis::proxy {
 

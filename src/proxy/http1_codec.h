@@ -18,6 +18,8 @@
 namespace trellis::proxy {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case, arrival order
+// Name and value views, for fields copied or encoded right away.
+using HeaderView = std::pair<std::string_view, std::string_view>;
 
 struct RequestHead {
   std::string method;

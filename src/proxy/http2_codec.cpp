@@ -497,7 +497,7 @@ Http2ClientSession::Http2ClientSession(Http2ClientHandler& handler) : Http2Sessi
 
 int32_t Http2ClientSession::submitRequest(std::string_view method, std::string_view scheme,
                                           std::string_view authority, std::string_view path,
-                                          const Headers& headers, bool endStream) {
+                                          const std::vector<HeaderView>& headers, bool endStream) {
   if (!canOpenStream()) return -1;
   if (authority.empty()) {
     for (const auto& [name, value] : headers) {
@@ -595,7 +595,7 @@ std::string_view protocolName(RequestProtocol protocol) {
 ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, std::string_view protocolVersion,
                                            std::string_view method) {
   constexpr ProtocolVerdict kOk{};
-  constexpr ProtocolVerdict kIncompatible{400, "ClientProtocolError"};
+  constexpr ProtocolVerdict kIncompatible{400, Failure::ClientProtocolError};
   if (protocolVersion == "HTTP2") return request == RequestProtocol::Http1 ? kIncompatible : kOk;
   if (protocolVersion == "GRPC") {
     if (request == RequestProtocol::Http1) return kIncompatible;

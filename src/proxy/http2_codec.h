@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/failure.h"
 #include "proxy/http1_codec.h"
 
 namespace trellis::proxy {
@@ -36,9 +37,6 @@ inline constexpr int kMaxOversizedBlocks = 8;
 inline constexpr uint64_t kDecodedAllowance = 16 << 20;
 inline constexpr uint64_t kDecodedPerReceivedByte = 256;
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-// A header that points into someone else's strings, for heads that are copied before the call returns.
-using HeaderView = std::pair<std::string_view, std::string_view>;
-
 // Events common to both directions. Stream ids are the peer's; callbacks come from inside receive() and
 // send(), and the owner may call the session back (submit, sendData, endStream, reset, consume) from them,
 // but not receive() or send(): nghttp2 is not re-entrant.
@@ -211,7 +209,7 @@ class Http2ClientSession : public Http2Session {
   // Opens a stream; `headers` as for submitResponse ("host" becomes :authority when `authority` is empty).
   // Returns the stream id, or -1 when no stream can be opened (GOAWAY, stream ids exhausted).
   int32_t submitRequest(std::string_view method, std::string_view scheme, std::string_view authority,
-                        std::string_view path, const Headers& headers, bool endStream);
+                        std::string_view path, const std::vector<HeaderView>& headers, bool endStream);
   // Whether another stream fits under the target's SETTINGS_MAX_CONCURRENT_STREAMS and no GOAWAY came.
   bool canOpenStream() const;
   bool goAwayReceived() const { return goAwayReceived_; }
@@ -240,7 +238,7 @@ std::string_view protocolName(RequestProtocol protocol);  // "HTTP/1.1", "HTTP/2
 
 struct ProtocolVerdict {
   int status = 0;  // 0: forward; otherwise answer this status locally
-  const char* failureReason = "";
+  Failure failure = Failure::None;
   bool ok() const { return status == 0; }
 };
 

@@ -1,7 +1,7 @@
 #include "proxy/passthrough.h"
 
 #include "proxy/auth.h"
-#include "proxy/connect.h"
+#include "proxy/upstream/connect.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,26 +13,25 @@
 #include <memory>
 
 #include "common/log.h"
-#include "proxy/worker.h"
+#include "proxy/io/buffer.h"
+#include "proxy/router.h"
+#include "proxy/server/event_loop.h"
 
 namespace trellis::proxy {
 namespace {
 
-constexpr size_t kHighWater = 256 * 1024;  // stop reading a side while the other has this much unsent
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr int64_t kConnectTimeoutMs = 5000;
-
 class SpliceEnd;
 
-// What both ends share; each end holds it, so it lives until the worker frees the second end.
+// What both ends share; each end holds it, so it lives until the loop frees the second end.
 struct Splice {
-  Worker& worker;
+  EventLoop& loop;
   SpliceEnd* client = nullptr;
   SpliceEnd* target = nullptr;
   int64_t createdAt = 0, lastActive = 0;
   int64_t idleMs = 60000;
+  int64_t lifetimeMs = 0;  // ConnectionDurationExceeded
   std::string description;  // "client → target" for logs
-  explicit Splice(Worker& w) : worker(w) {}
+  explicit Splice(EventLoop& l) : loop(l) {}
   void close(const char* why);
 };
 
@@ -55,13 +54,13 @@ class SpliceEnd : public Pollable {
     }
     if (events & EPOLLERR) return s.close("socket error");
     if ((events & (EPOLLIN | EPOLLHUP)) && !readEof_) readSome();
-    if (dead_) return;
+    if (dead()) return;
     if ((events & EPOLLHUP) && readEof_ && out_.empty()) {
       // Both directions of this socket are gone; whatever the other side still sends has nowhere to go.
       if (other()->readEof_ || other()->out_.empty()) return s.close(nullptr);
     }
     if (events & EPOLLOUT) flush();
-    if (dead_) return;
+    if (dead()) return;
     update();
     other()->update();
   }
@@ -73,7 +72,7 @@ class SpliceEnd : public Pollable {
     if (!s.target->connected_ && now - s.createdAt > kConnectTimeoutMs) return s.close("connect timeout");
     if (now - s.lastActive > s.idleMs) return s.close(nullptr);
     // ConnectionDurationExceeded (10 minutes unless the config says otherwise).
-    if (now - s.createdAt > s.worker.snapshot()->connectionLifetimeMs) return s.close(nullptr);
+    if (now - s.createdAt > s.lifetimeMs) return s.close(nullptr);
   }
 
   void readSome() {
@@ -84,7 +83,7 @@ class SpliceEnd : public Pollable {
       ssize_t n = ::read(fd_, scratch, kReadChunk);
       if (n > 0) {
         to->out_.append(scratch, static_cast<size_t>(n));
-        splice_->lastActive = splice_->worker.nowMillis();
+        splice_->lastActive = splice_->loop.nowMillis();
         continue;
       }
       if (n == 0) {
@@ -100,7 +99,7 @@ class SpliceEnd : public Pollable {
 
   // Writes out_; passes a half-close on once the other side's EOF and all its bytes went through.
   void flush() {
-    if (!connected_ || dead_) return;
+    if (!connected_ || dead()) return;
     size_t done = 0;
     while (done < out_.size()) {
       ssize_t n = ::send(fd_, out_.data() + done, out_.size() - done, MSG_NOSIGNAL);
@@ -121,11 +120,11 @@ class SpliceEnd : public Pollable {
   }
 
   void update() {
-    if (dead_) return;
+    if (dead()) return;
     uint32_t events = 0;
     if (!readEof_ && other()->out_.size() < kHighWater) events |= EPOLLIN;
     if (!connected_ || !out_.empty()) events |= EPOLLOUT;
-    splice_->worker.setInterest(this, events);
+    splice_->loop.setInterest(this, events);
   }
 
   std::shared_ptr<Splice> splice_;
@@ -137,16 +136,15 @@ class SpliceEnd : public Pollable {
 
 void Splice::close(const char* why) {
   if (why) logDebug("proxy: passthrough ", description, " closed: ", why);
-  if (client) worker.retire(client);
-  if (target) worker.retire(target);
+  if (client) loop.retire(client);
+  if (target) loop.retire(target);
 }
 
 }  // namespace
 
-bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
+bool startPassthrough(EventLoop& loop, RouterState& router, const snapshot::Snapshot& snap, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
                       const snapshot::Listener& listener, std::string firstBytes) {
   // Auth: Connect, anonymous, decided before any byte goes to a target.
-  const snapshot::Snapshot& snap = *worker.snapshot();
   std::string sourceIp = clientIpPort.substr(0, clientIpPort.rfind(':'));
   if (sourceIp.size() > 2 && sourceIp.front() == '[') sourceIp = sourceIp.substr(1, sourceIp.size() - 2);
   snapshot::Prefix host;  // a bare address parses as a host prefix
@@ -162,9 +160,9 @@ bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpP
   // Only the default action, forwarding to TCP target groups by weight.
   const snapshot::Action& action = listener.defaultAction;
   const snapshot::WeightedTargetGroup* weighted =
-      action.kind == snapshot::Action::Kind::Forward ? worker.router().pickTargetGroup(action) : nullptr;
+      action.kind == snapshot::Action::Kind::Forward ? router.pickTargetGroup(action) : nullptr;
   const snapshot::Target* target =
-      weighted && weighted->group ? worker.router().pickTarget(*weighted->group) : nullptr;
+      weighted && weighted->group ? router.pickTarget(*weighted->group) : nullptr;
   bool connected = false;
   int fd = target ? connectNonBlocking(target->socketAddress, connected) : -1;
   if (fd < 0) {
@@ -172,15 +170,16 @@ bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpP
     ::close(clientFd);
     return false;
   }
-  auto splice = std::make_shared<Splice>(worker);
-  splice->createdAt = splice->lastActive = worker.nowMillis();
+  auto splice = std::make_shared<Splice>(loop);
+  splice->createdAt = splice->lastActive = loop.nowMillis();
+  splice->lifetimeMs = snap.connectionLifetimeMs;
   splice->idleMs = int64_t{service.idleTimeoutSeconds} * 1000;
   splice->description = clientIpPort + " → " + target->ipPort;
   splice->client = new SpliceEnd(splice, clientFd, true);
   splice->target = new SpliceEnd(splice, fd, connected);
   splice->target->out_ = std::move(firstBytes);
-  worker.adopt(splice->client, EPOLLIN);
-  worker.adopt(splice->target, EPOLLIN | EPOLLOUT);
+  loop.adopt(splice->client, EPOLLIN);
+  loop.adopt(splice->target, EPOLLIN | EPOLLOUT);
   return true;
 }
 

@@ -11,12 +11,13 @@
 
 namespace trellis::proxy {
 
-class Worker;
+class EventLoop;
+class RouterState;
 
-// Takes over `clientFd` (already non-blocking, out of the worker's epoll set). `firstBytes` were read from
-// the client already (the ClientHello) and go to the target first. Closes the socket when no target can be
-// picked or connected. False when the connection was refused.
-bool startPassthrough(Worker& worker, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
+// Takes over `clientFd` (already non-blocking, out of the loop's epoll set) and adopts both ends into
+// `loop`. `firstBytes` were read from the client already (the ClientHello) and go to the target first.
+// Closes the socket when no target can be picked or connected. False when the connection was refused.
+bool startPassthrough(EventLoop& loop, RouterState& router, const snapshot::Snapshot& snap, int clientFd, const std::string& clientIpPort, const snapshot::Service& service,
                       const snapshot::Listener& listener, std::string firstBytes);
 
 }  // namespace trellis::proxy

@@ -249,26 +249,30 @@ std::string tagEscaped(std::string_view value) {
   return out;
 }
 
-// What targets learn about a caller whose SigV4 signature checked out.
-std::string identityHeaders(const model::Identity& identity) {
+// What targets learn about a caller whose SigV4 signature checked out: x-amzn-lattice-identity's value.
+std::string identityHeader(const model::Identity& identity) {
   std::string_view arn = identity.arn;
   // A role session's ARN ends in the session name: arn:aws:sts::111122223333:assumed-role/role/session.
   std::string_view session;
   if (arn.find(":assumed-role/") != std::string_view::npos) session = arn.substr(arn.rfind('/') + 1);
   std::string paths;
   for (const auto& path : identity.orgPaths) paths += (paths.empty() ? "" : ",") + path;
-  std::string out = "x-amzn-lattice-identity: Principal=" + headerSafe(arn) +
-                    "; PrincipalOrgID=" + headerSafe(identity.orgId);
+  std::string out = "Principal=" + headerSafe(arn) + "; PrincipalOrgID=" + headerSafe(identity.orgId);
   if (!paths.empty()) out += "; PrincipalOrgPaths=" + headerSafe(paths);
-  out += "; SessionName=" + headerSafe(session) + "; Type=AWS_IAM\r\n";
-  out += "x-amzn-lattice-identity-tags: principal=" + tagEscaped(arn) + ";principalorgid=" + tagEscaped(identity.orgId);
+  out += "; SessionName=" + headerSafe(session) + "; Type=AWS_IAM";
+  return out;
+}
+
+// ... and x-amzn-lattice-identity-tags'.
+std::string identityTagsHeader(const model::Identity& identity) {
+  std::string_view arn = identity.arn;
+  std::string out = "principal=" + tagEscaped(arn) + ";principalorgid=" + tagEscaped(identity.orgId);
   for (const auto& path : identity.orgPaths) out += ";principalorgpath=" + tagEscaped(path);
   size_t tags = 0;
   for (const auto& [key, value] : identity.tags) {
     if (++tags > 99) break;  // Lattice passes at most 99
     out += ";" + tagEscaped(key) + "=" + tagEscaped(value);
   }
-  out += "\r\n";
   return out;
 }
 
@@ -1135,7 +1139,8 @@ void SnapshotCompiler::compileCallers(Snapshot& snap) const {
         caller.policy = std::make_shared<const auth::Policy>(std::get<auth::Policy>(std::move(parsedPolicy)));
       }
     }
-    caller.identityHeaders = identityHeaders(identity);
+    caller.identityHeader = identityHeader(identity);
+    caller.identityTagsHeader = identityTagsHeader(identity);
     if (!identity.tags.empty()) caller.tagsJson = json(identity.tags).dump(-1, ' ', false, json::error_handler_t::replace);
     snap.callers.emplace(identity.accessKeyId, std::move(caller));
   }

@@ -320,7 +320,8 @@ class VpcTable {
 struct Caller {
   model::Identity identity;
   AuthPolicyPtr policy;         // identity-based policy; null: none (allow)
-  std::string identityHeaders;  // the x-amzn-lattice-identity and -identity-tags lines, CRLF-ended
+  // The values of x-amzn-lattice-identity and x-amzn-lattice-identity-tags, sent to targets.
+  std::string identityHeader, identityTagsHeader;
   std::string tagsJson;         // the access log's callerPrincipalTags; empty: no tags
 };
 

@@ -352,7 +352,7 @@ TEST_F(HostileClients, AnHonestOversizedHeaderBlockIsStillAnswered400) {
   // 62 KiB of literal headers: over the 60 KB limit, under the 64 KiB nghttp2's client side will send.
   proxy::Headers big;
   for (int i = 0; i < 4; ++i) big.emplace_back("x-big" + std::to_string(i), std::string(15 * 1024 + 512, 'b'));
-  c.session_.submitRequest("GET", "http", kHost, "/", big, true);
+  c.session_.submitRequest("GET", "http", kHost, "/", {big.begin(), big.end()}, true);
   c.exchange();
   EXPECT_EQ(c.status_, 400);
   EXPECT_EQ(a.requests(), 0);

@@ -20,7 +20,8 @@
 
 #include "proxy/access_log.h"
 #include "proxy/grpc_server.h"
-#include "proxy/http2_upstream.h"
+#include "proxy/server/worker.h"
+#include "proxy/upstream/http2_upstream.h"
 #include "proxy/h2_backend.h"
 #include "snapshot/compiler.h"
 #include "snapshot/source.h"
@@ -46,8 +47,7 @@ snapshot::Target loopbackTarget(uint16_t port) {
 
 // Records one stream's response; everything runs on the worker thread, `done` is read by the test.
 struct Sink : UpstreamStreamSink {
-  Http2UpstreamConnection* connection = nullptr;
-  int32_t stream = -1;
+  UpstreamStream* stream = nullptr;
   int status = 0;
   Headers head;
   std::string body;
@@ -60,17 +60,18 @@ struct Sink : UpstreamStreamSink {
     status = h.status;
     head = h.headers;
   }
-  void onUpstreamBody(std::string_view data) override {
-    body.append(data);
-    connection->consumed(stream, data.size());
-  }
+  void onUpstreamBody(std::string_view data) override { body.append(data); }
   void onUpstreamTrailers(Headers& t) override { trailers = t; }
   void onUpstreamComplete() override { done = true; }
-  void onUpstreamFailed(const char* reason, Resend canResend) override {
-    failure = reason;
-    resend = canResend;
+  void onUpstreamFailed(UpstreamFailure f) override {
+    failure = failureReason(f.kind);
+    resend = f.resend;
     done = true;
   }
+  void onUpstreamDrained() override {}
+  void onUpstreamActive() override {}
+  bool responseBlocked() const override { return false; }  // the response window reopens at once
+  void onUpstreamReadDone() override {}
 };
 
 std::string trailer(const Headers& headers, std::string_view name) {
@@ -112,16 +113,17 @@ class Http2UpstreamTest : public ::testing::Test {
   // Opens a request on the pool's connection for `target`; `body` empty: no body.
   void start(Sink& sink, const snapshot::Target& target, const std::string& path, const std::string& body = {},
              const Headers& trailers = {}) {
-    bool atLimit = false;
-    sink.connection = pool_->connectionFor(target, nullptr, stats_, 1024, atLimit);
-    ASSERT_NE(sink.connection, nullptr);
-    sink.stream = sink.connection->openStream(body.empty() ? "GET" : "POST", "http", "svc.example", path,
-                                              {{"content-type", "application/grpc"}, {"te", "trailers"}},
-                                              body.empty(), &sink);
-    ASSERT_GT(sink.stream, 0);
+    RequestHead head;
+    head.method = body.empty() ? "GET" : "POST";
+    head.target = path;
+    head.chunked = !body.empty();  // a body of unknown length
+    std::vector<HeaderView> fields{{"host", "svc.example"}, {"content-type", "application/grpc"}, {"te", "trailers"}};
+    UpstreamPool::Opened opened = pool_->open({group_, target, head, fields, stats_, true}, sink, nullptr, 1024);
+    ASSERT_NE(opened.stream, nullptr);
+    sink.stream = opened.stream;
     if (!body.empty()) {
-      sink.connection->sendBody(sink.stream, body);
-      sink.connection->endRequest(sink.stream, trailers);
+      sink.stream->sendBody(body);
+      sink.stream->sendEnd(trailers);
     }
   }
 
@@ -130,6 +132,7 @@ class Http2UpstreamTest : public ::testing::Test {
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<Http2UpstreamPool> pool_;
   TargetGroupCounters stats_;
+  snapshot::TargetGroup group_;  // HTTP, protocolVersion as the pool is asked
 };
 
 TEST_F(Http2UpstreamTest, ManyRequestsShareOneConnectionWithTheirOwnBodiesAndTrailers) {
@@ -139,7 +142,7 @@ TEST_F(Http2UpstreamTest, ManyRequestsShareOneConnectionWithTheirOwnBodiesAndTra
   for (int i = 0; i < 60; ++i) sinks.push_back(std::make_unique<Sink>());
   size_t connections = 0;
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     for (int i = 0; i < 60; ++i) {
       if (i % 2) {
         start(*sinks[i], target, "/pkg.Svc/Get" + std::to_string(i));
@@ -173,7 +176,7 @@ TEST_F(Http2UpstreamTest, LargeBodiesFlowBothWaysUnderFlowControl) {
   sinks.push_back(std::make_unique<Sink>());
   const std::string big(3 * 1024 * 1024 + 17, 'z');
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     start(*sinks[0], target, "/big", big);
   });
   ASSERT_TRUE(waitAll(sinks));
@@ -189,7 +192,7 @@ TEST_F(Http2UpstreamTest, GoawayMovesNewRequestsToANewConnection) {
   first.push_back(std::make_unique<Sink>());
   second.push_back(std::make_unique<Sink>());
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     start(*first[0], target, "/one");
   });
   ASSERT_TRUE(waitAll(first));
@@ -211,7 +214,7 @@ TEST_F(Http2UpstreamTest, RefusedConnectionFailsTheStreamAsRetriable) {
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(std::make_unique<Sink>());
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     start(*sinks[0], target, "/x");
   });
   ASSERT_TRUE(waitAll(sinks));
@@ -228,7 +231,7 @@ TEST_F(Http2UpstreamTest, GrpcStatusTravelsInTrailers) {
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(std::make_unique<Sink>());
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     start(*sinks[0], target, "/status/200?grpc=5");
   });
   ASSERT_TRUE(waitAll(sinks));
@@ -251,7 +254,7 @@ TEST_F(Http2UpstreamTest, UnaryCallsToARealGrpcServer) {
   sinks.push_back(std::make_unique<Sink>());
   sinks.push_back(std::make_unique<Sink>());
   onWorker([&] {
-    pool_ = std::make_unique<Http2UpstreamPool>(*worker_);
+    pool_ = std::make_unique<Http2UpstreamPool>(worker_->loop());
     start(*sinks[0], target, "/test.Echo/Unary", grpcFrame("hi"));
     start(*sinks[1], target, "/test.Echo/Unary", grpcFrame("fail"));
   });

@@ -1,4 +1,4 @@
-#include "proxy/connect.h"
+#include "proxy/upstream/connect.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "proxy/metrics.h"
@@ -11,6 +12,15 @@
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {
+
+// How long a connection to a target may take to come up (TLS included for passthrough and HTTP/2).
+inline constexpr int64_t kConnectTimeoutMs = 5000;
+
+// The pools' key of a connection to `target`: "10.0.0.1:8080", or "tls 10.0.0.1:443" for HTTPS target
+// groups, whose connections never carry plaintext requests.
+inline std::string targetKey(const snapshot::Target& target, bool tls) {
+  return tls ? "tls " + target.ipPort : target.ipPort;
+}
 
 // A non-blocking TCP socket to `address`, with TCP_NODELAY, connecting. Returns the fd (`connected`
 // says whether the connect already completed; otherwise wait for EPOLLOUT), or -1 on failure.
