@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/target_health.h"
 #include "snapshot/source.h"
 
 namespace trellis::proxy {
@@ -20,22 +21,6 @@ struct DataPlaneOptions {
   int workers = 0;                        // event-loop threads; 0: one per CPU
   std::string dataDir = ".";              // access logs are written under {dataDir}/access-logs
   int gracefulStopMillis = 10000;         // stop(): how long in-flight requests may take to finish
-};
-
-// ListTargets' view of a target: status INITIAL | HEALTHY | UNHEALTHY | UNAVAILABLE | UNUSED |
-// DRAINING, and an ELB-style reasonCode (empty when HEALTHY).
-// https://docs.aws.amazon.com/vpc-lattice/latest/APIReference/API_TargetSummary.html
-struct TargetHealth {
-  std::string status;
-  std::string reasonCode;
-};
-
-class TargetHealthView {
- public:
-  virtual ~TargetHealthView() = default;
-  // `port` is the target's traffic port (the target group's port when the target has none).
-  // Unknown targets read as INITIAL until the data plane has seen a snapshot with them.
-  virtual TargetHealth status(const std::string& targetGroupId, const std::string& targetId, uint16_t port) const = 0;
 };
 
 // Whether the proxy could listen on a listener port (HTTP, HTTPS and TLS_PASSTHROUGH listeners alike).

@@ -12,7 +12,7 @@
 #include <tuple>
 
 #include "proxy/certificates.h"
-#include "proxy/data_plane.h"
+#include "proxy/target_health.h"
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {

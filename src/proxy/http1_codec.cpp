@@ -391,4 +391,48 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
+void appendRequestHead(std::string& o, const RequestHead& h, const std::vector<HeaderView>& fields) {
+  o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
+  for (const auto& [name, value] : fields) o.append(name).append(": ").append(value).append("\r\n");
+  if (h.chunked) {
+    o.append("transfer-encoding: chunked\r\n");
+  } else if (h.hasContentLength) {
+    o.append("content-length: ").append(std::to_string(h.contentLength)).append("\r\n");
+  }
+  o.append("\r\n");
+}
+
+void appendResponseHead(std::string& o, const ResponseHead& head, const RequestHead& request,
+                        std::string_view requestId, bool& closeAfter, bool& chunked) {
+  o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+  o.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason)).append("\r\n");
+  bool lengthGiven = false;
+  for (const auto& [name, value] : head.headers) {
+    if (isHopByHop(name) || name == "x-amzn-requestid" || (name == "content-length" && !head.bodyless)) continue;
+    lengthGiven = lengthGiven || name == "content-length";
+    o.append(name).append(": ").append(value).append("\r\n");
+  }
+  o.append("x-amzn-requestid: ").append(requestId).append("\r\n");
+  chunked = false;
+  if (!head.bodyless) {
+    if (head.hasContentLength) {
+      o.append("content-length: ").append(std::to_string(head.contentLength)).append("\r\n");
+    } else if (request.versionMinor >= 1) {
+      chunked = true;
+      o.append("transfer-encoding: chunked\r\n");
+    } else {
+      closeAfter = true;  // HTTP/1.0: the end of the body is the end of the connection
+    }
+  } else if (!lengthGiven && head.status >= 200 && head.status != 204 && head.status != 304 &&
+             request.method != "HEAD") {
+    o.append("content-length: 0\r\n");  // an HTTP/2 target's response that ended with its head
+  }
+  if (closeAfter) {
+    o.append("connection: close\r\n");
+  } else if (request.versionMinor == 0) {
+    o.append("connection: keep-alive\r\n");
+  }
+  o.append("\r\n");
+}
+
 }  // namespace trellis::proxy

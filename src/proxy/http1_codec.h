@@ -166,4 +166,14 @@ void appendChunk(std::string& out, std::string_view data);
 void appendLastChunk(std::string& out, const Headers& trailers);
 std::string_view reasonPhrase(int status);
 
+// The head of a request to a target: `head`'s request line, `fields` (exchange/forwarded_headers.h), then
+// its framing (chunked, or its Content-Length).
+void appendRequestHead(std::string& out, const RequestHead& head, const std::vector<HeaderView>& fields);
+// The head of the response to `request` with `requestId`, in HTTP/1.1. Hop-by-hop fields do not cross; the
+// framing is the proxy's: Content-Length when known, else chunked (`chunked` set), else for an HTTP/1.0
+// client the end of the connection. `closeAfter`: the connection closes after this response (in), or must
+// (out).
+void appendResponseHead(std::string& out, const ResponseHead& head, const RequestHead& request,
+                        std::string_view requestId, bool& closeAfter, bool& chunked);
+
 }  // namespace trellis::proxy

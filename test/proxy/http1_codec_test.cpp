@@ -169,5 +169,55 @@ TEST(Http1ResponseParser, NoBodyAfter204Or304OrInterimWhateverContentLengthSays)
   }
 }
 
+// The encoders, without a socket: what a target and a client receive.
+TEST(Http1Encoding, ARequestHeadCarriesTheFieldsGivenAndItsOwnFraming) {
+  RequestHead head;
+  head.method = "POST";
+  head.target = "/orders?x=1";
+  head.chunked = true;
+  std::string out;
+  appendRequestHead(out, head, {{"host", "svc"}, {"x-forwarded-for", "10.0.0.1"}});
+  EXPECT_EQ(out, "POST /orders?x=1 HTTP/1.1\r\nhost: svc\r\nx-forwarded-for: 10.0.0.1\r\n"
+                 "transfer-encoding: chunked\r\n\r\n");
+  head.chunked = false;
+  head.hasContentLength = true;
+  head.contentLength = 5;
+  out.clear();
+  appendRequestHead(out, head, {});
+  EXPECT_EQ(out, "POST /orders?x=1 HTTP/1.1\r\ncontent-length: 5\r\n\r\n");
+}
+
+TEST(Http1Encoding, AResponseHeadGetsTheProxysFramingAndRequestId) {
+  RequestHead request;
+  request.method = "GET";
+  ResponseHead head;
+  head.status = 200;
+  head.headers = {{"connection", "keep-alive"}, {"transfer-encoding", "chunked"}, {"x-amzn-requestid", "forged"},
+                  {"content-type", "text/plain"}};
+  bool close = false, chunked = false;
+  std::string out;
+  appendResponseHead(out, head, request, "req-1", close, chunked);  // no length: chunked to an HTTP/1.1 client
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-amzn-requestid: req-1\r\n"
+                 "transfer-encoding: chunked\r\n\r\n");
+  EXPECT_TRUE(chunked);
+  EXPECT_FALSE(close);
+
+  request.versionMinor = 0;  // HTTP/1.0: the body ends with the connection
+  out.clear();
+  appendResponseHead(out, head, request, "req-2", close, chunked);
+  EXPECT_FALSE(chunked);
+  EXPECT_TRUE(close);
+  EXPECT_NE(out.find("connection: close\r\n"), std::string::npos);
+
+  ResponseHead empty;  // an HTTP/2 target's 200 that ended with its head
+  empty.status = 200;
+  empty.bodyless = true;
+  request.versionMinor = 1;
+  close = false;
+  out.clear();
+  appendResponseHead(out, empty, request, "req-3", close, chunked);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nx-amzn-requestid: req-3\r\ncontent-length: 0\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace trellis::proxy

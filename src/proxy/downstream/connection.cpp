@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 #include "proxy/passthrough.h"
-#include "proxy/server/worker.h"
+#include "proxy/server/worker_context.h"
 
 namespace trellis::proxy {
 namespace {
@@ -38,7 +38,7 @@ uint16_t portOf(const sockaddr_storage& a) {
 
 }  // namespace
 
-DownstreamConnection::DownstreamConnection(Worker& w, int fd, uint16_t port, const sockaddr_storage& peer,
+DownstreamConnection::DownstreamConnection(WorkerContext& w, int fd, uint16_t port, const sockaddr_storage& peer,
                                            const snapshot::Address& address)
     : w_(w), parser_(*this), idleTimeoutSeconds_(kDefaultIdleTimeoutSeconds) {
   fd_ = fd;
@@ -333,35 +333,7 @@ void DownstreamConnection::onRequestHead(RequestHead& head) {
 
 void DownstreamConnection::sendHead(const ResponseHead& head, const RequestHead& request, std::string_view requestId) {
   if (w_.stopping() || w_.nowMillis() - createdAt_ > w_.snapshot()->connectionLifetimeMs) closeAfterResponse_ = true;
-  std::string& o = out_.tail();
-  o.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
-  o.append(head.reason.empty() ? std::string(reasonPhrase(head.status)) : head.reason).append("\r\n");
-  bool lengthGiven = false;
-  for (const auto& [name, value] : head.headers) {
-    if (isHopByHop(name) || name == "x-amzn-requestid" || (name == "content-length" && !head.bodyless)) continue;
-    lengthGiven = lengthGiven || name == "content-length";
-    o.append(name).append(": ").append(value).append("\r\n");
-  }
-  o.append("x-amzn-requestid: ").append(requestId).append("\r\n");
-  if (!head.bodyless) {
-    if (head.hasContentLength) {
-      o.append("content-length: ").append(std::to_string(head.contentLength)).append("\r\n");
-    } else if (request.versionMinor >= 1) {
-      responseChunked_ = true;
-      o.append("transfer-encoding: chunked\r\n");
-    } else {
-      closeAfterResponse_ = true;  // HTTP/1.0: the end of the body is the end of the connection
-    }
-  } else if (!lengthGiven && head.status >= 200 && head.status != 204 && head.status != 304 &&
-             request.method != "HEAD") {
-    o.append("content-length: 0\r\n");  // an HTTP/2 target's response that ended with its head
-  }
-  if (closeAfterResponse_) {
-    o.append("connection: close\r\n");
-  } else if (request.versionMinor == 0) {
-    o.append("connection: keep-alive\r\n");
-  }
-  o.append("\r\n");
+  appendResponseHead(out_.tail(), head, request, requestId, closeAfterResponse_, responseChunked_);
 }
 
 void DownstreamConnection::exchangeDone() {

@@ -18,14 +18,14 @@
 
 namespace trellis::proxy {
 
-class Worker;
+class WorkerContext;
 
 class DownstreamConnection : public Pollable,
                              public DownstreamStream,
                              private Http1RequestHandler,
                              private Http2ConnectionSide {
  public:
-  DownstreamConnection(Worker& w, int fd, uint16_t port, const sockaddr_storage& peer, const snapshot::Address& address);
+  DownstreamConnection(WorkerContext& w, int fd, uint16_t port, const sockaddr_storage& peer, const snapshot::Address& address);
   ~DownstreamConnection() override;
 
   void onEvents(uint32_t events) override;
@@ -89,7 +89,7 @@ class DownstreamConnection : public Pollable,
   void onComplete() override;
 
   // Http2ConnectionSide
-  Worker& worker() override { return w_; }
+  WorkerContext& worker() override { return w_; }
   ClientConnection& client() override { return client_; }
   void streamActivity() override;
   size_t unsentBytes() const override { return out_.size(); }
@@ -97,7 +97,7 @@ class DownstreamConnection : public Pollable,
 
   static constexpr int64_t kDrainMs = 2000;
 
-  Worker& w_;
+  WorkerContext& w_;
   ClientConnection client_;
   Http1RequestParser parser_;
   Buffer in_, out_;

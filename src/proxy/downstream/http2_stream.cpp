@@ -4,7 +4,7 @@
 
 #include "common/log.h"
 #include "proxy/io/buffer.h"
-#include "proxy/server/worker.h"
+#include "proxy/server/worker_context.h"
 
 namespace trellis::proxy {
 

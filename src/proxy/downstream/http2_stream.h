@@ -13,13 +13,13 @@
 
 namespace trellis::proxy {
 
-class Worker;
+class WorkerContext;
 
 // What the streams need of the connection they share.
 class Http2ConnectionSide {
  public:
   virtual ~Http2ConnectionSide() = default;
-  virtual Worker& worker() = 0;
+  virtual WorkerContext& worker() = 0;
   virtual ClientConnection& client() = 0;
   // Streams opening and closing keep the connection from its idle timeout (frames alone do not).
   virtual void streamActivity() = 0;

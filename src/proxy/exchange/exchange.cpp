@@ -11,7 +11,7 @@
 #include "proxy/http2_codec.h"
 #include "proxy/io/buffer.h"
 #include "proxy/router.h"
-#include "proxy/server/worker.h"
+#include "proxy/server/worker_context.h"
 
 namespace trellis::proxy {
 namespace {
@@ -27,7 +27,7 @@ double monotonicMillisPrecise() {
 
 }  // namespace
 
-Exchange::Exchange(Worker& worker, ClientConnection& client, DownstreamStream& stream)
+Exchange::Exchange(WorkerContext& worker, ClientConnection& client, DownstreamStream& stream)
     : w_(worker), client_(client), down_(stream), serial_(worker.newExchangeSerial()),
       idleTimeoutMs_(kDefaultIdleTimeoutSeconds * 1000) {
   startMs_ = monotonicMillisPrecise();
@@ -38,6 +38,11 @@ Exchange::~Exchange() {
   snapshot::releaseSnapshot(std::move(snap_));
   w_.exchanges().erase(this);
   if (timed_) w_.disarmTimer(this);
+}
+
+void Exchange::armTimer(int64_t atMillis) {
+  timed_ = true;
+  w_.armTimer(this, atMillis);
 }
 
 void Exchange::giveReplayStorage(std::string storage) {
@@ -112,7 +117,7 @@ void Exchange::start(RequestHead&& requestHead) {
   groupStats_ = &w_.stats().targetGroups[group_->id];
   if (rule_ && rule_->requestTimeoutMs > 0) {
     requestDeadline_ = w_.nowMillis() + rule_->requestTimeoutMs;
-    w_.armTimer(this, requestDeadline_);
+    armTimer(requestDeadline_);
   }
   if (!down_.http2()) return startUpstream(nullptr);
   awaitingStart_ = true;  // Http2Downstream::startUpstreams(), once the read's frames are all handled
@@ -127,7 +132,7 @@ void Exchange::reject(int status) {
 
 template <typename Task>
 void Exchange::atEndOfTurn(Task task) {
-  Worker* worker = &w_;
+  WorkerContext* worker = &w_;
   Exchange* self = this;
   uint64_t id = serial_;
   w_.loop().defer([worker, self, id, task] {
@@ -142,7 +147,7 @@ void Exchange::startDeferred() {
   bool ended = requestDone_;
   requestDone_ = false;
   std::string body = std::move(earlyBody_);
-  Worker& worker = w_;
+  WorkerContext& worker = w_;
   uint64_t id = serial_;
   auto alive = [&] { return worker.exchanges().count(this) && serial_ == id; };
   startUpstream(nullptr);
@@ -166,7 +171,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   ++attempts_;
   if (rule_ && rule_->backendTimeoutMs > 0) {
     attemptDeadline_ = w_.nowMillis() + rule_->backendTimeoutMs;
-    w_.armTimer(this, attemptDeadline_);
+    armTimer(attemptDeadline_);
   }
   static thread_local ForwardedHeaders forwarded;  // reused: its vectors keep their capacity
   ForwardedFor to{client_, requestId_, *service_, network_, *group_, vpc_, auth_.caller};
@@ -282,7 +287,7 @@ void Exchange::retry(const snapshot::Target* failed, const char* why, bool later
   retryAvoid_ = failed;
   retryReason_ = why;
   retryAt_ = w_.nowMillis() + backoff;
-  w_.armTimer(this, retryAt_);
+  armTimer(retryAt_);
 }
 
 bool Exchange::retriedStatus(int responseStatus) {

@@ -18,11 +18,11 @@
 
 namespace trellis::proxy {
 
-class Worker;
+class WorkerContext;
 
 class Exchange : public UpstreamStreamSink {
  public:
-  Exchange(Worker& worker, ClientConnection& client, DownstreamStream& stream);
+  Exchange(WorkerContext& worker, ClientConnection& client, DownstreamStream& stream);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -64,8 +64,6 @@ class Exchange : public UpstreamStreamSink {
   // A rule deadline or retry backoff came due (Worker::armTimer); when it wants to run next (0: never).
   void onTimer(int64_t now);
   int64_t nextTimer() const;
-  bool timed() const { return timed_; }
-  void setTimed(bool timed) { timed_ = timed; }
   // Once a second: a target silent past the service's idle timeout fails the attempt.
   void onSweep(int64_t now);
   // Tells a deferred task whether its exchange is still this one.
@@ -107,8 +105,9 @@ class Exchange : public UpstreamStreamSink {
   void finishLater(bool needRequestDone);
   template <typename Task>
   void atEndOfTurn(Task task);
+  void armTimer(int64_t atMillis);
 
-  Worker& w_;
+  WorkerContext& w_;
   ClientConnection& client_;
   DownstreamStream& down_;
   const uint64_t serial_;
@@ -151,7 +150,7 @@ class Exchange : public UpstreamStreamSink {
   int64_t requestDeadline_ = 0, attemptDeadline_ = 0, retryAt_ = 0;
   const snapshot::Target* retryAvoid_ = nullptr;
   const char* retryReason_ = "";
-  bool timed_ = false;  // in the worker's timers
+  bool timed_ = false;  // armed a timer at least once: the worker may have it
 };
 
 }  // namespace trellis::proxy

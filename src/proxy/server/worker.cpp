@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/crypto.h"
 #include "common/log.h"
 #include "proxy/downstream/connection.h"
 #include "proxy/exchange/exchange.h"
@@ -18,11 +17,7 @@ namespace trellis::proxy {
 
 Worker::Worker(int index, snapshot::SnapshotSource& source, AccessLogWriter& accessLogs,
                std::unique_ptr<UpstreamPool> upstreams)
-    : index_(index), source_(source), accessLogs_(accessLogs), upstreams_(std::move(upstreams)) {
-  randomBytes(requestIdState_, sizeof requestIdState_);
-  requestIdState_[0] |= 1;
-  if (!upstreams_) upstreams_ = std::make_unique<TargetPools>(loop_, metrics_, limits_);
-}
+    : WorkerContext(source, std::move(upstreams)), index_(index), accessLogs_(accessLogs) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) stop(0);
@@ -47,8 +42,6 @@ void Worker::stop(int graceMillis) {
   });
   if (thread_.joinable()) thread_.join();
 }
-
-void Worker::setTls(TlsContextProvider* tls) { limits_.tls = tls; }
 
 void Worker::setWorkerCount(int count) {
   workerCount_ = count > 0 ? count : 1;
@@ -123,34 +116,6 @@ void Worker::accepted(int fd, uint16_t port, const sockaddr_storage& peer) {
   if (!loop_.watch(d, EPOLLIN)) d->close();
 }
 
-void Worker::connectionClosed(DownstreamConnection* c) {
-  downstreams_.erase(c);
-  --metrics_.activeDownstreamConnections;
-}
-
-std::string Worker::newRequestId() {
-  // xorshift128+: request ids need to be unique, not secret; seeded from OpenSSL per worker.
-  auto next = [this] {
-    uint64_t s1 = requestIdState_[0];
-    const uint64_t s0 = requestIdState_[1];
-    requestIdState_[0] = s0;
-    s1 ^= s1 << 23;
-    requestIdState_[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return requestIdState_[1] + s0;
-  };
-  uint64_t a = next(), b = next();
-  a = (a & 0xffffffffffff0fffull) | 0x4000;                 // version 4
-  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant
-  // 8-4-4-4-12 hex digits: a's 16 then b's 16. Written by hand: snprintf was 7% of a request.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(36, '-');
-  char* out = id.data();
-  for (int i = 0; i < 16; ++i) *out++ = kHex[(a >> (60 - 4 * i)) & 0xf], out += (i == 7 || i == 11);
-  out += 1;  // the dash after a's digits
-  for (int i = 0; i < 16; ++i) *out++ = kHex[(b >> (60 - 4 * i)) & 0xf], out += (i == 3);
-  return id;
-}
-
 void Worker::refreshSnapshot() {
   uint64_t generation = source_.generation();
   if (generation == generation_) return;
@@ -175,12 +140,6 @@ void Worker::sweep() {
   loop_.sweepAdopted(stopping_);
 }
 
-void Worker::armTimer(Exchange* e, int64_t atMillis) {
-  e->setTimed(true);
-  timed_.insert(e);
-  nextTimer_ = std::min(nextTimer_, atMillis);
-}
-
 void Worker::runTimers() {
   int64_t now = nowMillis();
   if (now < nextTimer_) return;
@@ -188,7 +147,6 @@ void Worker::runTimers() {
   for (auto it = timed_.begin(); it != timed_.end();) {
     int64_t at = (*it)->nextTimer();
     if (at == 0) {
-      (*it)->setTimed(false);
       it = timed_.erase(it);
       continue;
     }

@@ -23,15 +23,7 @@ void Http1UpstreamConnection::attach(UpstreamStreamSink& sink, const UpstreamReq
   lastStatus_ = 0;
   requestChunked_ = h.chunked;
   requestEnded_ = !h.hasBody();
-  std::string& o = out_.tail();
-  o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
-  for (const auto& [name, value] : request.fields) o.append(name).append(": ").append(value).append("\r\n");
-  if (h.chunked) {
-    o.append("transfer-encoding: chunked\r\n");
-  } else if (h.hasContentLength) {
-    o.append("content-length: ").append(std::to_string(h.contentLength)).append("\r\n");
-  }
-  o.append("\r\n");
+  appendRequestHead(out_.tail(), h, request.fields);
   scheduleFlush();
 }
 
