@@ -393,7 +393,23 @@ std::string_view reasonPhrase(int status) {
 
 void appendRequestHead(std::string& o, const RequestHead& h, const std::vector<HeaderView>& fields) {
   o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
-  for (const auto& [name, value] : fields) o.append(name).append(": ").append(value).append("\r\n");
+  // Sized once and copied in place: the fields are most of a forwarded head, and appending each piece
+  // (four per field) cost more than the copying itself.
+  size_t size = 0;
+  for (const auto& [name, value] : fields) size += name.size() + value.size() + 4;
+  size_t at = o.size();
+  o.resize(at + size);
+  char* p = o.data() + at;
+  for (const auto& [name, value] : fields) {
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '\r';
+    *p++ = '\n';
+  }
   if (h.chunked) {
     o.append("transfer-encoding: chunked\r\n");
   } else if (h.hasContentLength) {

@@ -1,11 +1,28 @@
 #include "proxy/exchange/forwarded_headers.h"
 
 #include <algorithm>
+#include <cstring>
+#include <initializer_list>
 
 #include "common/strings.h"
 #include "proxy/downstream/stream.h"
 
 namespace trellis::proxy {
+namespace {
+
+// `out` = the pieces, sized once (these values are composed for every request).
+void assignJoined(std::string& out, std::initializer_list<std::string_view> pieces) {
+  size_t size = 0;
+  for (std::string_view piece : pieces) size += piece.size();
+  out.resize(size);
+  char* p = out.data();
+  for (std::string_view piece : pieces) {
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  }
+}
+
+}  // namespace
 
 bool ownedByProxy(std::string_view name) {
   if (name.size() < 15 || name[0] != 'x') return false;  // asked for every request field: most are not ours
@@ -15,8 +32,7 @@ bool ownedByProxy(std::string_view name) {
          name == "x-amzn-requestid";
 }
 
-const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, const ForwardedFor& to, bool http2) {
-  fields_.clear();
+void ForwardedHeaders::dropNamedByConnection(const RequestHead& head) {
   connectionTokens_.clear();
   for (const auto& [name, value] : head.headers) {
     if (name != "connection") continue;
@@ -24,26 +40,33 @@ const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, 
       if (!trim(token).empty()) connectionTokens_.push_back(trim(token));
     }
   }
-  auto namedByConnection = [&](std::string_view name) {
+  std::erase_if(fields_, [&](const HeaderView& field) {
     return std::any_of(connectionTokens_.begin(), connectionTokens_.end(),
-                       [&](std::string_view token) { return iequals(token, name); });
-  };
+                       [&](std::string_view token) { return iequals(token, field.first); });
+  });
+}
+
+const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, const ForwardedFor& to, bool http2) {
+  fields_.clear();
+  bool named = false;  // a Connection field names others to drop
   for (const auto& [name, value] : head.headers) {
-    if (isHopByHop(name) && !(http2 && name == "te")) continue;
+    if (isHopByHop(name)) {
+      named = named || name == "connection";
+      if (!(http2 && name == "te")) continue;
+    }
     if ((!http2 && name == "content-length") || ownedByProxy(name)) continue;
-    if (!connectionTokens_.empty() && namedByConnection(name)) continue;
     fields_.emplace_back(name, value);
   }
+  if (named) dropNamedByConnection(head);
   fields_.emplace_back("x-forwarded-for", to.client.ip);
   fields_.emplace_back("x-forwarded-port", to.client.portText);
   fields_.emplace_back("x-forwarded-proto", to.client.transport.tls() ? "https" : "http");
   fields_.emplace_back("x-amzn-requestid", to.requestId);
-  target_.assign("ServiceArn=").append(to.service.arn);
-  target_.append("; ServiceNetworkArn=").append(to.network ? to.network->arn : "");
-  target_.append("; TargetGroupArn=").append(to.group.arn);
+  assignJoined(target_, {"ServiceArn=", to.service.arn, "; ServiceNetworkArn=", to.network ? to.network->arn : "",
+                         "; TargetGroupArn=", to.group.arn});
   fields_.emplace_back("x-amzn-lattice-target", target_);
   if (to.vpc) {
-    network_.assign("SourceVpcArn=").append(to.vpc->arn);
+    assignJoined(network_, {"SourceVpcArn=", to.vpc->arn});
     fields_.emplace_back("x-amzn-lattice-network", network_);
     fields_.emplace_back("x-amzn-source-vpc", to.vpc->id);
   }

@@ -37,6 +37,7 @@ class ForwardedHeaders {
   const std::vector<HeaderView>& build(const RequestHead& head, const ForwardedFor& to, bool http2);
 
  private:
+  void dropNamedByConnection(const RequestHead& head);
   std::vector<HeaderView> fields_;
   std::vector<std::string_view> connectionTokens_;
   std::string target_, network_;  // composed values
