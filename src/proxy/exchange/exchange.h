@@ -61,7 +61,7 @@ class Exchange : public UpstreamStreamSink {
   void giveReplayStorage(std::string storage);
 
   // --- from the worker ---
-  // A rule deadline or retry backoff came due (Worker::armTimer); when it wants to run next (0: never).
+  // A rule deadline or retry backoff came due (WorkerContext::armTimer); when it wants to run next (0: never).
   void onTimer(int64_t now);
   int64_t nextTimer() const;
   // Once a second: a target silent past the service's idle timeout fails the attempt.
