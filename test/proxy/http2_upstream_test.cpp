@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
+#include "compile/compiler.h"
 #include "proxy/access_log.h"
 #include "proxy/grpc_server.h"
 #include "proxy/http2_upstream.h"
 #include "proxy/h2_backend.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
 
 namespace trellis::proxy {
@@ -83,7 +83,7 @@ std::string trailer(const Headers& headers, std::string_view name) {
 class Http2UpstreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    holder_.publish(snapshot::compileSnapshot(store::StoreContents{}, model::Config{}));
+    holder_.publish(compile::compileSnapshot(store::StoreContents{}, model::Config{}));
     worker_ = std::make_unique<Worker>(0, holder_, logs_);
     worker_->start();
   }
