@@ -7,10 +7,12 @@
 #include <string_view>
 
 #include "proxy/metrics.h"
-#include "proxy/tls.h"
 #include "snapshot/snapshot.h"
+#include "tls/tls.h"
 
 namespace trellis::proxy {
+
+using tls::TlsSession;
 
 // A non-blocking TCP socket to `address`, with TCP_NODELAY, connecting. Returns the fd (`connected`
 // says whether the connect already completed; otherwise wait for EPOLLOUT), or -1 on failure.

@@ -16,8 +16,8 @@
 
 #include "proxy/http2_codec.h"
 #include "proxy/metrics.h"
-#include "proxy/tls.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 
 namespace trellis::proxy {
 
@@ -108,7 +108,7 @@ class Http2UpstreamConnection : public Pollable, private Http2ClientHandler {
   std::string key_;
   TargetGroupCounters& stats_;
   Http2ClientSession session_;
-  std::unique_ptr<TlsSession> tls_;
+  std::unique_ptr<tls::TlsSession> tls_;
   std::string plainOut_;  // frames not yet encrypted (TLS only)
   std::string wire_;      // bytes for the socket
   size_t wireOffset_ = 0;
