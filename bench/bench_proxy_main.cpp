@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "compile/compiler.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
-#include "snapshot/compiler.h"
 
 int main(int argc, char** argv) {
   using namespace trellis;
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   for (const auto& r : records) contents.records.push_back({r["kind"], r["id"], r["value"].dump(), 1, 1});
   model::Config config = argc > 3 ? model::loadConfig(argv[3]) : model::Config{};
   snapshot::SnapshotHolder holder;
-  holder.publish(snapshot::compileSnapshot(contents, config));
+  holder.publish(compile::compileSnapshot(contents, config));
   // Blocked before any thread starts, so only sigwait below sees them.
   sigset_t set;
   sigemptyset(&set);

@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include "compile/compiler.h"
 #include "proxy/data_plane.h"
 #include "proxy/health.h"
 #include "proxy/http1_codec.h"
 #include "proxy/router.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
 
 namespace {
@@ -133,7 +133,7 @@ void BM_ParseResponse(benchmark::State& state) {
 BENCHMARK(BM_ParseResponse);
 
 void BM_RouteAndPick(benchmark::State& state) {
-  auto snap = snapshot::compileSnapshot(makeStore(static_cast<int>(state.range(0))), makeConfig());
+  auto snap = compile::compileSnapshot(makeStore(static_cast<int>(state.range(0))), makeConfig());
   sockaddr_in client{};
   client.sin_family = AF_INET;
   inet_pton(AF_INET, "127.0.0.1", &client.sin_addr);
@@ -158,7 +158,7 @@ BENCHMARK(BM_RouteAndPick)->Arg(10)->Arg(10000);
 void BM_CompileSnapshot(benchmark::State& state) {
   store::StoreContents contents = makeStore(static_cast<int>(state.range(0)));
   model::Config config = makeConfig();
-  for (auto _ : state) benchmark::DoNotOptimize(snapshot::compileSnapshot(contents, config));
+  for (auto _ : state) benchmark::DoNotOptimize(compile::compileSnapshot(contents, config));
 }
 BENCHMARK(BM_CompileSnapshot)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);
 
@@ -166,7 +166,7 @@ BENCHMARK(BM_CompileSnapshot)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecon
 // request path, on the data plane's control thread).
 void BM_HealthUpdateAfterOneChange(benchmark::State& state) {
   store::StoreContents contents = makeStore(static_cast<int>(state.range(0)));
-  snapshot::SnapshotCompiler compiler;
+  compile::SnapshotCompiler compiler;
   auto snap = compiler.compile(contents, makeConfig());
   proxy::HealthChecker health;  // not started: no probes, only the bookkeeping
   health.update(snap);
@@ -249,7 +249,7 @@ void BM_ProxyRoundTrip(benchmark::State& state) {
   uint16_t proxyPort = 0;
   close(listenLoopback(proxyPort));  // a free port for the listener (the data plane binds it itself)
   snapshot::SnapshotHolder holder;
-  holder.publish(snapshot::compileSnapshot(makeStore(1, proxyPort, origin.port(), true), makeConfig()));
+  holder.publish(compile::compileSnapshot(makeStore(1, proxyPort, origin.port(), true), makeConfig()));
   proxy::DataPlane dataPlane({"127.0.0.1", 1, "/tmp", 1000}, holder);
   dataPlane.start();
 

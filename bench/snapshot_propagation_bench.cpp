@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "snapshot/compiler.h"
-#include "snapshot/source.h"
+#include "compile/builder.h"
+#include "compile/compiler.h"
 #include "store/store.h"
 
 namespace {
@@ -142,9 +142,9 @@ Fixture& fixture(int services) {
 // (a) Everything a from-scratch build does: read the whole store, compile.
 void BM_FullCompile(benchmark::State& state) {
   Fixture& f = fixture(static_cast<int>(state.range(0)));
-  snapshot::HealthCells cells;
+  compile::HealthCells cells;
   for (auto _ : state) {
-    auto snap = snapshot::compileSnapshot(f.store->readAll(), f.config, &cells);
+    auto snap = compile::compileSnapshot(f.store->readAll(), f.config, &cells);
     if (snap->services.size() != static_cast<size_t>(state.range(0))) state.SkipWithError("services missing");
   }
 }
@@ -172,8 +172,8 @@ BENCHMARK(BM_ChangesSinceOneCommit)->Arg(10000)->Unit(benchmark::kMillisecond)->
 void BM_CompileOnly(benchmark::State& state) {
   Fixture& f = fixture(static_cast<int>(state.range(0)));
   store::StoreContents contents = f.store->readAll();
-  snapshot::HealthCells cells;
-  for (auto _ : state) benchmark::DoNotOptimize(snapshot::compileSnapshot(contents, f.config, &cells));
+  compile::HealthCells cells;
+  for (auto _ : state) benchmark::DoNotOptimize(compile::compileSnapshot(contents, f.config, &cells));
 }
 BENCHMARK(BM_CompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -181,8 +181,8 @@ BENCHMARK(BM_CompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTim
 void BM_IncrementalCompileOnly(benchmark::State& state) {
   Fixture& f = fixture(static_cast<int>(state.range(0)));
   store::StoreContents contents = f.store->readAll();
-  snapshot::HealthCells cells;
-  snapshot::SnapshotCompiler compiler(&cells);
+  compile::HealthCells cells;
+  compile::SnapshotCompiler compiler(&cells);
   compiler.compile(contents, f.config);
   store::StoreChanges changes;
   changes.revision = contents.revision;
@@ -201,10 +201,10 @@ BENCHMARK(BM_IncrementalCompileOnly)->Arg(10000)->Unit(benchmark::kMillisecond)-
 void BM_PublishAfterWeightChange(benchmark::State& state) {
   int services = static_cast<int>(state.range(0));
   Fixture& f = fixture(services);
-  snapshot::SnapshotBuilder builder(*f.store, f.config);
+  compile::SnapshotBuilder builder(*f.store, f.config);
   builder.start();
   // The store outlives the builder, so the watch stays registered: it only forwards to the live one.
-  static std::atomic<snapshot::SnapshotBuilder*> live{nullptr};
+  static std::atomic<compile::SnapshotBuilder*> live{nullptr};
   static store::Store* watched = nullptr;
   live = &builder;
   if (watched != f.store.get()) {

@@ -15,7 +15,7 @@
 #include "gateway/reconcile.h"
 #include "model/config.h"
 #include "model/ids.h"
-#include "proxy/certificates.h"
+#include "tls/certificates.h"
 
 namespace trellis::cli {
 
@@ -496,7 +496,7 @@ int runLocal(const Options& options, const EnvLookup& env, std::ostream& stdOut,
     stdErr << "trellis: cannot read " << options.certificateFile << " or " << options.keyFile << "\n";
     return 1;
   }
-  std::string arn = proxy::importCertificate(options.dataDir, certificate, key, region, config.accountId, error);
+  std::string arn = tls::importCertificate(options.dataDir, certificate, key, region, config.accountId, error);
   if (arn.empty()) {
     stdErr << "trellis: " << error << "\n";
     return 1;

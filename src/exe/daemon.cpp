@@ -13,10 +13,10 @@
 #include "auth/sigv4.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "compile/builder.h"
 #include "dns/server.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
-#include "snapshot/source.h"
 #include "store/store.h"
 
 namespace trellis {
@@ -101,7 +101,7 @@ void checkIdentityPolicies(const model::Config& config, const std::string& file)
 // a restart. Returns an empty string on success, else why the old config stays.
 class ConfigReloader {
  public:
-  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, snapshot::SnapshotBuilder& snapshots)
+  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, compile::SnapshotBuilder& snapshots)
       : file_(std::move(file)), current_(current), snapshots_(snapshots) {}
 
   std::string reload() {
@@ -128,12 +128,12 @@ class ConfigReloader {
   std::mutex mutex_;
   std::string file_;
   std::atomic<model::ConfigPtr>& current_;
-  snapshot::SnapshotBuilder& snapshots_;
+  compile::SnapshotBuilder& snapshots_;
 };
 
 // The admin port: readiness, Prometheus metrics, the data plane's listener ports, config reload.
 HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready,
-                           const snapshot::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane,
+                           const compile::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane,
                            ConfigReloader& reloader) {
   const HeaderList text = {{"content-type", "text/plain; charset=utf-8"}};
   if (request.path == "/reload") {
@@ -193,7 +193,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
 
   // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
-  snapshot::SnapshotBuilder snapshots(*store, config);
+  compile::SnapshotBuilder snapshots(*store, config);
   store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
   proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
                              snapshots);

@@ -2,7 +2,7 @@
 // only by routing snapshots. trellisd creates one DataPlane, points it at the SnapshotBuilder and
 // exposes renderMetrics(), listenerStatus() and targetHealth() through the admin port and the API.
 //
-//   snapshot::SnapshotBuilder builder(store, config);    // store.watch → builder.notifyCommitted
+//   compile::SnapshotBuilder builder(store, config);     // store.watch → builder.notifyCommitted
 //   proxy::DataPlane dataPlane({.bindAddress = "127.0.0.1", .workers = 0, .dataDir = dir}, builder);
 //   builder.start(); dataPlane.start(); ... dataPlane.stop();
 #pragma once

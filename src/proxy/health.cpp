@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "common/log.h"
-#include "proxy/certificates.h"
 #include "proxy/http2_codec.h"
-#include "proxy/tls.h"
+#include "tls/certificates.h"
+#include "tls/tls.h"
 
 namespace trellis::proxy {
 namespace {
@@ -44,7 +44,7 @@ struct HealthChecker::Probe {
   int fd = -1;
   std::string wire;  // bytes for the socket (TLS records for HTTPS)
   size_t written = 0;
-  std::unique_ptr<TlsSession> tls;  // HTTPS checks: certificates are not verified
+  std::unique_ptr<tls::TlsSession> tls;  // HTTPS checks: certificates are not verified
   std::string plainPending;         // HTTPS: request bytes waiting for the handshake
   std::string response;             // HTTP/1.1: the response bytes so far
   std::unique_ptr<Http2Probe> h2;   // HTTP/2 checks
@@ -165,7 +165,7 @@ SSL_CTX* HealthChecker::tlsClient() {
     tlsClientVerifies_ = verify;
     tlsClientCaFile_ = caFile;
     try {
-      tlsClient_ = makeClientContext(verify, caFile);
+      tlsClient_ = tls::makeClientContext(verify, caFile);
     } catch (const std::exception& e) {
       logError("health: ", e.what());
       tlsClient_.reset();
@@ -232,8 +232,8 @@ void HealthChecker::run() {
         // HTTP/2 over TLS needs ALPN h2: servers that speak both pick HTTP/1.1 without it.
         SSL_CTX* client = tlsClient();
         if (client) {
-          probe.tls = TlsSession::client(client, "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{},
-                                         e.target->address);
+          probe.tls = tls::TlsSession::client(
+              client, "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{}, e.target->address);
         }
         if (!probe.tls) {
           record(e, false, "Target.FailedHealthChecks");

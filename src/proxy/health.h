@@ -11,9 +11,9 @@
 #include <thread>
 #include <tuple>
 
-#include "proxy/certificates.h"
 #include "proxy/target_health.h"
 #include "snapshot/snapshot.h"
+#include "tls/certificates.h"
 
 namespace trellis::proxy {
 
@@ -52,7 +52,7 @@ class HealthChecker : public TargetHealthView {
   snapshot::SnapshotPtr snapshot_;
   std::map<Key, Entry> entries_;
   std::thread thread_;
-  SslCtxPtr tlsClient_;
+  tls::SslCtxPtr tlsClient_;
   bool tlsClientVerifies_ = false;
   std::string tlsClientCaFile_;
 };

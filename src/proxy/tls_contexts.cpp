@@ -5,7 +5,7 @@
 namespace trellis::proxy {
 
 TlsContextProvider::TlsContextProvider(std::string dataDir, bool verifyTargets, const std::string& targetCaFile)
-    : dataDir_(std::move(dataDir)), authority_(dataDir_), client_(makeClientContext(verifyTargets, targetCaFile)) {
+    : dataDir_(std::move(dataDir)), authority_(dataDir_), client_(tls::makeClientContext(verifyTargets, targetCaFile)) {
   current_.store(std::make_shared<const ServerTlsContexts>());
 }
 
@@ -14,7 +14,7 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
   auto previous = current();
   auto next = std::make_shared<ServerTlsContexts>();
   bool changed = false;
-  auto add = [&](const std::string& name, const CredentialPtr& credential) {
+  auto add = [&](const std::string& name, const tls::CredentialPtr& credential) {
     if (name.empty() || !credential || next->sites_.count(name)) return;
     auto old = previous->sites_.find(name);
     if (old != previous->sites_.end() && old->second.fingerprint == credential->fingerprint) {
@@ -22,7 +22,7 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
       return;
     }
     try {
-      std::shared_ptr<SSL_CTX> ctx(makeServerContext(*credential, kOfferH2).release(), SSL_CTX_free);
+      std::shared_ptr<SSL_CTX> ctx(tls::makeServerContext(*credential, kOfferH2).release(), SSL_CTX_free);
       next->sites_.emplace(name, ServerTlsContexts::Site{std::move(ctx), credential->fingerprint});
       changed = true;
     } catch (const std::exception& e) {
@@ -45,11 +45,11 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
     // No fallback certificate. Without a usable certificateArn the custom name gets no context and
     // its handshakes fail (docs/architecture.md, "HTTPS and TLS passthrough").
     std::string problem;
-    CredentialPtr credential;
+    tls::CredentialPtr credential;
     if (service.certificateArn.empty()) {
       problem = "no certificateArn";
     } else {
-      credential = loadImportedCertificate(dataDir_, service.certificateArn, problem);
+      credential = tls::loadImportedCertificate(dataDir_, service.certificateArn, problem);
     }
     if (credential) {
       add(service.customDomainName, credential);

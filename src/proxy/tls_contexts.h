@@ -12,8 +12,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "proxy/certificates.h"
 #include "snapshot/snapshot.h"
+#include "tls/certificates.h"
 
 namespace trellis::proxy {
 
@@ -49,15 +49,15 @@ class TlsContextProvider {
   std::shared_ptr<const ServerTlsContexts> current() const { return current_.load(std::memory_order_acquire); }
   // For HTTPS targets (no verification: https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-groups.html).
   SSL_CTX* clientContext() const { return client_.get(); }
-  const CertificateAuthority& authority() const { return authority_; }
+  const tls::CertificateAuthority& authority() const { return authority_; }
 
   // Whether ALPN offers h2 (HTTP2Preferred): the downstream HTTP/2 codec serves such connections.
   static constexpr bool kOfferH2 = true;
 
  private:
   std::string dataDir_;
-  CertificateAuthority authority_;
-  SslCtxPtr client_;
+  tls::CertificateAuthority authority_;
+  tls::SslCtxPtr client_;
   std::mutex mutex_;  // refresh() callers
   std::atomic<std::shared_ptr<const ServerTlsContexts>> current_;
   std::unordered_map<std::string, std::string> warned_;  // host → last warning, so each problem is logged once

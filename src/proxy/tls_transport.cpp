@@ -15,7 +15,7 @@ DownstreamTransport::Status DownstreamTransport::refuse(std::string& wire, uint8
   state_ = State::Refused;
   failure_ = std::move(why);
   buffered_.clear();
-  wire += tlsAlert(alert);
+  wire += tls::tlsAlert(alert);
   return Status::Refused;
 }
 
@@ -54,13 +54,14 @@ DownstreamTransport::Status DownstreamTransport::receive(std::string_view raw, s
     buffered_.clear();
     return Status::Data;
   }
-  switch (parseClientHello(buffered_, hello_)) {
-    case ClientHelloStatus::NeedMore:
-      if (buffered_.size() > kMaxClientHello + 5 * 8) return refuse(wire, kAlertDecodeError, "ClientHello too long");
+  switch (tls::parseClientHello(buffered_, hello_)) {
+    case tls::ClientHelloStatus::NeedMore:
+      if (buffered_.size() > tls::kMaxClientHello + 5 * 8)
+        return refuse(wire, kAlertDecodeError, "ClientHello too long");
       return Status::Wait;
-    case ClientHelloStatus::Invalid:
+    case tls::ClientHelloStatus::Invalid:
       return refuse(wire, kAlertDecodeError, "malformed ClientHello");
-    case ClientHelloStatus::Ok:
+    case tls::ClientHelloStatus::Ok:
       break;
   }
   // SNI is required; it names the service exactly as the Host header would.

@@ -8,10 +8,12 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/tls.h"
 #include "snapshot/snapshot.h"
+#include "tls/tls.h"
 
 namespace trellis::proxy {
+
+using tls::TlsSession;
 
 class TlsContextProvider;
 
@@ -49,7 +51,7 @@ class DownstreamTransport {
 
   State state_ = State::Undecided;
   std::string buffered_;  // raw bytes while undecided
-  ClientHello hello_;
+  tls::ClientHello hello_;
   std::string serviceId_;
   std::string failure_;
   std::unique_ptr<TlsSession> session_;

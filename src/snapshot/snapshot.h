@@ -1,5 +1,5 @@
 // The routing snapshot: an immutable, pre-compiled view of everything the data plane needs at one
-// store revision. Built off the request path by compileSnapshot (compiler.h) and published through a
+// store revision. Built off the request path by the compiler (compile/compiler.h) and published through a
 // SnapshotSource (source.h). Workers pin one snapshot per request; nothing here changes after
 // publication except the HealthCell bits, which the health prober flips.
 #pragma once
@@ -86,10 +86,6 @@ struct HealthCheck {
 
   bool matches(int status) const;
 };
-
-// A number no other compiled action or target group of this process has: what workers key their selection
-// state by, so it outlives snapshot swaps for what did not change and is never mistaken for something new.
-uint64_t nextSerial();
 
 struct TargetGroup {
   uint64_t serial = 0;  // one per compiled target group record revision

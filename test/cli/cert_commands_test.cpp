@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "proxy/certificates.h"
+#include "tls/certificates.h"
 
 namespace trellis::cli {
 namespace {
@@ -55,17 +55,17 @@ TEST(CertCommands, ImportStoresKeyOwnerOnlyAndPrintsAnAcmArn) {
                                std::regex("arn:aws:acm:us-east-1:111122223333:certificate/([0-9a-f-]{36})")))
       << out;
   struct stat st {};
-  ASSERT_EQ(stat((proxy::certificateStoreDir(dir.path) + "/" + m[1].str() + ".key").c_str(), &st), 0);
+  ASSERT_EQ(stat((tls::certificateStoreDir(dir.path) + "/" + m[1].str() + ".key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
   std::string error;
-  EXPECT_TRUE(proxy::loadImportedCertificate(dir.path, line, error)) << error;
+  EXPECT_TRUE(tls::loadImportedCertificate(dir.path, line, error)) << error;
 
   // A key that is not the certificate's is refused, and nothing is stored.
   std::string otherKey = dir.path + "/k2.pem";
   ASSERT_EQ(std::system(("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + otherKey).c_str()), 0);
   EXPECT_EQ(runCli({"cert", "import", "--cert", cert, "--key", otherKey, "--data-dir", dir.path}, out, err), 1);
   EXPECT_NE(err.find("does not belong"), std::string::npos) << err;
-  EXPECT_EQ(std::distance(fs::directory_iterator(proxy::certificateStoreDir(dir.path)), fs::directory_iterator()), 2);
+  EXPECT_EQ(std::distance(fs::directory_iterator(tls::certificateStoreDir(dir.path)), fs::directory_iterator()), 2);
 }
 
 TEST(CertCommands, CaExportPrintsTheRootTrellisdCreated) {
@@ -73,7 +73,7 @@ TEST(CertCommands, CaExportPrintsTheRootTrellisdCreated) {
   std::string out, err;
   EXPECT_EQ(runCli({"ca", "export", "--data-dir", dir.path}, out, err), 1);  // no CA yet
   EXPECT_NE(err.find("first start"), std::string::npos);
-  proxy::CertificateAuthority ca(dir.path);  // what trellisd does on start
+  tls::CertificateAuthority ca(dir.path);  // what trellisd does on start
   ASSERT_EQ(runCli({"ca", "export", "--data-dir", dir.path}, out, err), 0) << err;
   EXPECT_EQ(out, ca.rootPem());
   EXPECT_EQ(out.rfind("-----BEGIN CERTIFICATE-----", 0), 0u);

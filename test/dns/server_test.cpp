@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 #include <thread>
 
+#include "compile/compiler.h"
+#include "compile/store_fixture.h"
 #include "dns/message.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
-#include "snapshot/store_fixture.h"
 
 namespace trellis::dns {
 namespace {
@@ -236,7 +236,7 @@ class DnsServerTest : public ::testing::Test {
     if (server_) server_->stop();
   }
 
-  void publish() { holder_.publish(snapshot::compileSnapshot(store_.contents(), config_)); }
+  void publish() { holder_.publish(compile::compileSnapshot(store_.contents(), config_)); }
 
   DnsOptions options() const {
     DnsOptions o;

@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "proxy/tls.h"
+#include "tls/tls.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace trellis::proxy;
+  using namespace trellis::tls;
   std::string_view input(reinterpret_cast<const char*>(data), size);
   ClientHello hello;
   ClientHelloStatus status = parseClientHello(input, hello);

@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "../snapshot/store_fixture.h"
+#include "../compile/store_fixture.h"
+#include "compile/compiler.h"
 #include "dns/directory.h"
-#include "snapshot/compiler.h"
 
 namespace {
 
@@ -24,7 +24,7 @@ snapshot::SnapshotPtr makeSnapshot() {
   store.vpcAssociation("snva-0123456789abcdef0", "sn-0123456789abcdef0", "vpc-aaaaaaaa");
   model::Config config;
   config.vpcs = {{"vpc-aaaaaaaa", {"127.0.1.0/24"}}, {"vpc-bbbbbbbb", {"127.0.2.0/24"}}};
-  return snapshot::compileSnapshot(store.contents(), config);
+  return compile::compileSnapshot(store.contents(), config);
 }
 
 }  // namespace

@@ -7,9 +7,9 @@
 
 #include "common/request_target.h"
 #include "common/strings.h"
+#include "compile/compiler.h"
 #include "proxy/http1_codec.h"
 #include "proxy/router.h"
-#include "snapshot/compiler.h"
 
 namespace {
 
@@ -33,7 +33,7 @@ const snapshot::Snapshot& fuzzSnapshot() {
     add("servicenetworkvpcassociation", "snva-1", R"({"id":"snva-1","vpcId":"vpc-1","serviceNetworkId":"sn-1"})");
     model::Config config;
     config.vpcs.push_back({"vpc-1", {"10.0.0.0/8"}});
-    return snapshot::compileSnapshot(contents, config);
+    return compile::compileSnapshot(contents, config);
   }();
   return *snap;
 }

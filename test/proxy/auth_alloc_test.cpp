@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <new>
 
+#include "compile/compiler.h"
+#include "compile/store_fixture.h"
 #include "proxy/auth.h"
-#include "snapshot/compiler.h"
-#include "snapshot/store_fixture.h"
 
 namespace {
 std::atomic<long> allocations{0};
@@ -58,7 +58,7 @@ TEST(AuthAllocation, AnonymousRequestsAreAuthorizedWithoutAllocating) {
   store.put("authpolicy", sn, {{"policy", policy.dump()}});
   model::Config config;
   config.vpcs.push_back({vpc, {"127.0.0.0/8"}});
-  auto snap = snapshot::compileSnapshot(store.contents(), config);
+  auto snap = compile::compileSnapshot(store.contents(), config);
   const snapshot::Service& service = *snap->services.at(svc);
   const snapshot::Vpc* source = &snap->vpcs.at(vpc);
 

@@ -14,9 +14,9 @@
 #include "proxy/exchange/forwarded_headers.h"
 #include "proxy/server/worker.h"
 #include "proxy/upstream/upstream.h"
-#include "snapshot/compiler.h"
+#include "compile/compiler.h"
 #include "snapshot/source.h"
-#include "snapshot/store_fixture.h"
+#include "compile/store_fixture.h"
 
 namespace trellis::proxy {
 namespace {
@@ -167,7 +167,7 @@ class ExchangeTest : public ::testing::Test {
     if (!worker) {
       model::Config config;
       config.vpcs.push_back({kVpc, {"10.1.0.0/16"}});
-      holder.publish(snapshot::compileSnapshot(store.contents(), config));
+      holder.publish(compile::compileSnapshot(store.contents(), config));
       worker = std::make_unique<Worker>(0, holder, logs, std::make_unique<FakePool>(opened));
       pool = nullptr;
       worker->refreshSnapshot();

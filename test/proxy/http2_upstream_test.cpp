@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "compile/compiler.h"
 #include "proxy/access_log.h"
 #include "proxy/grpc_server.h"
 #include "proxy/server/worker.h"
 #include "proxy/upstream/http2_upstream.h"
 #include "proxy/h2_backend.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
 
 namespace trellis::proxy {
@@ -84,7 +84,7 @@ std::string trailer(const Headers& headers, std::string_view name) {
 class Http2UpstreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    holder_.publish(snapshot::compileSnapshot(store::StoreContents{}, model::Config{}));
+    holder_.publish(compile::compileSnapshot(store::StoreContents{}, model::Config{}));
     worker_ = std::make_unique<Worker>(0, holder_, logs_);
     worker_->start();
   }

@@ -20,10 +20,10 @@
 
 #include "common/http_server.h"
 #include "common/strings.h"
+#include "compile/compiler.h"
+#include "compile/store_fixture.h"
 #include "proxy/data_plane.h"
-#include "snapshot/compiler.h"
 #include "snapshot/source.h"
-#include "snapshot/store_fixture.h"
 
 namespace trellis::testing {
 
@@ -472,8 +472,8 @@ class ProxyHarness {
 
  private:
   model::Config config_;
-  snapshot::HealthCells cells_;
-  snapshot::SnapshotCompiler compiler_{&cells_};
+  compile::HealthCells cells_;
+  compile::SnapshotCompiler compiler_{&cells_};
   snapshot::SnapshotPtr published_;
   snapshot::SnapshotHolder holder_;
   std::unique_ptr<proxy::DataPlane> dataPlane_;

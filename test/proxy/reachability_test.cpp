@@ -73,7 +73,7 @@ TEST(SourceVpc, LongestPrefixOverIPv4AndIPv6) {
   c.vpcs.push_back({"vpc-mid", {"10.1.0.0/16", "fd00:1::/32"}});
   c.vpcs.push_back({"vpc-narrow", {"10.1.2.0/24", "10.1.3.4/32"}});
   c.vpcs.push_back({"vpc-all6", {"::/0"}});
-  auto snap = snapshot::compileSnapshot({}, c);
+  auto snap = compile::compileSnapshot({}, c);
   EXPECT_EQ(vpcIdOf(*snap, v4("10.200.0.1")), "vpc-wide");
   EXPECT_EQ(vpcIdOf(*snap, v4("10.1.200.1")), "vpc-mid");
   EXPECT_EQ(vpcIdOf(*snap, v4("10.1.2.255")), "vpc-narrow");
@@ -89,7 +89,7 @@ TEST(SourceVpc, LongestPrefixOverIPv4AndIPv6) {
 
   // The development switch: clients outside every VPC belong to defaultVpc.
   c.defaultVpc = "vpc-mid";
-  snap = snapshot::compileSnapshot({}, c);
+  snap = compile::compileSnapshot({}, c);
   EXPECT_EQ(vpcIdOf(*snap, v4("11.0.0.1")), "vpc-mid");
   EXPECT_EQ(vpcIdOf(*snap, v4("10.1.2.3")), "vpc-narrow");
 }
@@ -107,7 +107,7 @@ TEST(SourceVpc, ReachableServicesAndSecurityGroupsArePrecomputed) {
   s.serviceAssociation("snsa-2", kSnB, kOther);
   vpcAssociation(s, "snva-a", kSnA, kVpcA, {"sg-0000000000000000a", "sg-0000000000000000b"});
   vpcAssociation(s, "snva-b", kSnB, kVpcB, {});
-  auto snap = snapshot::compileSnapshot(s.contents(), c);
+  auto snap = compile::compileSnapshot(s.contents(), c);
   const snapshot::Vpc& a = snap->vpcs.at(kVpcA);
   const snapshot::Vpc& b = snap->vpcs.at(kVpcB);
   const snapshot::Service& svc = *snap->services.at(kSvc);
@@ -131,13 +131,13 @@ TEST(SourceVpc, ReachableServicesAndSecurityGroupsArePrecomputed) {
 
   // A security group the config does not define lets nobody in (it was meant to restrict).
   vpcAssociation(s, "snva-a", kSnA, kVpcA, {"sg-00000000000000099"});
-  snap = snapshot::compileSnapshot(s.contents(), c);
+  snap = compile::compileSnapshot(s.contents(), c);
   EXPECT_FALSE(snap->vpcs.at(kVpcA).admits(v4("127.0.1.5"), 80));
   EXPECT_NE(snap->vpcs.at(kVpcA).networkFor(*snap->services.at(kSvc)), nullptr);
 
   // Disassociated: nothing reachable, and no security group left to apply.
   s.erase("servicenetworkvpcassociation", "snva-a");
-  snap = snapshot::compileSnapshot(s.contents(), c);
+  snap = compile::compileSnapshot(s.contents(), c);
   EXPECT_EQ(snap->vpcs.at(kVpcA).networkFor(*snap->services.at(kSvc)), nullptr);
   EXPECT_TRUE(snap->vpcs.at(kVpcA).admits(v4("127.0.1.5"), 80));
 }
@@ -149,7 +149,7 @@ TEST(SourceVpc, RouterAnswersUnreachableLikeUnknown) {
   s.serviceNetwork(kSnA, "a");
   s.serviceAssociation("snsa-1", kSnA, kSvc);
   vpcAssociation(s, "snva-a", kSnA, kVpcA, {});
-  auto snap = snapshot::compileSnapshot(s.contents(), twoVpcs());
+  auto snap = compile::compileSnapshot(s.contents(), twoVpcs());
   proxy::RequestHead head;
   head.host = kHost;
   proxy::RouteResult fromA = proxy::route(*snap, &snap->vpcs.at(kVpcA), 80, head);

@@ -2,9 +2,9 @@
 // (AND'd with them), compiled from the rule documents the API stores.
 #include <gtest/gtest.h>
 
+#include "compile/compiler.h"
+#include "compile/store_fixture.h"
 #include "proxy/router.h"
-#include "snapshot/compiler.h"
-#include "snapshot/store_fixture.h"
 
 namespace trellis::testing {
 namespace {
@@ -44,7 +44,7 @@ class RouterExtensions : public ::testing::Test {
 
   // The status of the action `method target` routes to (404: the default action).
   int routeTo(const std::string& method, const std::string& target, const proxy::Headers& headers = {}) {
-    if (!snap_) snap_ = snapshot::compileSnapshot(store_.contents(), config_);
+    if (!snap_) snap_ = compile::compileSnapshot(store_.contents(), config_);
     proxy::RequestHead head;
     head.method = method;
     head.target = target;
@@ -110,7 +110,7 @@ TEST_F(RouterExtensions, CompilerKeepsTheExtensionsOnTheRule) {
     "urlRewrite": {"hostname": "Backend.Internal", "path": {"replaceFullPath": "/x"}},
     "requestRedirect": {"scheme": "https", "port": 8443, "path": {"replacePrefixMatch": "/n"}}})");
   rule("rule-1", 1, prefix("/a"), ext, 205);
-  snap_ = snapshot::compileSnapshot(store_.contents(), config_);
+  snap_ = compile::compileSnapshot(store_.contents(), config_);
   const auto& r = snap_->services.at(kSvc)->listeners.at(0).rules.at(0);
   ASSERT_EQ(r.alternatives.size(), 2u);
   EXPECT_EQ(r.alternatives[1].path, "/c");  // case-insensitive unless caseSensitive, like the rule's match

@@ -4,9 +4,9 @@
 
 #include <map>
 
+#include "compile/compiler.h"
+#include "compile/store_fixture.h"
 #include "proxy/router.h"
-#include "snapshot/compiler.h"
-#include "snapshot/store_fixture.h"
 
 namespace trellis::testing {
 namespace {
@@ -36,7 +36,7 @@ class RouterStateAcrossSnapshots : public ::testing::Test {
   const snapshot::Action& action() const { return snap_->services.at(kSvc)->listeners[0].defaultAction; }
 
   StoreFixture store_;
-  snapshot::SnapshotCompiler compiler_;
+  compile::SnapshotCompiler compiler_;
   std::shared_ptr<const snapshot::Snapshot> snap_;
   proxy::RouterState state_;
 };

@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "proxy/certificates.h"
 #include "proxy/tls_harness.h"
+#include "tls/certificates.h"
 
 namespace trellis::testing {
 namespace {
@@ -73,7 +73,7 @@ class TlsTest : public ::testing::Test {
   }
   std::string importFromFiles(const std::string& stem) {
     std::string error;
-    std::string arn = proxy::importCertificate(dir.path(), readText(dir.file(stem + ".pem")),
+    std::string arn = tls::importCertificate(dir.path(), readText(dir.file(stem + ".pem")),
                                                readText(dir.file(stem + ".key")), "us-east-1", "111122223333", error);
     EXPECT_FALSE(arn.empty()) << error;
     return arn;
@@ -137,7 +137,7 @@ TEST_F(TlsTest, CustomDomainUsesImportedCertificateAndRotatesWithoutDroppingConn
   service(importFromFiles("first"));
   start();
   // The key went into the store owner-only.
-  for (const auto& entry : fs::directory_iterator(proxy::certificateStoreDir(dir.path()))) {
+  for (const auto& entry : fs::directory_iterator(tls::certificateStoreDir(dir.path()))) {
     if (entry.path().extension() != ".key") continue;
     EXPECT_EQ(entry.status().permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
   }

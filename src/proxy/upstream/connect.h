@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "proxy/metrics.h"
-#include "proxy/tls.h"
 #include "snapshot/snapshot.h"
+#include "tls/tls.h"
 
 namespace trellis::proxy {
 
@@ -21,6 +21,8 @@ inline constexpr int64_t kConnectTimeoutMs = 5000;
 inline std::string targetKey(const snapshot::Target& target, bool tls) {
   return tls ? "tls " + target.ipPort : target.ipPort;
 }
+
+using tls::TlsSession;
 
 // A non-blocking TCP socket to `address`, with TCP_NODELAY, connecting. Returns the fd (`connected`
 // says whether the connect already completed; otherwise wait for EPOLLOUT), or -1 on failure.

@@ -14,7 +14,7 @@
 #include "proxy/io/buffer.h"
 #include "proxy/metrics.h"
 #include "proxy/server/event_loop.h"
-#include "proxy/tls.h"
+#include "tls/tls.h"
 #include "proxy/upstream/upstream.h"
 
 namespace trellis::proxy {
@@ -66,7 +66,7 @@ class Http1UpstreamConnection : public Pollable, public UpstreamStream, private 
   TargetGroupCounters& stats_;  // the worker's counters of the group it was opened for (never removed)
   Http1ResponseParser parser_;
   Buffer in_, out_;
-  std::unique_ptr<TlsSession> tls_;  // HTTPS target group: in_/out_ are plaintext, rawOut_ ciphertext
+  std::unique_ptr<tls::TlsSession> tls_;  // HTTPS target group: in_/out_ are plaintext, rawOut_ ciphertext
   Buffer rawOut_;
   UpstreamStreamSink* sink_ = nullptr;  // the exchange of the request it carries; null: idle
   uint64_t attachments_ = 0;            // tells a deferred read whether it is still for the same request

@@ -17,7 +17,7 @@
 #include "proxy/http2_codec.h"
 #include "proxy/metrics.h"
 #include "proxy/server/event_loop.h"
-#include "proxy/tls.h"
+#include "tls/tls.h"
 #include "proxy/upstream/upstream.h"
 
 namespace trellis::proxy {
@@ -95,7 +95,7 @@ class Http2UpstreamConnection : public Pollable, private Http2ClientHandler {
   std::string key_;
   TargetGroupCounters& stats_;
   Http2ClientSession session_;
-  std::unique_ptr<TlsSession> tls_;
+  std::unique_ptr<tls::TlsSession> tls_;
   std::string plainOut_;  // frames not yet encrypted (TLS only)
   std::string wire_;      // bytes for the socket
   size_t wireOffset_ = 0;

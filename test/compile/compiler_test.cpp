@@ -1,20 +1,17 @@
-#include "snapshot/compiler.h"
+#include "compile/compiler.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <optional>
-#include <thread>
+#include "compile/builder.h"
+#include "compile/sqlite_fixture.h"
+#include "compile/store_fixture.h"
 
-#include "snapshot/source.h"
-#include "snapshot/sqlite_fixture.h"
-#include "snapshot/store_fixture.h"
-
-namespace trellis::snapshot {
+namespace trellis::compile {
 namespace {
+
+using namespace snapshot;
 
 using testing::StoreFixture;
 
@@ -222,29 +219,5 @@ TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
   builder.stop();
 }
 
-// A replaced snapshot whose last reference an event loop drops is freed elsewhere; one still in use is not freed.
-TEST(ReleaseSnapshot, LastReferenceIsFreedOnAnotherThread) {
-  std::mutex mutex;
-  std::condition_variable freed;
-  std::optional<std::thread::id> freedOn;
-  auto tracked = [&] {
-    return SnapshotPtr(new Snapshot, [&](const Snapshot* s) {
-      delete s;
-      std::lock_guard lock(mutex);
-      freedOn = std::this_thread::get_id();
-      freed.notify_all();
-    });
-  };
-  SnapshotPtr shared = tracked();
-  SnapshotPtr other = shared;
-  releaseSnapshot(std::move(shared));
-  EXPECT_EQ(shared, nullptr);
-  EXPECT_FALSE(freedOn.has_value());  // `other` still holds it
-  releaseSnapshot(std::move(other));
-  std::unique_lock lock(mutex);
-  ASSERT_TRUE(freed.wait_for(lock, std::chrono::seconds(5), [&] { return freedOn.has_value(); }));
-  EXPECT_NE(*freedOn, std::this_thread::get_id());
-}
-
 }  // namespace
-}  // namespace trellis::snapshot
+}  // namespace trellis::compile

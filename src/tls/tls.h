@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace trellis::proxy {
+namespace trellis::tls {
 
 class TlsSession {
  public:
@@ -80,4 +80,4 @@ inline constexpr size_t kMaxClientHello = 64 * 1024;
 // handshake before any SSL object exists.
 std::string tlsAlert(uint8_t description);
 
-}  // namespace trellis::proxy
+}  // namespace trellis::tls

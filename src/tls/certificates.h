@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace trellis::proxy {
+namespace trellis::tls {
 
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }
@@ -91,4 +91,4 @@ SslCtxPtr makeServerContext(const Credential& credential, bool offerH2);
 // empty). Throws std::runtime_error when the CA file cannot be loaded.
 SslCtxPtr makeClientContext(bool verify = false, const std::string& caFile = {});
 
-}  // namespace trellis::proxy
+}  // namespace trellis::tls

@@ -1,4 +1,4 @@
-#include "proxy/tls.h"
+#include "tls/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -7,7 +7,7 @@
 
 #include "common/strings.h"
 
-namespace trellis::proxy {
+namespace trellis::tls {
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
@@ -284,4 +284,4 @@ std::string TlsSession::alpn() const {
   return std::string(reinterpret_cast<const char*>(data), length);
 }
 
-}  // namespace trellis::proxy
+}  // namespace trellis::tls

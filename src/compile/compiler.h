@@ -11,17 +11,18 @@
 #include "snapshot/snapshot.h"
 #include "store/store.h"
 
-namespace trellis::snapshot {
+namespace trellis::compile {
 
 // Hands out the same HealthCell for the same (target group, target, port) across rebuilds, so health
 // survives snapshot swaps. Cells of targets no snapshot holds any more are dropped.
 class HealthCells {
  public:
-  std::shared_ptr<HealthCell> cell(const std::string& targetGroupId, const std::string& targetId, uint16_t port);
+  std::shared_ptr<snapshot::HealthCell> cell(const std::string& targetGroupId, const std::string& targetId,
+                                             uint16_t port);
 
  private:
   std::mutex mutex_;
-  std::unordered_map<std::string, std::weak_ptr<HealthCell>> cells_;
+  std::unordered_map<std::string, std::weak_ptr<snapshot::HealthCell>> cells_;
   size_t sweepAt_ = 1024;
 };
 
@@ -32,7 +33,7 @@ class HealthCells {
 // previous one's sharded maps (ShardedMap) and replaces just those entries. Untouched services, target
 // groups and networks, and a service's listeners while none of their inputs changed, are the very same
 // objects in both. The result routes exactly as compileSnapshot of the same contents and config would
-// (test/snapshot). One build at a time.
+// (test/compile). One build at a time.
 class SnapshotCompiler {
  public:
   // `cells` may be null (fresh cells: every target starts INITIAL); it must outlive the compiler.
@@ -42,32 +43,37 @@ class SnapshotCompiler {
   SnapshotCompiler& operator=(const SnapshotCompiler&) = delete;
 
   // Everything, from scratch: at start, and whenever the config changes.
-  std::shared_ptr<const Snapshot> compile(const store::StoreContents& contents, const model::Config& config);
+  std::shared_ptr<const snapshot::Snapshot> compile(const store::StoreContents& contents,
+                                                    const model::Config& config);
   // The last compiled state plus `changes` (which must start at its revision), with the same config.
-  std::shared_ptr<const Snapshot> update(const store::StoreChanges& changes);
+  std::shared_ptr<const snapshot::Snapshot> update(const store::StoreChanges& changes);
 
  private:
   struct Cache;
   struct Dirty;
   void noteChange(const std::string& kind, const std::string& id, const store::Record* record, Dirty& dirty);
-  std::shared_ptr<const Snapshot> build(int64_t revision, Dirty& dirty);
-  std::shared_ptr<const Service> buildService(const Snapshot& snap, const std::string& id);
-  void countListenerPorts(const Service& service, int delta);
-  void compileVpcs(Snapshot& snap) const;
-  void compileCallers(Snapshot& snap) const;
+  std::shared_ptr<const snapshot::Snapshot> build(int64_t revision, Dirty& dirty);
+  std::shared_ptr<const snapshot::Service> buildService(const snapshot::Snapshot& snap, const std::string& id);
+  void countListenerPorts(const snapshot::Service& service, int delta);
+  void compileVpcs(snapshot::Snapshot& snap) const;
+  void compileCallers(snapshot::Snapshot& snap) const;
 
   HealthCells* cells_;
   std::unique_ptr<Cache> cache_;
 };
 
 // A from-scratch compile. `cells` may be null (fresh cells: every target starts INITIAL).
-std::shared_ptr<const Snapshot> compileSnapshot(const store::StoreContents& contents, const model::Config& config,
-                                                HealthCells* cells = nullptr);
+std::shared_ptr<const snapshot::Snapshot> compileSnapshot(const store::StoreContents& contents,
+                                                          const model::Config& config, HealthCells* cells = nullptr);
 
 // Parses "200", "200-299", "200,202" into inclusive ranges; empty result when malformed.
 std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text);
 
 // Fills a SocketAddress from an IP literal and port; false when `ip` is not an IP literal.
-bool makeSocketAddress(const std::string& ip, uint16_t port, SocketAddress& out);
+bool makeSocketAddress(const std::string& ip, uint16_t port, snapshot::SocketAddress& out);
 
-}  // namespace trellis::snapshot
+// A number no other compiled action or target group of this process has: what workers key their selection
+// state by, so it outlives snapshot swaps for what did not change and is never mistaken for something new.
+uint64_t nextSerial();
+
+}  // namespace trellis::compile

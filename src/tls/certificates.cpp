@@ -1,4 +1,4 @@
-#include "proxy/certificates.h"
+#include "tls/certificates.h"
 
 #include <fcntl.h>
 #include <openssl/bn.h>
@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 
-namespace trellis::proxy {
+namespace trellis::tls {
 namespace {
 
 namespace fs = std::filesystem;
@@ -356,4 +356,4 @@ SslCtxPtr makeClientContext(bool verify, const std::string& caFile) {
   return ctx;
 }
 
-}  // namespace trellis::proxy
+}  // namespace trellis::tls
