@@ -1099,7 +1099,8 @@ void Exchange::start(RequestHead&& requestHead) {
   // TLS the Host must also name the service the SNI did, whose certificate this connection was shown.
   const DownstreamTransport& transport = conn.transport_;
   if (transport.tls() && r.service->id != transport.serviceId()) return respondLocal(421, "ClientProtocolError");
-  if (r.listener->protocol != (transport.tls() ? "HTTPS" : "HTTP")) return respondLocal(400, "ClientProtocolError");
+  if (r.listener->protocol != (transport.tls() ? snapshot::ListenerProtocol::Https : snapshot::ListenerProtocol::Http))
+    return respondLocal(400, "ClientProtocolError");
   service = r.service;
   idleTimeoutMs = int64_t{r.service->idleTimeoutSeconds} * 1000;
   conn.servedService(*r.service);
@@ -1183,7 +1184,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
     w.armTimer(this, attemptDeadline);
   }
   if (upstreamIsHttp2(group->protocolVersion)) return startHttp2Upstream();
-  bool tls = group->protocol == "HTTPS";
+  bool tls = group->protocol == snapshot::TargetProtocol::Https;
   UpstreamConnection* connection = attempts == 1 ? w.takeIdleUpstream(*target, tls) : nullptr;
   if (!connection && w.atConnectionLimit(*target, tls)) return respondLocal(503, "TargetConnectionError");
   if (!connection) connection = w.connectUpstream(*target, group->id, tls);
@@ -1243,7 +1244,7 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
 
 // HTTP2 and GRPC target groups: a stream on a pooled connection, with the same added headers as fields.
 void Exchange::startHttp2Upstream() {
-  bool tls = group->protocol == "HTTPS";
+  bool tls = group->protocol == snapshot::TargetProtocol::Https;
   SSL_CTX* context = tls && w.tls() ? w.tls()->clientContext() : nullptr;
   if (tls && !context) return upstreamFailed("TargetConnectionError", Resend::No);
   bool atLimit = false;
