@@ -44,6 +44,27 @@ bool inactive(const json& doc) {
          status == "FAILED";
 }
 
+// The data plane treats anything but these as plain HTTP and HTTP1; the API stores nothing else.
+TargetProtocol parseTargetProtocol(const std::string& text) {
+  if (text == "HTTPS") return TargetProtocol::Https;
+  if (text == "TCP") return TargetProtocol::Tcp;
+  return TargetProtocol::Http;
+}
+
+ProtocolVersion parseProtocolVersion(const std::string& text) {
+  if (text == "HTTP2") return ProtocolVersion::Http2;
+  if (text == "GRPC") return ProtocolVersion::Grpc;
+  return ProtocolVersion::Http1;
+}
+
+// A listener of a protocol the API never stores would serve nothing: it does not compile, and is skipped.
+ListenerProtocol parseListenerProtocol(const std::string& text) {
+  if (text == "HTTP") return ListenerProtocol::Http;
+  if (text == "HTTPS") return ListenerProtocol::Https;
+  if (text == "TLS_PASSTHROUGH") return ListenerProtocol::TlsPassthrough;
+  throw std::runtime_error("unknown listener protocol " + text);
+}
+
 // Target groups are left unresolved (group null): each snapshot points them at its own.
 Action compileAction(const json& j) {
   Action action;
@@ -182,12 +203,13 @@ HealthCheck compileHealthCheck(const json& config) {
   // (https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-group-health-checks.html).
   check.enabled = protocolVersion == "HTTP1" && protocol != "TCP";
   // The API stores the check's own version; HTTP2 and GRPC groups default to HTTP2 checks.
-  check.protocolVersion = protocolVersion == "HTTP1" ? "HTTP1" : "HTTP2";
+  check.protocolVersion = protocolVersion == "HTTP1" ? ProtocolVersion::Http1 : ProtocolVersion::Http2;
   auto hc = config.find("healthCheck");
   if (hc == config.end() || !hc->is_object()) return check;
   check.enabled = boolean(*hc, "enabled", check.enabled);
-  check.protocol = str(*hc, "protocol", "HTTP");
-  check.protocolVersion = str(*hc, "protocolVersion", check.protocolVersion);
+  check.protocol = parseTargetProtocol(str(*hc, "protocol", "HTTP"));
+  if (auto version = hc->find("protocolVersion"); version != hc->end() && version->is_string())
+    check.protocolVersion = parseProtocolVersion(version->get<std::string>());
   check.port = static_cast<uint16_t>(integer(*hc, "port", 0));
   check.path = str(*hc, "path", "/");
   if (check.path.empty()) check.path = "/";
@@ -393,8 +415,8 @@ Ptr<TargetGroup> compileTargetGroup(const json& doc, const std::unordered_map<st
   group->type = str(doc, "type", "IP");
   const json& cfg = doc.value("config", json::object());
   group->port = static_cast<uint16_t>(integer(cfg, "port", 0));
-  group->protocol = str(cfg, "protocol", "HTTP");
-  group->protocolVersion = str(cfg, "protocolVersion", "HTTP1");
+  group->protocol = parseTargetProtocol(str(cfg, "protocol", "HTTP"));
+  group->protocolVersion = parseProtocolVersion(str(cfg, "protocolVersion", "HTTP1"));
   group->vpcId = str(cfg, "vpcIdentifier");
   group->healthCheck = compileHealthCheck(cfg);
   if (group->type == "LAMBDA" || group->type == "ALB") group->healthCheck.enabled = false;
@@ -462,7 +484,7 @@ Ptr<CompiledListener> compileListener(const json& doc) {
   listener.id = str(doc, "id");
   listener.arn = str(doc, "arn");
   listener.name = str(doc, "name");
-  listener.protocol = str(doc, "protocol", "HTTP");
+  listener.protocol = parseListenerProtocol(str(doc, "protocol", "HTTP"));
   listener.port = static_cast<uint16_t>(integer(doc, "port", 80));
   listener.defaultAction = compileAction(doc.value("defaultAction", json::object()));
   return out;
@@ -885,7 +907,7 @@ void SnapshotCompiler::countListenerPorts(const Service& service, int delta) {
       if ((counts[listener.port] += delta) <= 0) counts.erase(listener.port);
     };
     count(cache_->listenersOnPort);
-    if (listener.protocol == "HTTP") count(cache_->httpListenersOnPort);
+    if (listener.protocol == ListenerProtocol::Http) count(cache_->httpListenersOnPort);
   }
 }
 

@@ -228,12 +228,13 @@ void HealthChecker::run() {
       probe.check = check;
       probe.deadline = now + std::chrono::seconds(check.timeoutSeconds);
       std::string authority = e.target->address + ":" + std::to_string(port);
-      if (check.protocol == "HTTPS") {
+      bool https = check.protocol == snapshot::TargetProtocol::Https;
+      bool http2 = check.protocolVersion == snapshot::ProtocolVersion::Http2;
+      if (https) {
         // HTTP/2 over TLS needs ALPN h2: servers that speak both pick HTTP/1.1 without it.
         SSL_CTX* client = tlsClient();
         if (client) {
-          probe.tls = tls::TlsSession::client(
-              client, "", check.protocolVersion == "HTTP2" ? kAlpnH2 : std::string_view{}, e.target->address);
+          probe.tls = tls::TlsSession::client(client, "", http2 ? kAlpnH2 : std::string_view{}, e.target->address);
         }
         if (!probe.tls) {
           record(e, false, "Target.FailedHealthChecks");
@@ -241,9 +242,9 @@ void HealthChecker::run() {
         }
         probe.tls->send({}, probe.wire);  // the ClientHello
       }
-      if (check.protocolVersion == "HTTP2") {
+      if (http2) {
         probe.h2 = std::make_unique<Http2Probe>();
-        probe.h2->session.submitRequest("GET", check.protocol == "HTTPS" ? "https" : "http", authority, check.path,
+        probe.h2->session.submitRequest("GET", https ? "https" : "http", authority, check.path,
                                         {{"user-agent", std::string(kUserAgent)}}, true);
         std::string preface;
         probe.h2->session.send(preface);

@@ -592,15 +592,19 @@ std::string_view protocolName(RequestProtocol protocol) {
   return "-";
 }
 
-ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, std::string_view protocolVersion,
+ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, snapshot::ProtocolVersion protocolVersion,
                                            std::string_view method) {
   constexpr ProtocolVerdict kOk{};
   constexpr ProtocolVerdict kIncompatible{400, Failure::ClientProtocolError};
-  if (protocolVersion == "HTTP2") return request == RequestProtocol::Http1 ? kIncompatible : kOk;
-  if (protocolVersion == "GRPC") {
-    if (request == RequestProtocol::Http1) return kIncompatible;
-    if (request == RequestProtocol::Http2 && method != "POST") return kIncompatible;
-    return kOk;
+  switch (protocolVersion) {
+    case snapshot::ProtocolVersion::Http2:
+      return request == RequestProtocol::Http1 ? kIncompatible : kOk;
+    case snapshot::ProtocolVersion::Grpc:
+      if (request == RequestProtocol::Http1) return kIncompatible;
+      if (request == RequestProtocol::Http2 && method != "POST") return kIncompatible;
+      return kOk;
+    case snapshot::ProtocolVersion::Http1:
+      break;
   }
   return request == RequestProtocol::Grpc ? kIncompatible : kOk;  // HTTP1
 }

@@ -22,6 +22,7 @@
 
 #include "proxy/failure.h"
 #include "proxy/http1_codec.h"
+#include "snapshot/snapshot.h"
 
 namespace trellis::proxy {
 
@@ -245,11 +246,11 @@ struct ProtocolVerdict {
 // The compatibility matrix of Lattice's target groups, request protocol × target group protocolVersion
 // (HTTP1 | HTTP2 | GRPC) × method. The documented "error" cells answer 400 with failureReason ClientProtocolError: the
 // request cannot be carried to that target group (Lattice documents no other status for it).
-ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, std::string_view protocolVersion,
+ProtocolVerdict checkProtocolCompatibility(RequestProtocol request, snapshot::ProtocolVersion protocolVersion,
                                            std::string_view method);
 // Target groups whose targets are spoken to in HTTP/2.
-inline bool upstreamIsHttp2(std::string_view protocolVersion) {
-  return protocolVersion == "HTTP2" || protocolVersion == "GRPC";
+inline bool upstreamIsHttp2(snapshot::ProtocolVersion protocolVersion) {
+  return protocolVersion == snapshot::ProtocolVersion::Http2 || protocolVersion == snapshot::ProtocolVersion::Grpc;
 }
 
 // The grpc-status of a trailer section (or of a trailers-only response's head); -1 when absent or invalid.

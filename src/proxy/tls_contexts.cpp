@@ -32,7 +32,8 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
   for (const auto& [id, entry] : snap.services) {
     const snapshot::Service& service = *entry;
     bool https = false;
-    for (const auto& listener : service.listeners) https = https || listener.protocol == "HTTPS";
+    for (const auto& listener : service.listeners)
+      https = https || listener.protocol == snapshot::ListenerProtocol::Https;
     if (!https) continue;
     if (!service.generatedName.empty()) {
       try {

@@ -74,7 +74,7 @@ DownstreamTransport::Status DownstreamTransport::receive(std::string_view raw, s
   const snapshot::Listener* listener = service->listenerOnPort(port);
   if (!listener) return refuse(wire, kAlertUnrecognizedName, "no listener for " + hello_.serverName);
   serviceId_ = service->id;
-  if (listener->protocol == "TLS_PASSTHROUGH") {
+  if (listener->protocol == snapshot::ListenerProtocol::TlsPassthrough) {
     // Only the custom domain name routes a passthrough listener, matched exactly.
     if (hello_.serverName != service->customDomainName) {
       return refuse(wire, kAlertUnrecognizedName, "passthrough needs the custom domain name");
@@ -82,7 +82,8 @@ DownstreamTransport::Status DownstreamTransport::receive(std::string_view raw, s
     state_ = State::Passthrough;
     return Status::Passthrough;
   }
-  if (listener->protocol != "HTTPS") return refuse(wire, kAlertHandshakeFailure, "TLS to an HTTP listener");
+  if (listener->protocol != snapshot::ListenerProtocol::Https)
+    return refuse(wire, kAlertHandshakeFailure, "TLS to an HTTP listener");
   auto contexts = provider ? provider->current() : nullptr;  // held until SSL_new has taken its reference
   SSL_CTX* ctx = contexts ? contexts->contextFor(hello_.serverName) : nullptr;
   if (!ctx) return refuse(wire, kAlertUnrecognizedName, "no certificate for " + hello_.serverName);

@@ -72,10 +72,15 @@ struct Target {
   bool resolvable() const { return socketAddress.length != 0; }
 };
 
+// The records' protocol strings, compiled once so that the data plane compares enums.
+enum class ListenerProtocol { Http, Https, TlsPassthrough };
+enum class TargetProtocol { Http, Https, Tcp };
+enum class ProtocolVersion { Http1, Http2, Grpc };
+
 struct HealthCheck {
   bool enabled = true;
-  std::string protocol = "HTTP";
-  std::string protocolVersion = "HTTP1";  // HTTP2: h2c with prior knowledge, or ALPN h2 over TLS
+  TargetProtocol protocol = TargetProtocol::Http;            // Http | Https
+  ProtocolVersion protocolVersion = ProtocolVersion::Http1;  // Http2: h2c with prior knowledge, or ALPN h2 over TLS
   uint16_t port = 0;  // 0: the target's traffic port
   std::string path = "/";
   int intervalSeconds = 30;
@@ -91,8 +96,8 @@ struct TargetGroup {
   uint64_t serial = 0;  // one per compiled target group record revision
   std::string id, arn, name;
   std::string type;                      // IP | INSTANCE | LAMBDA | ALB
-  std::string protocol = "HTTP";         // HTTP | HTTPS | TCP
-  std::string protocolVersion = "HTTP1";
+  TargetProtocol protocol = TargetProtocol::Http;
+  ProtocolVersion protocolVersion = ProtocolVersion::Http1;
   std::string vpcId;
   uint16_t port = 0;
   HealthCheck healthCheck;
@@ -201,7 +206,7 @@ struct Rule {
 
 struct Listener {
   std::string id, arn, name;
-  std::string protocol;  // HTTP | HTTPS | TLS_PASSTHROUGH
+  ListenerProtocol protocol = ListenerProtocol::Http;
   uint16_t port = 0;
   SharedVector<Rule> rules;  // ascending priority
   Action defaultAction;

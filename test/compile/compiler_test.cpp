@@ -177,6 +177,40 @@ TEST(SnapshotCompiler, SkipsBrokenRecordsAndKeepsTheRest) {
   EXPECT_EQ(snap->services.at(kSvc)->listeners[0].rules.size(), 2u);
 }
 
+TEST(SnapshotCompiler, CompilesProtocolsToEnums) {
+  StoreFixture s = basicStore();
+  s.listener("listener-2", kSvc, 443, StoreFixture::fixed(404), "HTTPS");
+  s.listener("listener-3", kSvc, 8443, StoreFixture::fixed(404), "TLS_PASSTHROUGH");
+  s.listener("listener-4", kSvc, 9000, StoreFixture::fixed(404), "QUIC");  // no protocol of the API's
+  s.targetGroup(kTgB, 443, {{"10.0.0.9"}}, {{"protocol", "HTTPS"}, {"protocolVersion", "HTTP2"}});
+  for (const auto& r : s.contents().records) {
+    if (r.kind != "targetgroup" || r.id != kTgB) continue;
+    nlohmann::json doc = nlohmann::json::parse(r.value);
+    doc["config"]["protocol"] = "HTTPS";
+    doc["config"]["protocolVersion"] = "GRPC";
+    s.put("targetgroup", kTgB, doc);
+    break;
+  }
+  auto snap = compileSnapshot(s.contents(), config());
+  const Service& service = *snap->services.at(kSvc);
+  ASSERT_EQ(service.listeners.size(), 3u);  // QUIC is skipped, as any record that does not compile
+  EXPECT_EQ(service.listenerOnPort(8081)->protocol, ListenerProtocol::Http);
+  EXPECT_EQ(service.listenerOnPort(443)->protocol, ListenerProtocol::Https);
+  EXPECT_EQ(service.listenerOnPort(8443)->protocol, ListenerProtocol::TlsPassthrough);
+  EXPECT_EQ(service.listenerOnPort(9000), nullptr);
+  EXPECT_EQ(snap->httpListenerPorts, std::vector<uint16_t>{8081});
+  const TargetGroup& a = *snap->targetGroups.at(kTgA);
+  EXPECT_EQ(a.protocol, TargetProtocol::Http);
+  EXPECT_EQ(a.protocolVersion, ProtocolVersion::Http1);
+  EXPECT_EQ(a.healthCheck.protocol, TargetProtocol::Http);
+  EXPECT_EQ(a.healthCheck.protocolVersion, ProtocolVersion::Http1);
+  const TargetGroup& b = *snap->targetGroups.at(kTgB);
+  EXPECT_EQ(b.protocol, TargetProtocol::Https);
+  EXPECT_EQ(b.protocolVersion, ProtocolVersion::Grpc);
+  EXPECT_EQ(b.healthCheck.protocol, TargetProtocol::Https);
+  EXPECT_EQ(b.healthCheck.protocolVersion, ProtocolVersion::Http2);
+}
+
 TEST(HealthCells, SurviveRebuilds) {
   HealthCells cells;
   auto first = compileSnapshot(basicStore().contents(), config(), &cells);

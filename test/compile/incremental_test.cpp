@@ -60,7 +60,7 @@ std::string dump(const Snapshot& snap, bool cells = true) {
     for (const auto& log : s.accessLogs)
       out << "  log " << log.subscriptionId << " " << log.destinationArn << " " << log.resourceId << "\n";
     for (const auto& l : s.listeners) {
-      out << "  listener " << l.id << " " << l.arn << " " << l.name << " " << l.protocol << " " << l.port;
+      out << "  listener " << l.id << " " << l.arn << " " << l.name << " " << int(l.protocol) << " " << l.port;
       action(l.defaultAction);
       out << "\n";
       for (const auto& r : l.rules) {

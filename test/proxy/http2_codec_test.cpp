@@ -386,22 +386,29 @@ TEST(Http2Preface, DecidesOnlyOnWholePrefaceOrFirstMismatch) {
 
 struct MatrixRow {
   RequestProtocol request;
-  const char* version;
+  snapshot::ProtocolVersion version;
   const char* method;
   int status;
 };
 
 TEST(ProtocolCompatibility, Spec54Matrix) {
+  using snapshot::ProtocolVersion;
   const MatrixRow rows[] = {
-      {RequestProtocol::Http1, "HTTP1", "GET", 0},   {RequestProtocol::Http2, "HTTP1", "GET", 0},
-      {RequestProtocol::Grpc, "HTTP1", "POST", 400},  {RequestProtocol::Http1, "HTTP2", "GET", 400},
-      {RequestProtocol::Http2, "HTTP2", "GET", 0},   {RequestProtocol::Grpc, "HTTP2", "POST", 0},
-      {RequestProtocol::Http1, "GRPC", "POST", 400},  {RequestProtocol::Http2, "GRPC", "POST", 0},
-      {RequestProtocol::Http2, "GRPC", "GET", 400},   {RequestProtocol::Grpc, "GRPC", "POST", 0},
+      {RequestProtocol::Http1, ProtocolVersion::Http1, "GET", 0},
+      {RequestProtocol::Http2, ProtocolVersion::Http1, "GET", 0},
+      {RequestProtocol::Grpc, ProtocolVersion::Http1, "POST", 400},
+      {RequestProtocol::Http1, ProtocolVersion::Http2, "GET", 400},
+      {RequestProtocol::Http2, ProtocolVersion::Http2, "GET", 0},
+      {RequestProtocol::Grpc, ProtocolVersion::Http2, "POST", 0},
+      {RequestProtocol::Http1, ProtocolVersion::Grpc, "POST", 400},
+      {RequestProtocol::Http2, ProtocolVersion::Grpc, "POST", 0},
+      {RequestProtocol::Http2, ProtocolVersion::Grpc, "GET", 400},
+      {RequestProtocol::Grpc, ProtocolVersion::Grpc, "POST", 0},
   };
   for (const auto& row : rows) {
     ProtocolVerdict v = checkProtocolCompatibility(row.request, row.version, row.method);
-    EXPECT_EQ(v.status, row.status) << protocolName(row.request) << " → " << row.version << " " << row.method;
+    EXPECT_EQ(v.status, row.status) << protocolName(row.request) << " → version " << int(row.version) << " "
+                                    << row.method;
     if (!v.ok()) EXPECT_STREQ(failureReason(v.failure), "ClientProtocolError");
   }
 }
@@ -419,8 +426,9 @@ TEST(ProtocolCompatibility, RequestProtocolAndGrpcHelpers) {
   EXPECT_EQ(grpcStatus({{"grpc-status", "14"}}), 14);
   EXPECT_EQ(grpcStatus({{"grpc-status", "x"}}), -1);
   EXPECT_EQ(grpcStatus({}), -1);
-  EXPECT_TRUE(upstreamIsHttp2("GRPC"));
-  EXPECT_FALSE(upstreamIsHttp2("HTTP1"));
+  EXPECT_TRUE(upstreamIsHttp2(snapshot::ProtocolVersion::Grpc));
+  EXPECT_TRUE(upstreamIsHttp2(snapshot::ProtocolVersion::Http2));
+  EXPECT_FALSE(upstreamIsHttp2(snapshot::ProtocolVersion::Http1));
   EXPECT_TRUE(isConnectionSpecific("te", "gzip"));
   EXPECT_FALSE(isConnectionSpecific("te", "trailers"));
   EXPECT_TRUE(isConnectionSpecific("transfer-encoding", "chunked"));

@@ -83,7 +83,10 @@ void Exchange::start(RequestHead&& requestHead) {
   const DownstreamTransport& transport = client_.transport;
   bool tls = transport.tls() != nullptr;
   if (tls && r.service->id != transport.serviceId()) return respondLocal(421, Failure::ClientProtocolError);
-  if (r.listener->protocol != (tls ? "HTTPS" : "HTTP")) return respondLocal(400, Failure::ClientProtocolError);
+  using snapshot::ListenerProtocol;
+  if (r.listener->protocol != (tls ? ListenerProtocol::Https : ListenerProtocol::Http)) {
+    return respondLocal(400, Failure::ClientProtocolError);
+  }
   service_ = r.service;
   idleTimeoutMs_ = int64_t{r.service->idleTimeoutSeconds} * 1000;
   down_.routedTo(*r.service);

@@ -235,7 +235,7 @@ void Http1UpstreamConnection::onRetire() { pool_.forget(this); }
 
 UpstreamPool::Opened Http1UpstreamPool::open(const UpstreamRequest& request, UpstreamStreamSink& sink,
                                              SSL_CTX* clientTls, int maxConnections) {
-  bool tls = request.group.protocol == "HTTPS";
+  bool tls = request.group.protocol == snapshot::TargetProtocol::Https;
   std::string key = targetKey(request.target, tls);
   Http1UpstreamConnection* c = nullptr;
   if (request.firstAttempt) {

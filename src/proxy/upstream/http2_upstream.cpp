@@ -304,7 +304,7 @@ Http2UpstreamPool::~Http2UpstreamPool() {
 
 UpstreamPool::Opened Http2UpstreamPool::open(const UpstreamRequest& request, UpstreamStreamSink& sink,
                                              SSL_CTX* clientTls, int maxConnections) {
-  bool tls = request.group.protocol == "HTTPS";
+  bool tls = request.group.protocol == snapshot::TargetProtocol::Https;
   if (tls && !clientTls) return {nullptr, false, {Failure::TargetConnectionError, Resend::No}};
   auto& list = byTarget_[targetKey(request.target, tls)];
   Http2UpstreamConnection* connection = nullptr;
