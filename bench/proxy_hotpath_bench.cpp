@@ -17,7 +17,7 @@
 #include "compile/compiler.h"
 #include "proxy/data_plane.h"
 #include "proxy/health.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 #include "proxy/router.h"
 #include "snapshot/source.h"
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "auth/policy.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {

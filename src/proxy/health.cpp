@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/log.h"
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 #include "tls/certificates.h"
 #include "tls/tls.h"
 

@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {

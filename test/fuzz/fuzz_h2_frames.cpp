@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include "common/request_target.h"
 #include "common/strings.h"
 #include "compile/compiler.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 #include "proxy/router.h"
 
 namespace {

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 
 namespace trellis::testing {
 

@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 #include "proxy/proxy_harness.h"
 
 namespace trellis::testing {

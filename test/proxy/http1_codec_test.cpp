@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 
 namespace trellis::proxy {
 namespace {

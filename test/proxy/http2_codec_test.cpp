@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 
 namespace trellis::proxy {
 namespace {

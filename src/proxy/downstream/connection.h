@@ -12,7 +12,7 @@
 #include "proxy/downstream/http2_stream.h"
 #include "proxy/downstream/stream.h"
 #include "proxy/exchange/exchange.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 #include "proxy/io/buffer.h"
 #include "proxy/server/event_loop.h"
 

@@ -9,7 +9,7 @@
 
 #include "proxy/downstream/stream.h"
 #include "proxy/exchange/exchange.h"
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 
 namespace trellis::proxy {
 

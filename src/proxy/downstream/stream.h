@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "proxy/failure.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "proxy/tls_transport.h"
 #include "snapshot/snapshot.h"
 

@@ -8,7 +8,7 @@
 #include "common/request_target.h"
 #include "common/strings.h"
 #include "proxy/exchange/forwarded_headers.h"
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 #include "proxy/io/buffer.h"
 #include "proxy/router.h"
 #include "proxy/server/worker_context.h"

@@ -11,7 +11,7 @@
 #include "proxy/auth.h"
 #include "proxy/downstream/stream.h"
 #include "proxy/failure.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream/upstream.h"
 #include "snapshot/snapshot.h"

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {

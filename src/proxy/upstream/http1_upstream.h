@@ -10,7 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 #include "proxy/io/buffer.h"
 #include "proxy/metrics.h"
 #include "proxy/server/event_loop.h"

@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 #include "proxy/metrics.h"
 #include "proxy/server/event_loop.h"
 #include "tls/tls.h"

@@ -1,6 +1,6 @@
 #include "proxy/upstream/target_pools.h"
 
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 #include "proxy/tls_contexts.h"
 
 namespace trellis::proxy {

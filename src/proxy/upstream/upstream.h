@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "proxy/failure.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/message.h"
 #include "proxy/metrics.h"
 #include "snapshot/snapshot.h"
 

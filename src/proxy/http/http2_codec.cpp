@@ -1,4 +1,4 @@
-#include "proxy/http2_codec.h"
+#include "proxy/http/http2_codec.h"
 
 #include <algorithm>
 #include <cstring>

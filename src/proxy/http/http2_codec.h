@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "proxy/failure.h"
-#include "proxy/http1_codec.h"
+#include "proxy/http/http1_codec.h"
 #include "snapshot/snapshot.h"
 
 namespace trellis::proxy {

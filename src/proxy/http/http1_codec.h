@@ -15,40 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/http/message.h"
+
 namespace trellis::proxy {
-
-using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case, arrival order
-// Name and value views, for fields copied or encoded right away.
-using HeaderView = std::pair<std::string_view, std::string_view>;
-
-struct RequestHead {
-  std::string method;
-  std::string target;  // request-target as received (path + query)
-  std::string host;    // lower-case, port stripped (Host header)
-  int versionMinor = 1;
-  Headers headers;
-  bool chunked = false;
-  bool hasContentLength = false;
-  uint64_t contentLength = 0;
-  bool keepAlive = true;
-  size_t headerBytes = 0;
-
-  std::string_view path() const;  // target without the query
-  const std::string* header(std::string_view lowerName) const;
-  bool hasBody() const { return chunked || (hasContentLength && contentLength > 0); }
-};
-
-struct ResponseHead {
-  int status = 0;
-  std::string reason;
-  int versionMinor = 1;
-  Headers headers;
-  bool chunked = false;
-  bool hasContentLength = false;
-  uint64_t contentLength = 0;
-  bool keepAlive = true;
-  bool bodyless = false;  // HEAD, 1xx, 204, 304: no body follows whatever the headers say
-};
 
 class Http1Handler {
  public:
@@ -158,13 +127,10 @@ class Http1ResponseParser : public Http1Parser {
   friend class Http1Parser;
 };
 
-// Header names that never cross the proxy (RFC 9110 7.6.1), plus any named in `connection`.
-bool isHopByHop(std::string_view lowerName);
 // Appends one chunk in chunked framing.
 void appendChunk(std::string& out, std::string_view data);
 // Appends the last chunk with trailers.
 void appendLastChunk(std::string& out, const Headers& trailers);
-std::string_view reasonPhrase(int status);
 
 // The head of a request to a target: `head`'s request line, `fields` (exchange/forwarded_headers.h), then
 // its framing (chunked, or its Content-Length).
