@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/strings.h"
 
 namespace trellis {
@@ -250,7 +251,10 @@ void HttpServer::start(const std::string& hostPort) {
   if (ec) throw std::runtime_error(impl_->name + ": cannot listen on " + hostPort + ": " + ec.message());
   impl_->port = acc.local_endpoint().port();
   impl_->accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    nameThisThread(impl_->name);
+    impl_->io.run();
+  });
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace trellis::compile {
 
@@ -15,7 +16,10 @@ SnapshotBuilder::~SnapshotBuilder() { stop(); }
 
 void SnapshotBuilder::start() {
   buildOnce();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    nameThisThread("snap-builder");
+    run();
+  });
 }
 
 void SnapshotBuilder::stop() {

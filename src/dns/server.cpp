@@ -9,6 +9,7 @@
 #include "common/crypto.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "dns/directory.h"
 
 namespace trellis::dns {
@@ -411,7 +412,10 @@ void DnsServer::start() {
   }
   impl_->receiveUdp();
   impl_->accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    nameThisThread("dns");
+    impl_->io.run();
+  });
   logInfo("dns: serving ", impl_->options.zone, " on ", host, ":", impl_->port, " (UDP and TCP)");
 }
 

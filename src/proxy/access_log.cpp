@@ -12,6 +12,7 @@
 #include "common/http_client.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/strings.h"
 #include "common/time.h"
 
@@ -108,7 +109,12 @@ FirehoseDelivery::FirehoseDelivery(Options options) : options_(options) {}
 
 FirehoseDelivery::~FirehoseDelivery() { stop(); }
 
-void FirehoseDelivery::start() { thread_ = std::thread([this] { run(); }); }
+void FirehoseDelivery::start() {
+  thread_ = std::thread([this] {
+    nameThisThread("firehose");
+    run();
+  });
+}
 
 void FirehoseDelivery::stop() {
   {
@@ -297,7 +303,10 @@ AccessLogWriter::~AccessLogWriter() { stop(); }
 
 void AccessLogWriter::start() {
   firehose_.start();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    nameThisThread("access-logs");
+    run();
+  });
 }
 
 void AccessLogWriter::stop() {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "proxy/access_log.h"
 #include "proxy/health.h"
 #include "proxy/tls_contexts.h"
@@ -82,7 +83,7 @@ struct DataPlane::Impl {
   void reconcile() {
     snapshot::SnapshotPtr snap = source.current();
     health.update(snap);
-    if (tls) tls->refresh(*snap, time(nullptr));  // new services, imported certificates, leaf renewals
+    if (tls) tls->refresh(snap, time(nullptr));  // new services, imported certificates, leaf renewals
     std::map<uint16_t, ListenerBindStatus> next;
     for (uint16_t port : snap->listenerPorts) {
       std::lock_guard lock(mutex);
@@ -171,7 +172,10 @@ void DataPlane::start() {
   d.health.start();
   d.reconcile();
   d.running = true;
-  d.control = std::thread([&d] { d.runControl(); });
+  d.control = std::thread([&d] {
+    nameThisThread("proxy-control");
+    d.runControl();
+  });
 }
 
 void DataPlane::stop() {

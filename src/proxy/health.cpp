@@ -7,12 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "proxy/http/http2_codec.h"
 #include "tls/certificates.h"
 #include "tls/tls.h"
@@ -93,7 +95,12 @@ struct HealthChecker::Probe {
 
 HealthChecker::~HealthChecker() { stop(); }
 
-void HealthChecker::start() { thread_ = std::thread([this] { run(); }); }
+void HealthChecker::start() {
+  thread_ = std::thread([this] {
+    nameThisThread("health");
+    run();
+  });
+}
 
 void HealthChecker::stop() {
   {
@@ -113,7 +120,10 @@ void HealthChecker::update(snapshot::SnapshotPtr snap) {
     std::map<Key, Entry> previous;  // the group's entries so far: their state carries over by key
     auto first = entries_.lower_bound(Key{groupId, "", 0});
     auto last = first;
-    while (last != entries_.end() && std::get<0>(last->first) == groupId) ++last;
+    while (last != entries_.end() && std::get<0>(last->first) == groupId) {
+      unschedule(last->first, last->second);
+      ++last;
+    }
     previous.insert(std::make_move_iterator(first), std::make_move_iterator(last));
     entries_.erase(first, last);
     if (!group) return;
@@ -125,7 +135,8 @@ void HealthChecker::update(snapshot::SnapshotPtr snap) {
       entry.group = group;
       entry.target = &target;
       if (!group->healthCheck.enabled) target.health->healthy.store(true, std::memory_order_relaxed);
-      entries_.emplace(std::move(key), std::move(entry));
+      auto placed = entries_.emplace(std::move(key), std::move(entry)).first;
+      schedule(placed->first, placed->second);
     }
   };
   if (snapshot_) {
@@ -138,6 +149,17 @@ void HealthChecker::update(snapshot::SnapshotPtr snap) {
   }
   snapshot_ = std::move(snap);
   wake_.notify_all();
+}
+
+void HealthChecker::schedule(const Key& key, Entry& e) {
+  if (!e.group->used || !e.group->healthCheck.enabled || e.target->draining || !e.target->resolvable()) return;
+  schedule_.emplace(e.nextProbe, key);
+  e.scheduled = true;
+}
+
+void HealthChecker::unschedule(const Key& key, Entry& e) {
+  if (e.scheduled) schedule_.erase({e.nextProbe, key});
+  e.scheduled = false;
 }
 
 TargetHealth HealthChecker::status(const std::string& targetGroupId, const std::string& targetId,
@@ -206,16 +228,16 @@ void HealthChecker::run() {
   while (!stopping_) {
     auto now = Clock::now();
     // Start due probes (one in flight per target).
-    for (auto& [key, e] : entries_) {
-      if (e.nextProbe > now || !e.group->used || !e.group->healthCheck.enabled || e.target->draining ||
-          !e.target->resolvable()) {
-        continue;
-      }
+    while (!schedule_.empty() && schedule_.begin()->first <= now) {
+      Key key = schedule_.begin()->second;
+      Entry& e = entries_.at(key);
+      unschedule(key, e);
       bool inFlight = false;
       for (const auto& p : probes) inFlight = inFlight || p.key == key;
+      e.nextProbe = now + std::chrono::seconds(std::max(1, e.group->healthCheck.intervalSeconds));
+      schedule(key, e);
       if (inFlight) continue;
       const auto& check = e.group->healthCheck;
-      e.nextProbe = now + std::chrono::seconds(check.intervalSeconds);
       snapshot::SocketAddress address = e.target->socketAddress;
       uint16_t port = check.port ? check.port : e.target->port;
       if (address.storage.ss_family == AF_INET) {
@@ -264,12 +286,7 @@ void HealthChecker::run() {
     }
     // Wait for socket activity, the next due probe, or an update.
     auto next = now + std::chrono::seconds(1);
-    for (const auto& [key, e] : entries_) {
-      // Only targets that get probed: a disabled check's nextProbe stays in the past, and counting it
-      // made this loop wake every millisecond.
-      if (!e.group->used || !e.group->healthCheck.enabled || e.target->draining || !e.target->resolvable()) continue;
-      next = std::min(next, std::max(e.nextProbe, now));
-    }
+    if (!schedule_.empty()) next = std::min(next, std::max(schedule_.begin()->first, now));
     for (const auto& p : probes) next = std::min(next, p.deadline);
     int timeoutMs = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count()) + 1;
     std::vector<pollfd> fds;

@@ -9,8 +9,25 @@ TlsContextProvider::TlsContextProvider(std::string dataDir, bool verifyTargets, 
   current_.store(std::make_shared<const ServerTlsContexts>());
 }
 
-void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeconds) {
+void TlsContextProvider::refresh(const snapshot::SnapshotPtr& snap, int64_t nowSeconds) {
   std::lock_guard lock(mutex_);
+  auto note = [&](const std::string& id, const snapshot::Service* service) {
+    https_.erase(id);
+    if (!service) return;
+    for (const auto& listener : service->listeners) {
+      if (listener.protocol != snapshot::ListenerProtocol::Https) continue;
+      https_[id] = {service->generatedName, service->customDomainName, service->certificateArn};
+      return;
+    }
+  };
+  if (seen_ && snap.get() != seen_.get()) {
+    snap->services.forEachChange(seen_->services, [&](const std::string& id, const auto*, const auto* after) {
+      note(id, after ? after->get() : nullptr);
+    });
+  } else if (!seen_) {
+    for (const auto& [id, service] : snap->services) note(id, service.get());
+  }
+  seen_ = snap;
   auto previous = current();
   auto next = std::make_shared<ServerTlsContexts>();
   bool changed = false;
@@ -29,12 +46,7 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
       logWarn("tls: ", name, ": ", e.what());
     }
   };
-  for (const auto& [id, entry] : snap.services) {
-    const snapshot::Service& service = *entry;
-    bool https = false;
-    for (const auto& listener : service.listeners)
-      https = https || listener.protocol == snapshot::ListenerProtocol::Https;
-    if (!https) continue;
+  for (const auto& [id, service] : https_) {
     if (!service.generatedName.empty()) {
       try {
         add(service.generatedName, authority_.leafFor(service.generatedName, nowSeconds));
@@ -57,7 +69,7 @@ void TlsContextProvider::refresh(const snapshot::Snapshot& snap, int64_t nowSeco
       warned_.erase(service.customDomainName);
     } else if (warned_[service.customDomainName] != problem) {
       warned_[service.customDomainName] = problem;
-      logWarn("tls: HTTPS to ", service.customDomainName, " (", service.id, ") will fail: ", problem);
+      logWarn("tls: HTTPS to ", service.customDomainName, " (", id, ") will fail: ", problem);
     }
   }
   if (!changed && next->sites_.size() == previous->sites_.size()) return;

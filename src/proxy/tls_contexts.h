@@ -7,6 +7,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -44,7 +45,9 @@ class TlsContextProvider {
 
   // Recomputes the certificates of every service with an HTTPS listener: a CA leaf for the generated
   // name, the imported certificate named by certificateArn for the custom domain. Publishes only on change.
-  void refresh(const snapshot::Snapshot& snap, int64_t nowSeconds);
+  // Which services have HTTPS listeners is kept from one snapshot to the next and updated from the services
+  // a new snapshot changed, so services without HTTPS cost nothing, however many there are.
+  void refresh(const snapshot::SnapshotPtr& snap, int64_t nowSeconds);
   // Any thread.
   std::shared_ptr<const ServerTlsContexts> current() const { return current_.load(std::memory_order_acquire); }
   // For HTTPS targets (no verification: https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-groups.html).
@@ -61,6 +64,11 @@ class TlsContextProvider {
   std::mutex mutex_;  // refresh() callers
   std::atomic<std::shared_ptr<const ServerTlsContexts>> current_;
   std::unordered_map<std::string, std::string> warned_;  // host → last warning, so each problem is logged once
+  struct HttpsService {
+    std::string generatedName, customDomainName, certificateArn;
+  };
+  std::map<std::string, HttpsService> https_;  // by service id, as of seen_
+  snapshot::SnapshotPtr seen_;
 };
 
 }  // namespace trellis::proxy

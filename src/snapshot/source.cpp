@@ -4,6 +4,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace trellis::snapshot {
 
 void releaseSnapshot(SnapshotPtr&& snapshot) {
@@ -20,6 +22,7 @@ void releaseSnapshot(SnapshotPtr&& snapshot) {
     std::vector<SnapshotPtr> queue;
     Reaper() {
       std::thread([this] {
+        nameThisThread("snap-reaper");
         std::unique_lock lock(mutex);
         while (true) {
           wake.wait(lock, [this] { return !queue.empty(); });

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "proxy/downstream/connection.h"
 #include "proxy/exchange/exchange.h"
 #include "proxy/server/listener.h"
@@ -29,7 +30,10 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    nameThisThread("proxy-" + std::to_string(index_));
+    run();
+  });
 }
 
 void Worker::stop(int graceMillis) {
