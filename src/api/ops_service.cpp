@@ -25,7 +25,7 @@ json create(Resources& r, Call& call) {
 
   if (r.find(kNameIndex, *name))
     throw conflict("SERVICE", *name, "A service with the name " + *name + " already exists.");
-  enforceQuota(r.store().list(kKind).size(), r.config().quotas.services, "SERVICE", "L-620C821E",
+  enforceQuota(r.store().count(kKind), r.config().quotas.services, "SERVICE", "L-620C821E",
                "services per Region");
 
   std::string id = model::newId(Kind::Service);

@@ -37,7 +37,7 @@ json create(Resources& r, Call& call) {
 
   if (r.find(kNameIndex, *name))
     throw conflict("SERVICE_NETWORK", *name, "A service network with the name " + *name + " already exists.");
-  enforceQuota(r.store().list(kKind).size(), r.config().quotas.serviceNetworks, "SERVICE_NETWORK", "L-9CAD07FB",
+  enforceQuota(r.store().count(kKind), r.config().quotas.serviceNetworks, "SERVICE_NETWORK", "L-9CAD07FB",
                "service networks per Region");
 
   std::string id = model::newId(Kind::ServiceNetwork);

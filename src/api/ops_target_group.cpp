@@ -172,7 +172,7 @@ json create(Resources& r, Call& call) {
 
   if (r.find(kNameIndex, *name))
     throw conflict("TARGET_GROUP", *name, "A target group with the name " + *name + " already exists.");
-  enforceQuota(r.store().list(kKind).size(), r.config().quotas.targetGroups, "TARGET_GROUP", "L-BB11C6B9",
+  enforceQuota(r.store().count(kKind), r.config().quotas.targetGroups, "TARGET_GROUP", "L-BB11C6B9",
                "target groups per Region");
 
   std::string id = model::newId(Kind::TargetGroup);

@@ -67,6 +67,7 @@ const char* const kStatementSql[] = {
     "SELECT value FROM meta WHERE key = 'compacted_revision'",
     "UPDATE meta SET value = ?1 WHERE key = 'compacted_revision'",
     "DELETE FROM deletions WHERE revision <= ?1",
+    "SELECT COUNT(*) FROM records WHERE kind = ?1",  // the primary key's index: no value is read
 };
 
 // Resets a cached statement (and drops its bindings) when the use ends, however it ends.
@@ -288,6 +289,14 @@ std::vector<Record> SqliteStore::list(std::string_view kind, std::string_view af
   while ((rc = q.step()) == SQLITE_ROW) out.push_back(q.record());
   if (rc != SQLITE_DONE) fail("list failed");
   return out;
+}
+
+size_t SqliteStore::count(std::string_view kind) {
+  std::lock_guard lock(mutex_);
+  Use q(statement(kCount));
+  q.bind(1, kind);
+  if (q.step() != SQLITE_ROW) fail("count failed");
+  return static_cast<size_t>(q.integer(0));
 }
 
 StoreContents SqliteStore::readAll() {

@@ -87,6 +87,18 @@ TEST_F(SqliteStoreTest, PutGetUpdateDelete) {
   EXPECT_EQ(store->get("service", "svc-1")->createRevision, 4);
 }
 
+TEST_F(SqliteStoreTest, CountsRecordsOfOneKind) {
+  auto store = openSqliteStore(dir_);
+  EXPECT_EQ(store->count("service"), 0u);
+  ASSERT_TRUE(store->commit({}, {Op::put("service", "svc-1", "{}"), Op::put("service", "svc-2", "{}"),
+                                 Op::put("service", "svc-3", "{}"), Op::put("servicenetwork", "sn-1", "{}")}));
+  EXPECT_EQ(store->count("service"), 3u);
+  EXPECT_EQ(store->count("servicenetwork"), 1u);
+  EXPECT_EQ(store->count("serv"), 0u);  // a kind, not a prefix
+  ASSERT_TRUE(store->commit({}, {Op::del("service", "svc-2")}));
+  EXPECT_EQ(store->count("service"), 2u);
+}
+
 TEST_F(SqliteStoreTest, BinaryAndEmbeddedNulValuesRoundTrip) {
   auto store = openSqliteStore(dir_);
   std::string value("a\0b\xff\"", 5);
