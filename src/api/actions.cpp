@@ -449,20 +449,98 @@ std::vector<std::string> forwardedTargetGroups(const json& action) {
   return ids;
 }
 
-std::map<std::string, std::set<std::string>> serviceIdsByTargetGroup(Resources& r, const std::string& excludeDocId) {
-  std::map<std::string, std::set<std::string>> users;
-  for (const auto& listener : r.all("listener")) {
-    if (listener.id == excludeDocId) continue;
-    for (const auto& tg : forwardedTargetGroups(listener.value.value("defaultAction", json::object())))
-      users[tg].insert(listener.value.value("serviceId", ""));
+namespace {
+
+// The records of `kind` whose ids start with `prefix`, a page of the key order at a time.
+std::vector<store::Record> withPrefix(store::Store& store, std::string_view kind, const std::string& prefix) {
+  std::vector<store::Record> out;
+  std::string after = prefix;
+  while (true) {
+    auto page = store.list(kind, after, 100);
+    for (auto& record : page) {
+      if (record.id.compare(0, prefix.size(), prefix) != 0) return out;
+      out.push_back(std::move(record));
+    }
+    if (page.size() < 100) return out;
+    after = out.back().id;
   }
-  // Default rules mirror their listener's defaultAction, counted above.
-  for (const auto& rule : r.all("rule")) {
-    if (rule.id == excludeDocId || rule.value.value("isDefault", false)) continue;
-    for (const auto& tg : forwardedTargetGroups(rule.value.value("action", json::object())))
-      users[tg].insert(rule.value.value("serviceId", ""));
+}
+
+// "<tg>/<doc>" and "<service>/<tg>/<doc>": ids have no '/'.
+std::pair<std::string, std::string> splitLast(const std::string& key) {
+  size_t slash = key.rfind('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+std::set<std::string> targetGroupSet(const json& action) {
+  std::set<std::string> out;
+  if (action.is_object()) {
+    for (auto& id : forwardedTargetGroups(action)) out.insert(std::move(id));
   }
-  return users;
+  return out;
+}
+
+}  // namespace
+
+void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docId, const json& before,
+                   const json& after) {
+  std::set<std::string> was = targetGroupSet(before), is = targetGroupSet(after);
+  for (const auto& tg : was) {
+    if (is.count(tg)) continue;
+    tx.del(kForwardByTargetGroup, tg + "/" + docId);
+    tx.del(kForwardByService, serviceId + "/" + tg + "/" + docId);
+  }
+  for (const auto& tg : is) {
+    if (was.count(tg)) continue;
+    tx.put(kForwardByTargetGroup, tg + "/" + docId, {{"serviceId", serviceId}});
+    tx.put(kForwardByService, serviceId + "/" + tg + "/" + docId, json::object());
+  }
+}
+
+void dropForwardsOf(Resources& r, Tx& tx, const std::string& serviceId) {
+  for (const auto& record : withPrefix(r.store(), kForwardByService, serviceId + "/")) {
+    auto [serviceTg, doc] = splitLast(record.id);
+    std::string tg = serviceTg.substr(serviceId.size() + 1);
+    tx.del(kForwardByService, record.id);
+    tx.del(kForwardByTargetGroup, tg + "/" + doc);
+  }
+}
+
+std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId, const std::string& excludeDocId) {
+  std::set<std::string> services;
+  for (const auto& record : withPrefix(r.store(), kForwardByTargetGroup, targetGroupId + "/")) {
+    if (splitLast(record.id).second == excludeDocId) continue;
+    services.insert(json::parse(record.value).value("serviceId", ""));
+  }
+  return services;
+}
+
+std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId) {
+  std::set<std::string> out;
+  for (const auto& record : withPrefix(r.store(), kForwardByService, serviceId + "/")) {
+    auto [serviceTg, doc] = splitLast(record.id);
+    if (doc != excludeDocId) out.insert(serviceTg.substr(serviceId.size() + 1));
+  }
+  return out;
+}
+
+void buildForwardIndexIfMissing(store::Store& store) {
+  constexpr const char* kMarker = "index.version";
+  if (store.get(kMarker, kForwardByTargetGroup)) return;
+  Tx tx;
+  tx.requireAbsent(kMarker, kForwardByTargetGroup);
+  for (const auto& record : store.list("listener")) {
+    json doc = json::parse(record.value);
+    indexForwards(tx, doc.value("serviceId", ""), record.id, nullptr, doc.value("defaultAction", json::object()));
+  }
+  // Default rules mirror their listener's defaultAction, indexed with the listener.
+  for (const auto& record : store.list("rule")) {
+    json doc = json::parse(record.value);
+    if (doc.value("isDefault", false)) continue;
+    indexForwards(tx, doc.value("serviceId", ""), record.id, nullptr, doc.value("action", json::object()));
+  }
+  tx.put(kMarker, kForwardByTargetGroup, {{"version", 1}});
+  store.commit(tx.conditions, tx.ops);  // nullopt: another trellisd on this store built it first
 }
 
 json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& site) {
@@ -474,10 +552,7 @@ json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& s
     return action;
   }
   std::string serviceId = site.service.id;
-  auto users = serviceIdsByTargetGroup(r, site.replacedDocId);
-  std::set<std::string> before;
-  for (const auto& [tg, services] : users)
-    if (services.count(serviceId)) before.insert(tg);
+  std::set<std::string> before = targetGroupsOf(r, serviceId, site.replacedDocId);
   std::set<std::string> after = before;
 
   json resolved = action;
@@ -493,7 +568,7 @@ json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& s
       errors.add(field, "Target group " + tg.id + " must use protocol TCP behind a TLS_PASSTHROUGH listener");
     if (!passthrough && protocol == "TCP")
       errors.add(field, "Target group " + tg.id + " uses protocol TCP, which only a TLS_PASSTHROUGH listener can use");
-    for (const auto& other : users[tg.id])
+    for (const auto& other : servicesUsing(r, tg.id, site.replacedDocId))
       if (other != serviceId)
         throw conflict("TARGET_GROUP", tg.id,
                        "The target group " + tg.id + " is already used by service " + other +

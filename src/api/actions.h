@@ -43,10 +43,25 @@ json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& s
 
 // The target group ids an action forwards to.
 std::vector<std::string> forwardedTargetGroups(const json& action);
-// Target group id → ids of the services whose listeners or rules forward to it. Skips the document
-// `excludeDocId` (a listener or rule about to be replaced).
-std::map<std::string, std::set<std::string>> serviceIdsByTargetGroup(Resources& r,
-                                                                     const std::string& excludeDocId = "");
+// Which listeners' default actions and rules forward to which target groups, kept as index records in the
+// transaction that writes the documents (docs/store-schema.md, "Indexes"), so no call scans every listener
+// and rule: "index.forward.tg" "<tg>/<doc>" → {"serviceId"}, and "index.forward.service" "<service>/<tg>/<doc>".
+inline constexpr const char* kForwardByTargetGroup = "index.forward.tg";
+inline constexpr const char* kForwardByService = "index.forward.service";
+// Adds to `tx` what changes when document `docId` (a listener, or a rule that is not a default rule) of
+// `serviceId` goes from forwarding as `before` to forwarding as `after` (either may be null: created, deleted).
+void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docId, const json& before,
+                   const json& after);
+// Every forwarding of `serviceId`'s documents leaves the index (the service is deleted with them).
+void dropForwardsOf(Resources& r, Tx& tx, const std::string& serviceId);
+// Ids of the services whose listeners or rules forward to `targetGroupId`, skipping document `excludeDocId`
+// (a listener or rule about to be replaced).
+std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId,
+                                    const std::string& excludeDocId = "");
+// The target groups `serviceId`'s listeners and rules forward to, skipping document `excludeDocId`.
+std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId);
+// Writes the index for a store written before it existed (once, at start).
+void buildForwardIndexIfMissing(store::Store& store);
 
 // Re-writes `doc` unchanged, guarded by its revision. Writes that depend on a parent or a
 // referenced document touch it so that concurrent writes depending on the same document (a

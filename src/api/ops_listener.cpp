@@ -93,6 +93,7 @@ json create(Resources& r, Call& call) {
   tx.requireAbsent(kNameIndex, indexKey);
   tx.put(kNameIndex, indexKey, {{"id", id}});
   tx.put(kKind, id, doc);
+  indexForwards(tx, service.id, id, nullptr, defaultAction);
   tx.requireAbsent("rule", rule["id"].get<std::string>());
   tx.put("rule", rule["id"].get<std::string>(), rule);
   r.putTags(tx, doc["arn"], tags);
@@ -117,6 +118,7 @@ json update(Resources& r, Call& call) {
   touch(tx, "service", service);
   json defaultAction =
       resolveAction(r, tx, *action, {service, listener.value["protocol"], "defaultAction", listener.id});
+  indexForwards(tx, service.id, listener.id, listener.value["defaultAction"], defaultAction);
   listener.value["defaultAction"] = defaultAction;
   listener.value["lastUpdatedAt"] = r.now();
   tx.requireRevision(kKind, listener.id, listener.modRevision);
@@ -139,12 +141,15 @@ json remove(Resources& r, Call& call) {
   tx.del(kKind, listener.id);
   tx.del(kNameIndex, service.id + "/" + listener.value["name"].get<std::string>());
   tx.del("tags", listener.value["arn"].get<std::string>());
+  indexForwards(tx, service.id, listener.id, listener.value["defaultAction"], nullptr);
   // The listener's rules (its default rule too) go with it.
   for (const auto& rule : r.all("rule")) {
     if (rule.value.value("listenerId", "") != listener.id) continue;
     tx.del("rule", rule.id);
-    if (!rule.value.value("isDefault", false))
+    if (!rule.value.value("isDefault", false)) {
       tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());
+      indexForwards(tx, service.id, rule.id, rule.value["action"], nullptr);
+    }
     tx.del("tags", rule.value["arn"].get<std::string>());
   }
   r.commit(tx, "LISTENER", listener.id);

@@ -95,6 +95,7 @@ json create(Resources& r, Call& call) {
   tx.requireAbsent(kNameIndex, indexKey);
   tx.put(kNameIndex, indexKey, {{"id", id}});
   tx.put(kKind, id, doc);
+  indexForwards(tx, service.id, id, nullptr, action);
   r.putTags(tx, doc["arn"], tags);
   r.remember(call, tx, out);
   r.commit(tx, "RULE", *name);
@@ -121,9 +122,11 @@ json applyUpdate(Resources& r, const Doc& service, const Doc& listener, const st
   if (fields.priority) requirePriorityFree(rulesOf(r, listener.id), *fields.priority, rule.id);
   if (fields.match) rule.value["match"] = *fields.match;
   if (fields.priority) rule.value["priority"] = *fields.priority;
-  if (fields.action)
-    rule.value["action"] =
-        resolveAction(r, tx, *fields.action, {service, listener.value["protocol"], "action", rule.id});
+  if (fields.action) {
+    json action = resolveAction(r, tx, *fields.action, {service, listener.value["protocol"], "action", rule.id});
+    indexForwards(tx, service.id, rule.id, rule.value["action"], action);
+    rule.value["action"] = std::move(action);
+  }
   if (fields.trellis && fields.trellis->empty()) rule.value.erase("trellis");
   else if (fields.trellis) rule.value["trellis"] = *fields.trellis;
   rule.value["lastUpdatedAt"] = r.now();
@@ -194,6 +197,7 @@ json remove(Resources& r, Call& call) {
   tx.del(kKind, rule.id);
   tx.del(kNameIndex, listener.id + "/" + rule.value["name"].get<std::string>());
   tx.del("tags", rule.value["arn"].get<std::string>());
+  indexForwards(tx, service.id, rule.id, rule.value["action"], nullptr);
   r.commit(tx, "RULE", rule.id);
   return nullptr;
 }

@@ -1,4 +1,5 @@
 // CreateService, GetService, UpdateService, DeleteService, ListServices.
+#include "api/actions.h"
 #include "api/api.h"
 #include "api/validation.h"
 
@@ -101,6 +102,7 @@ json remove(Resources& r, Call& call) {
   tx.del("resourcepolicy", arn);
   tx.del("tags", arn);
   // Listeners and rules go with the service; their target groups become unused.
+  dropForwardsOf(r, tx, doc.id);
   for (const auto& listener : r.all("listener")) {
     if (listener.value.value("serviceId", "") != doc.id) continue;
     tx.del("listener", listener.id);

@@ -194,7 +194,7 @@ json create(Resources& r, Call& call) {
 json get(Resources& r, Call& call) {
   auto doc = r.load(Kind::TargetGroup, call.labels[0], "targetGroupIdentifier");
   json out = withoutTargets(doc.value);
-  out["serviceArns"] = serviceArns(r, serviceIdsByTargetGroup(r)[doc.id]);
+  out["serviceArns"] = serviceArns(r, servicesUsing(r, doc.id));
   return out;
 }
 
@@ -219,7 +219,7 @@ json update(Resources& r, Call& call) {
 
 json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::TargetGroup, call.labels[0], "targetGroupIdentifier");
-  auto users = serviceIdsByTargetGroup(r)[doc.id];
+  auto users = servicesUsing(r, doc.id);
   if (!users.empty())
     throw conflict("TARGET_GROUP", doc.id,
                    "The target group " + doc.id + " is used by a listener or rule of service " + *users.begin() +
@@ -247,7 +247,6 @@ json list(Resources& r, Call& call) {
   auto type =
       readString(errors, query, "targetGroupType", "targetGroupType", {.oneOf = {"IP", "LAMBDA", "INSTANCE", "ALB"}});
   errors.throwIfAny();
-  auto users = serviceIdsByTargetGroup(r);
   return r.page(
       kKind, call,
       [&](const json& doc) {
@@ -259,7 +258,7 @@ json list(Resources& r, Call& call) {
         json cfg = pick(doc.value("config", json::object()),
                         {"port", "protocol", "ipAddressType", "vpcIdentifier", "lambdaEventStructureVersion"});
         out.update(cfg);
-        out["serviceArns"] = serviceArns(r, users[doc.value("id", "")]);
+        out["serviceArns"] = serviceArns(r, servicesUsing(r, doc.value("id", "")));
         return out;
       });
 }
@@ -491,7 +490,7 @@ json listTargets(Resources& r, Call& call) {
   }
   errors.throwIfAny();
   auto doc = r.load(Kind::TargetGroup, call.labels[0], "targetGroupIdentifier");
-  bool used = !serviceIdsByTargetGroup(r)[doc.id].empty();
+  bool used = !servicesUsing(r, doc.id).empty();
 
   std::vector<json> targets;
   auto now = systemNow();

@@ -1,5 +1,6 @@
 // Fuzzes the REST API's input path: route matching, percent-decoding of labels and query, JSON body
-// parsing and every operation's validation, against a real SQLite store. Authentication is bypassed on
+// parsing and every operation's validation, against a real SQLite store; after every successful call the
+// store's indexes must still agree with a scan. Authentication is bypassed on
 // purpose (the SigV4 parser has its own target) so inputs reach the handlers.
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "api/api.h"
+#include "api/forward_index_check.h"
 #include "api/routes.h"
 #include "common/log.h"
 #include "model/config.h"
@@ -71,5 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Every answer is either a success code of the route or an error with a JSON body.
   if (response.status >= 300 && (response.body.empty() || response.body.front() != '{')) abort();
   if (response.status == 500) abort();  // an internal error means a handler mishandled input
+  // Whatever the call did, the forward index still says what a scan of listeners and rules says.
+  if (response.status < 300 && !testing::forwardIndexMismatch(*fixture.store).empty()) abort();
   return 0;
 }
