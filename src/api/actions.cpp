@@ -524,6 +524,18 @@ std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId,
   return out;
 }
 
+std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::string& parentId) {
+  std::vector<Doc> out;
+  for (const auto& entry : withPrefix(r.store(), "index.name." + std::string(kind), parentId + "/")) {
+    if (auto doc = r.find(kind, json::parse(entry.value).value("id", ""))) out.push_back(std::move(*doc));
+  }
+  return out;
+}
+
+std::string defaultRuleId(const std::string& listenerId) {
+  return "rule-" + listenerId.substr(listenerId.find('-') + 1);
+}
+
 void buildForwardIndexIfMissing(store::Store& store) {
   constexpr const char* kMarker = "index.version";
   if (store.get(kMarker, kForwardByTargetGroup)) return;

@@ -14,10 +14,6 @@ using model::Kind;
 constexpr std::string_view kKind = "listener";
 constexpr std::string_view kNameIndex = "index.name.listener";
 
-std::string defaultRuleId(const std::string& listenerId) {
-  return "rule-" + listenerId.substr(listenerId.find('-') + 1);
-}
-
 json defaultRule(Resources& r, const json& listener) {
   std::string id = defaultRuleId(listener["id"]);
   return {{"id", id},
@@ -62,9 +58,7 @@ json create(Resources& r, Call& call) {
                    "A listener with the name " + *name + " already exists in service " + service.id + ".");
   // HTTP defaults to 80 (model); HTTPS to 443 (model); TLS_PASSTHROUGH, undocumented, to 443 as well.
   int listenerPort = static_cast<int>(port.value_or(*protocol == "HTTP" ? 80 : 443));
-  std::vector<Doc> siblings;
-  for (auto& listener : r.all(kKind))
-    if (listener.value.value("serviceId", "") == service.id) siblings.push_back(std::move(listener));
+  std::vector<Doc> siblings = namedChildren(r, kKind, service.id);
   enforceQuota(siblings.size(), r.config().quotas.listenersPerService, "LISTENER", "L-D64E952E",
                "listeners per service", service.id);
   for (const auto& sibling : siblings)
@@ -143,8 +137,9 @@ json remove(Resources& r, Call& call) {
   tx.del("tags", listener.value["arn"].get<std::string>());
   indexForwards(tx, service.id, listener.id, listener.value["defaultAction"], nullptr);
   // The listener's rules (its default rule too) go with it.
-  for (const auto& rule : r.all("rule")) {
-    if (rule.value.value("listenerId", "") != listener.id) continue;
+  std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
+  if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
+  for (const auto& rule : rules) {
     tx.del("rule", rule.id);
     if (!rule.value.value("isDefault", false)) {
       tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());

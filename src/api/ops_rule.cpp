@@ -19,13 +19,7 @@ json response(const json& doc) {
 }
 
 // The rules of `listenerId` other than its default rule.
-std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) {
-  std::vector<Doc> out;
-  for (auto& rule : r.all(kKind))
-    if (rule.value.value("listenerId", "") == listenerId && !rule.value.value("isDefault", false))
-      out.push_back(std::move(rule));
-  return out;
-}
+std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) { return namedChildren(r, kKind, listenerId); }
 
 void requirePriorityFree(const std::vector<Doc>& rules, int64_t priority, const std::string& exceptRuleId) {
   for (const auto& rule : rules)

@@ -103,17 +103,19 @@ json remove(Resources& r, Call& call) {
   tx.del("tags", arn);
   // Listeners and rules go with the service; their target groups become unused.
   dropForwardsOf(r, tx, doc.id);
-  for (const auto& listener : r.all("listener")) {
-    if (listener.value.value("serviceId", "") != doc.id) continue;
+  for (const auto& listener : namedChildren(r, "listener", doc.id)) {
     tx.del("listener", listener.id);
     tx.del("index.name.listener", doc.id + "/" + listener.value["name"].get<std::string>());
     tx.del("tags", listener.value["arn"].get<std::string>());
-  }
-  for (const auto& rule : r.all("rule")) {
-    if (rule.value.value("serviceId", "") != doc.id) continue;
-    tx.del("rule", rule.id);
-    tx.del("index.name.rule", rule.value.value("listenerId", "") + "/" + rule.value["name"].get<std::string>());
-    tx.del("tags", rule.value["arn"].get<std::string>());
+    std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
+    if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
+    for (const auto& rule : rules) {
+      tx.del("rule", rule.id);
+      if (!rule.value.value("isDefault", false)) {
+        tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());
+      }
+      tx.del("tags", rule.value["arn"].get<std::string>());
+    }
   }
   for (const auto& als : r.all("accesslogsubscription"))
     if (als.value.value("resourceId", "") == doc.id) {

@@ -1,4 +1,5 @@
-// The index of which listeners and rules forward to which target groups stays what a full scan says,
+// The index of which listeners and rules forward to which target groups stays what a full scan says, and
+// the cascades that find children through their name index leave nothing behind,
 // through every path that writes one: creates, updates, BatchUpdateRule, deletes and their cascades, and
 // refused calls (a target group another service uses, deletes of what is in use). A seeded random sequence
 // of API calls, checked after each one; plus the index built for a store written before it existed.
@@ -151,7 +152,12 @@ TEST_F(ForwardIndex, EqualsAFullScanThroughARandomSequenceOfCalls) {
       size_t i = random() % listeners.size();
       what = "DeleteListener";
       out = call("DELETE", "/services/" + listeners[i].service + "/listeners/" + listeners[i].id);
-      if (!out.is_null()) listeners.erase(listeners.begin() + static_cast<long>(i));
+      if (!out.is_null()) {
+        for (const auto& record : store_->list("rule")) {  // its rules, the default one too, went with it
+          ASSERT_NE(json::parse(record.value).value("listenerId", ""), listeners[i].id) << record.id;
+        }
+        listeners.erase(listeners.begin() + static_cast<long>(i));
+      }
     } else {
       size_t i = random() % services.size();
       std::string service = services[i];
@@ -159,6 +165,12 @@ TEST_F(ForwardIndex, EqualsAFullScanThroughARandomSequenceOfCalls) {
       if (what == "DeleteService") {
         out = call("DELETE", "/services/" + service);
         if (!out.is_null()) {
+          // Its listeners and rules (found through their name index) went with it.
+          for (const char* kind : {"listener", "rule"}) {
+            for (const auto& record : store_->list(kind)) {
+              ASSERT_NE(json::parse(record.value).value("serviceId", ""), service) << kind << " " << record.id;
+            }
+          }
           std::erase_if(listeners, [&](const Listener& l) { return l.service == service; });
           services.erase(services.begin() + static_cast<long>(i));
           newService();
