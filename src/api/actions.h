@@ -60,8 +60,9 @@ std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroup
                                     const std::string& excludeDocId = "");
 // The target groups `serviceId`'s listeners and rules forward to, skipping document `excludeDocId`.
 std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId);
-// The listeners of a service (`kind` "listener") or the rules of a listener ("rule", its default rule
-// excepted), found through their name index ("index.name.<kind>", keyed "<parent id>/<name>"), not a scan.
+// The listeners of a service (`kind` "listener"), the rules of a listener ("rule", its default rule
+// excepted) or the service associations of a network ("servicenetworkserviceassociation"), found through
+// their name index ("index.name.<kind>", keyed "<parent id>/<name or service id>"), not a scan.
 std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::string& parentId);
 // The id of a listener's default rule, which mirrors its defaultAction.
 std::string defaultRuleId(const std::string& listenerId);

@@ -5,6 +5,7 @@
 // whose response still says DELETE_IN_PROGRESS as Lattice's does.
 #include <algorithm>
 
+#include "api/actions.h"
 #include "api/api.h"
 #include "api/validation.h"
 
@@ -18,14 +19,6 @@ constexpr std::string_view kVpcAssoc = "servicenetworkvpcassociation";
 // associations, the VPC id for VPC associations (a VPC has at most one).
 constexpr std::string_view kServicePairIndex = "index.name.servicenetworkserviceassociation";
 constexpr std::string_view kVpcIndex = "index.name.servicenetworkvpcassociation";
-
-// Rewrites `doc` unchanged, guarded by its revision. Creating a child this way serialises against
-// the parent's delete (which checks for children, then requires the revision it read) and against
-// other creates whose checks (duplicates, quotas) read the same parent's children.
-void touch(Tx& tx, std::string_view kind, const Doc& doc) {
-  tx.requireRevision(kind, doc.id, doc.modRevision);
-  tx.put(kind, doc.id, doc.value);
-}
 
 // The query members of a List call as a JSON object, so they validate like body members.
 json queryObject(const Call& call, std::initializer_list<const char*> names) {
@@ -58,8 +51,7 @@ json createServiceAssociation(Resources& r, Call& call) {
   std::string customDomain = service.value.value("customDomainName", "");
 
   size_t inNetwork = 0;
-  for (const auto& assoc : r.all(kServiceAssoc)) {
-    if (assoc.value.value("serviceNetworkId", "") != network.id) continue;
+  for (const auto& assoc : namedChildren(r, kServiceAssoc, network.id)) {  // through kServicePairIndex
     ++inNetwork;
     if (assoc.value.value("serviceId", "") == service.id)
       throw conflict("SERVICE_NETWORK_SERVICE_ASSOCIATION", assoc.id,
