@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <atomic>
+
 #include "compile/builder.h"
 #include "compile/sqlite_fixture.h"
 #include "compile/store_fixture.h"
@@ -226,7 +228,7 @@ TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
   db.sync(s.contents());
   SnapshotBuilder builder(*db.store, config());
   db.store->watch([&builder](int64_t revision) { builder.notifyCommitted(revision); });
-  int published = 0;
+  std::atomic<int> published{0};  // counted on the builder's thread
   builder.subscribe([&] { ++published; });
   builder.start();
   int64_t first = builder.current()->revision;
@@ -241,7 +243,7 @@ TEST(SnapshotBuilder, CoalescesAndPublishesNewRevisions) {
   ASSERT_TRUE(builder.waitForRevision(last, std::chrono::seconds(10)));
   EXPECT_EQ(builder.current()->services.size(), 11u);
   EXPECT_EQ(builder.current()->services.at("svc-00000000000000003")->name, "s43");
-  EXPECT_LE(published, 51);
+  EXPECT_LE(published.load(), 51);
   EXPECT_NE(builder.renderMetrics().find("trellis_snapshot_propagation_seconds_count"), std::string::npos);
 
   // A deletion reaches the data plane through the change feed too.
