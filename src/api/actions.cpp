@@ -497,15 +497,6 @@ void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docI
   }
 }
 
-void dropForwardsOf(Resources& r, Tx& tx, const std::string& serviceId) {
-  for (const auto& record : withPrefix(r.store(), kForwardByService, serviceId + "/")) {
-    auto [serviceTg, doc] = splitLast(record.id);
-    std::string tg = serviceTg.substr(serviceId.size() + 1);
-    tx.del(kForwardByService, record.id);
-    tx.del(kForwardByTargetGroup, tg + "/" + doc);
-  }
-}
-
 std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId, const std::string& excludeDocId) {
   std::set<std::string> services;
   for (const auto& record : withPrefix(r.store(), kForwardByTargetGroup, targetGroupId + "/")) {
@@ -534,6 +525,23 @@ std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::s
 
 std::string defaultRuleId(const std::string& listenerId) {
   return "rule-" + listenerId.substr(listenerId.find('-') + 1);
+}
+
+void deleteListener(Resources& r, Tx& tx, const std::string& serviceId, const Doc& listener) {
+  tx.del("listener", listener.id);
+  tx.del("index.name.listener", serviceId + "/" + listener.value["name"].get<std::string>());
+  tx.del("tags", listener.value["arn"].get<std::string>());
+  indexForwards(tx, serviceId, listener.id, listener.value["defaultAction"], nullptr);
+  std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
+  if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
+  for (const auto& rule : rules) {
+    tx.del("rule", rule.id);
+    if (!rule.value.value("isDefault", false)) {
+      tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());
+      indexForwards(tx, serviceId, rule.id, rule.value["action"], nullptr);
+    }
+    tx.del("tags", rule.value["arn"].get<std::string>());
+  }
 }
 
 void buildForwardIndexIfMissing(store::Store& store) {

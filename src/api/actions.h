@@ -52,8 +52,6 @@ inline constexpr const char* kForwardByService = "index.forward.service";
 // `serviceId` goes from forwarding as `before` to forwarding as `after` (either may be null: created, deleted).
 void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docId, const json& before,
                    const json& after);
-// Every forwarding of `serviceId`'s documents leaves the index (the service is deleted with them).
-void dropForwardsOf(Resources& r, Tx& tx, const std::string& serviceId);
 // Ids of the services whose listeners or rules forward to `targetGroupId`, skipping document `excludeDocId`
 // (a listener or rule about to be replaced).
 std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId,
@@ -66,6 +64,9 @@ std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId,
 std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::string& parentId);
 // The id of a listener's default rule, which mirrors its defaultAction.
 std::string defaultRuleId(const std::string& listenerId);
+// Adds to `tx` the deletion of `listener` of `serviceId` and of its rules (its default rule too), with
+// their name index entries, forward index entries and tags.
+void deleteListener(Resources& r, Tx& tx, const std::string& serviceId, const Doc& listener);
 // Writes the index for a store written before it existed (once, at start).
 void buildForwardIndexIfMissing(store::Store& store);
 

@@ -132,21 +132,7 @@ json remove(Resources& r, Call& call) {
   auto listener = loadListener(r, service, call.labels[1]);
   Tx tx;
   tx.requireRevision(kKind, listener.id, listener.modRevision);
-  tx.del(kKind, listener.id);
-  tx.del(kNameIndex, service.id + "/" + listener.value["name"].get<std::string>());
-  tx.del("tags", listener.value["arn"].get<std::string>());
-  indexForwards(tx, service.id, listener.id, listener.value["defaultAction"], nullptr);
-  // The listener's rules (its default rule too) go with it.
-  std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
-  if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
-  for (const auto& rule : rules) {
-    tx.del("rule", rule.id);
-    if (!rule.value.value("isDefault", false)) {
-      tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());
-      indexForwards(tx, service.id, rule.id, rule.value["action"], nullptr);
-    }
-    tx.del("tags", rule.value["arn"].get<std::string>());
-  }
+  deleteListener(r, tx, service.id, listener);
   r.commit(tx, "LISTENER", listener.id);
   return nullptr;
 }

@@ -102,21 +102,7 @@ json remove(Resources& r, Call& call) {
   tx.del("resourcepolicy", arn);
   tx.del("tags", arn);
   // Listeners and rules go with the service; their target groups become unused.
-  dropForwardsOf(r, tx, doc.id);
-  for (const auto& listener : namedChildren(r, "listener", doc.id)) {
-    tx.del("listener", listener.id);
-    tx.del("index.name.listener", doc.id + "/" + listener.value["name"].get<std::string>());
-    tx.del("tags", listener.value["arn"].get<std::string>());
-    std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
-    if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
-    for (const auto& rule : rules) {
-      tx.del("rule", rule.id);
-      if (!rule.value.value("isDefault", false)) {
-        tx.del("index.name.rule", listener.id + "/" + rule.value["name"].get<std::string>());
-      }
-      tx.del("tags", rule.value["arn"].get<std::string>());
-    }
-  }
+  for (const auto& listener : namedChildren(r, "listener", doc.id)) deleteListener(r, tx, doc.id, listener);
   for (const auto& als : r.all("accesslogsubscription"))
     if (als.value.value("resourceId", "") == doc.id) {
       tx.del("accesslogsubscription", als.id);
