@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "api/indexes.h"
 #include "common/strings.h"
 
 namespace trellis::api {
@@ -440,89 +441,6 @@ std::optional<json> readRuleExtensions(FieldErrors& errors, const json& obj, con
   return out;
 }
 
-std::vector<std::string> forwardedTargetGroups(const json& action) {
-  std::vector<std::string> ids;
-  auto forward = action.find("forward");
-  if (forward == action.end() || !forward->is_object()) return ids;
-  for (const auto& entry : forward->value("targetGroups", json::array()))
-    ids.push_back(entry.value("targetGroupIdentifier", ""));
-  return ids;
-}
-
-namespace {
-
-// The records of `kind` whose ids start with `prefix`, a page of the key order at a time.
-std::vector<store::Record> withPrefix(store::Store& store, std::string_view kind, const std::string& prefix) {
-  std::vector<store::Record> out;
-  std::string after = prefix;
-  while (true) {
-    auto page = store.list(kind, after, 100);
-    for (auto& record : page) {
-      if (record.id.compare(0, prefix.size(), prefix) != 0) return out;
-      out.push_back(std::move(record));
-    }
-    if (page.size() < 100) return out;
-    after = out.back().id;
-  }
-}
-
-// "<tg>/<doc>" and "<service>/<tg>/<doc>": ids have no '/'.
-std::pair<std::string, std::string> splitLast(const std::string& key) {
-  size_t slash = key.rfind('/');
-  return {key.substr(0, slash), key.substr(slash + 1)};
-}
-
-std::set<std::string> targetGroupSet(const json& action) {
-  std::set<std::string> out;
-  if (action.is_object()) {
-    for (auto& id : forwardedTargetGroups(action)) out.insert(std::move(id));
-  }
-  return out;
-}
-
-}  // namespace
-
-void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docId, const json& before,
-                   const json& after) {
-  std::set<std::string> was = targetGroupSet(before), is = targetGroupSet(after);
-  for (const auto& tg : was) {
-    if (is.count(tg)) continue;
-    tx.del(kForwardByTargetGroup, tg + "/" + docId);
-    tx.del(kForwardByService, serviceId + "/" + tg + "/" + docId);
-  }
-  for (const auto& tg : is) {
-    if (was.count(tg)) continue;
-    tx.put(kForwardByTargetGroup, tg + "/" + docId, {{"serviceId", serviceId}});
-    tx.put(kForwardByService, serviceId + "/" + tg + "/" + docId, json::object());
-  }
-}
-
-std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId, const std::string& excludeDocId) {
-  std::set<std::string> services;
-  for (const auto& record : withPrefix(r.store(), kForwardByTargetGroup, targetGroupId + "/")) {
-    if (splitLast(record.id).second == excludeDocId) continue;
-    services.insert(json::parse(record.value).value("serviceId", ""));
-  }
-  return services;
-}
-
-std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId) {
-  std::set<std::string> out;
-  for (const auto& record : withPrefix(r.store(), kForwardByService, serviceId + "/")) {
-    auto [serviceTg, doc] = splitLast(record.id);
-    if (doc != excludeDocId) out.insert(serviceTg.substr(serviceId.size() + 1));
-  }
-  return out;
-}
-
-std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::string& parentId) {
-  std::vector<Doc> out;
-  for (const auto& entry : withPrefix(r.store(), "index.name." + std::string(kind), parentId + "/")) {
-    if (auto doc = r.find(kind, json::parse(entry.value).value("id", ""))) out.push_back(std::move(*doc));
-  }
-  return out;
-}
-
 std::string defaultRuleId(const std::string& listenerId) {
   return "rule-" + listenerId.substr(listenerId.find('-') + 1);
 }
@@ -532,7 +450,7 @@ void deleteListener(Resources& r, Tx& tx, const std::string& serviceId, const Do
   tx.del("index.name.listener", serviceId + "/" + listener.value["name"].get<std::string>());
   tx.del("tags", listener.value["arn"].get<std::string>());
   indexForwards(tx, serviceId, listener.id, listener.value["defaultAction"], nullptr);
-  std::vector<Doc> rules = namedChildren(r, "rule", listener.id);
+  std::vector<Doc> rules = indexedDocs(r, "index.name.rule", "rule", listener.id);
   if (auto rule = r.find("rule", defaultRuleId(listener.id))) rules.push_back(std::move(*rule));
   for (const auto& rule : rules) {
     tx.del("rule", rule.id);
@@ -542,25 +460,6 @@ void deleteListener(Resources& r, Tx& tx, const std::string& serviceId, const Do
     }
     tx.del("tags", rule.value["arn"].get<std::string>());
   }
-}
-
-void buildForwardIndexIfMissing(store::Store& store) {
-  constexpr const char* kMarker = "index.version";
-  if (store.get(kMarker, kForwardByTargetGroup)) return;
-  Tx tx;
-  tx.requireAbsent(kMarker, kForwardByTargetGroup);
-  for (const auto& record : store.list("listener")) {
-    json doc = json::parse(record.value);
-    indexForwards(tx, doc.value("serviceId", ""), record.id, nullptr, doc.value("defaultAction", json::object()));
-  }
-  // Default rules mirror their listener's defaultAction, indexed with the listener.
-  for (const auto& record : store.list("rule")) {
-    json doc = json::parse(record.value);
-    if (doc.value("isDefault", false)) continue;
-    indexForwards(tx, doc.value("serviceId", ""), record.id, nullptr, doc.value("action", json::object()));
-  }
-  tx.put(kMarker, kForwardByTargetGroup, {{"version", 1}});
-  store.commit(tx.conditions, tx.ops);  // nullopt: another trellisd on this store built it first
 }
 
 json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& site) {

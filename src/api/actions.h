@@ -1,6 +1,6 @@
 // What listeners and rules share (docs/architecture.md, "The life of a request"): reading rule actions and matches,
-// resolving the target groups an action forwards to, and finding listeners and rules under their
-// parents. Used by ops_listener.cpp, ops_rule.cpp and ops_target_group.cpp.
+// resolving the target groups an action forwards to, finding listeners and rules under their
+// parents, and the cascades of deletes. Used by the ops_*.cpp that write listeners, rules and services.
 #pragma once
 #include <map>
 #include <optional>
@@ -41,34 +41,14 @@ struct ActionSite {
 // (Conflict); the service's distinct target groups must stay within quota. Adds guards to `tx`.
 json resolveAction(Resources& r, Tx& tx, const json& action, const ActionSite& site);
 
-// The target group ids an action forwards to.
-std::vector<std::string> forwardedTargetGroups(const json& action);
-// Which listeners' default actions and rules forward to which target groups, kept as index records in the
-// transaction that writes the documents (docs/store-schema.md, "Indexes"), so no call scans every listener
-// and rule: "index.forward.tg" "<tg>/<doc>" → {"serviceId"}, and "index.forward.service" "<service>/<tg>/<doc>".
-inline constexpr const char* kForwardByTargetGroup = "index.forward.tg";
-inline constexpr const char* kForwardByService = "index.forward.service";
-// Adds to `tx` what changes when document `docId` (a listener, or a rule that is not a default rule) of
-// `serviceId` goes from forwarding as `before` to forwarding as `after` (either may be null: created, deleted).
-void indexForwards(Tx& tx, const std::string& serviceId, const std::string& docId, const json& before,
-                   const json& after);
-// Ids of the services whose listeners or rules forward to `targetGroupId`, skipping document `excludeDocId`
-// (a listener or rule about to be replaced).
-std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroupId,
-                                    const std::string& excludeDocId = "");
-// The target groups `serviceId`'s listeners and rules forward to, skipping document `excludeDocId`.
-std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId);
-// The listeners of a service (`kind` "listener"), the rules of a listener ("rule", its default rule
-// excepted) or the service associations of a network ("servicenetworkserviceassociation"), found through
-// their name index ("index.name.<kind>", keyed "<parent id>/<name or service id>"), not a scan.
-std::vector<Doc> namedChildren(Resources& r, std::string_view kind, const std::string& parentId);
 // The id of a listener's default rule, which mirrors its defaultAction.
 std::string defaultRuleId(const std::string& listenerId);
 // Adds to `tx` the deletion of `listener` of `serviceId` and of its rules (its default rule too), with
 // their name index entries, forward index entries and tags.
 void deleteListener(Resources& r, Tx& tx, const std::string& serviceId, const Doc& listener);
-// Writes the index for a store written before it existed (once, at start).
-void buildForwardIndexIfMissing(store::Store& store);
+// Adds to `tx` the deletion of the access-log subscriptions of a network or service being deleted
+// (ops_access_log.cpp).
+void deleteAccessLogSubscriptions(Resources& r, Tx& tx, const std::string& resourceId);
 
 // Re-writes `doc` unchanged, guarded by its revision. Writes that depend on a parent or a
 // referenced document touch it so that concurrent writes depending on the same document (a

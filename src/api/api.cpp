@@ -96,20 +96,25 @@ size_t readMaxResults(FieldErrors& errors, const Call& call) {
   return static_cast<size_t>(n);
 }
 
-json Resources::page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
-                     const std::function<json(const json&)>& summarize) {
+namespace {
+// maxResults and nextToken: the page size and the key to list after (none on a first page).
+std::pair<size_t, std::optional<std::string>> readPageRequest(const Call& call) {
   FieldErrors errors;
   size_t limit = readMaxResults(errors, call);
-  std::string after;
+  std::optional<std::string> after;
   if (auto token = call.queryValue("nextToken")) {
-    auto decoded = token->size() <= 2048 ? decodeToken(*token) : std::nullopt;
-    if (!decoded)
-      errors.add("nextToken", "Member is not a valid pagination token");
-    else
-      after = *decoded;
+    after = token->size() <= 2048 ? decodeToken(*token) : std::nullopt;
+    if (!after) errors.add("nextToken", "Member is not a valid pagination token");
   }
   errors.throwIfAny();
+  return {limit, after};
+}
+}  // namespace
 
+json Resources::page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
+                     const std::function<json(const json&)>& summarize) {
+  auto [limit, token] = readPageRequest(call);
+  std::string after = token.value_or("");
   // Ids only grow past `after`, so items added or removed elsewhere never shift a page.
   json items = json::array();
   std::string last;
@@ -129,6 +134,46 @@ json Resources::page(std::string_view kind, const Call& call, const std::functio
       last = record.id;
     }
     if (batch.size() < 256) break;
+  }
+  json out = {{"items", std::move(items)}};
+  if (more) out["nextToken"] = encodeToken(last);
+  return out;
+}
+
+json Resources::pageIndex(std::string_view index, const std::string& prefix, std::string_view kind, const Call& call,
+                          const std::function<bool(const json&)>& keep,
+                          const std::function<json(const json&)>& summarize, const std::optional<Doc>& lead) {
+  auto [limit, token] = readPageRequest(call);
+  // A token of another list (or another parent) would page from a key outside this prefix.
+  if (token && token->compare(0, prefix.size(), prefix) != 0) {
+    FieldErrors errors;
+    errors.add("nextToken", "Member is not a valid pagination token");
+    errors.throwIfAny();
+  }
+  // The index keys only grow past `after`; `lead` sorts before every key, at `prefix` itself.
+  std::string after = token.value_or(prefix);
+  json items = json::array();
+  std::string last;
+  if (lead && !token) {
+    items.push_back(summarize(lead->value));
+    last = prefix;
+  }
+  bool more = false;
+  while (!more) {
+    auto batch = store_.list(index, after, 100);
+    for (auto& entry : batch) {
+      if (entry.id.compare(0, prefix.size(), prefix) != 0) break;
+      after = entry.id;
+      auto doc = find(kind, json::parse(entry.value).value("id", ""));
+      if (!doc || !keep(doc->value)) continue;
+      if (items.size() == limit) {
+        more = true;
+        break;
+      }
+      items.push_back(summarize(doc->value));
+      last = entry.id;
+    }
+    if (batch.size() < 100 || after != batch.back().id) break;
   }
   json out = {{"items", std::move(items)}};
   if (more) out["nextToken"] = encodeToken(last);

@@ -79,6 +79,12 @@ class Resources {
   // One page of `kind` filtered by `keep`, each item turned into a summary by `summarize`.
   json page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
             const std::function<json(const json&)>& summarize);
+  // One page of the documents of `kind` named by the entries of `index` whose keys extend `prefix` (indexes.h;
+  // a key equal to `prefix` is not listed), in the index's key order, filtered and summarized as by page();
+  // `lead`, when given, comes first (a listener's default rule, which has no index entry).
+  json pageIndex(std::string_view index, const std::string& prefix, std::string_view kind, const Call& call,
+                 const std::function<bool(const json&)>& keep, const std::function<json(const json&)>& summarize,
+                 const std::optional<Doc>& lead = std::nullopt);
   // Commits or throws ConflictException (a concurrent change beat us).
   int64_t commit(const Tx& tx, const std::string& resourceType, const std::string& resourceId);
 

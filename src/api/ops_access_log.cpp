@@ -4,7 +4,9 @@
 // A subscription names a service network or service and one destination: a CloudWatch Logs log group,
 // an S3 bucket or a Firehose delivery stream. A resource has at most one subscription per destination
 // type (for service networks: per destination type and log type).
+#include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 #include "common/strings.h"
 
@@ -58,9 +60,8 @@ const char* describe(const std::string& type) {
 
 // Another subscription of the same resource (and log type) that already delivers to `type`.
 std::optional<Doc> sameTypeSibling(Resources& r, const json& subscription, const std::string& type) {
-  for (auto& other : r.all(kKind)) {
+  for (auto& other : indexedDocs(r, kAccessLogsByResource.name, kKind, subscription.value("resourceId", ""))) {
     if (other.id == subscription.value("id", "")) continue;
-    if (other.value.value("resourceId", "") != subscription.value("resourceId", "")) continue;
     if (other.value.value("serviceNetworkLogType", "") != subscription.value("serviceNetworkLogType", "")) continue;
     if (destinationType(other.value.value("destinationArn", "")) == type) return other;
   }
@@ -116,6 +117,7 @@ json create(Resources& r, Call& call) {
   Tx tx;
   touch(tx, ref->kind, resource);
   tx.put(kKind, id, doc);
+  indexCreated(tx, kKind, doc);
   r.putTags(tx, doc["arn"], tags);
   r.remember(call, tx, response);
   r.commit(tx, "ACCESS_LOG_SUBSCRIPTION", id);
@@ -156,6 +158,7 @@ json remove(Resources& r, Call& call) {
   Tx tx;
   tx.requireRevision(kKind, doc.id, doc.modRevision);
   tx.del(kKind, doc.id);
+  indexDeleted(tx, kKind, doc.value);
   tx.del("tags", doc.value["arn"].get<std::string>());
   r.commit(tx, "ACCESS_LOG_SUBSCRIPTION", doc.id);
   return nullptr;
@@ -169,8 +172,8 @@ json list(Resources& r, Call& call) {
   errors.throwIfAny();
   // Like every top-level List, an unknown resource lists nothing rather than failing.
   std::string resourceId = parseResourceIdentifier(*identifier)->id;
-  return r.page(
-      kKind, call, [&](const json& doc) { return doc.value("resourceId", "") == resourceId; },
+  return r.pageIndex(
+      kAccessLogsByResource.name, resourceId + "/", kKind, call, [](const json&) { return true; },
       [](const json& doc) {
         return pick(doc, {"id", "arn", "resourceId", "resourceArn", "destinationArn", "serviceNetworkLogType",
                           "createdAt", "lastUpdatedAt"});
@@ -178,6 +181,14 @@ json list(Resources& r, Call& call) {
 }
 
 }  // namespace
+
+void deleteAccessLogSubscriptions(Resources& r, Tx& tx, const std::string& resourceId) {
+  for (const auto& subscription : indexedDocs(r, kAccessLogsByResource.name, kKind, resourceId)) {
+    tx.del(kKind, subscription.id);
+    indexDeleted(tx, kKind, subscription.value);
+    tx.del("tags", subscription.value["arn"].get<std::string>());
+  }
+}
 
 void registerAccessLogOps(HandlerMap& handlers) {
   handlers["CreateAccessLogSubscription"] = create;

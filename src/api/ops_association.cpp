@@ -7,6 +7,7 @@
 
 #include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -50,20 +51,22 @@ json createServiceAssociation(Resources& r, Call& call) {
   auto service = r.load(Kind::Service, *serviceIdentifier, "serviceIdentifier");
   std::string customDomain = service.value.value("customDomainName", "");
 
-  size_t inNetwork = 0;
-  for (const auto& assoc : namedChildren(r, kServiceAssoc, network.id)) {  // through kServicePairIndex
-    ++inNetwork;
-    if (assoc.value.value("serviceId", "") == service.id)
-      throw conflict("SERVICE_NETWORK_SERVICE_ASSOCIATION", assoc.id,
-                     "The service " + service.id + " is already associated with the service network " + network.id +
-                         " (association " + assoc.id + ").");
-    if (!customDomain.empty() && assoc.value.value("customDomainName", "") == customDomain)
+  std::string pair = network.id + "/" + service.id;
+  if (auto entry = r.store().get(kServicePairIndex, pair)) {
+    std::string existing = json::parse(entry->value).value("id", "");
+    throw conflict("SERVICE_NETWORK_SERVICE_ASSOCIATION", existing,
+                   "The service " + service.id + " is already associated with the service network " + network.id +
+                       " (association " + existing + ").");
+  }
+  if (!customDomain.empty()) {
+    std::string networkDomain = network.id + "/" + customDomain;
+    for (const auto& assoc : indexedDocs(r, kCustomDomainsByNetwork.name, kServiceAssoc, networkDomain))
       throw conflict("SERVICE", service.id,
                      "The service network " + network.id + " already has a service with the custom domain name " +
                          customDomain + " (" + assoc.value.value("serviceId", "") + ").");
   }
-  enforceQuota(inNetwork, r.config().quotas.serviceAssociationsPerServiceNetwork, "SERVICE_NETWORK_SERVICE_ASSOCIATION",
-               "L-75D4A19E", "service associations per service network", network.id);
+  enforceQuota(countIndexed(r, kServicePairIndex, network.id), r.config().quotas.serviceAssociationsPerServiceNetwork,
+               "SERVICE_NETWORK_SERVICE_ASSOCIATION", "L-75D4A19E", "service associations per service network", network.id);
 
   std::string id = model::newId(Kind::ServiceNetworkServiceAssociation);
   json doc = {{"id", id},
@@ -81,13 +84,13 @@ json createServiceAssociation(Resources& r, Call& call) {
   if (!customDomain.empty()) doc["customDomainName"] = customDomain;
   json response = pick(doc, {"id", "status", "arn", "createdBy", "customDomainName", "dnsEntry"});
 
-  std::string pair = network.id + "/" + service.id;
   Tx tx;
   touch(tx, "servicenetwork", network);
   touch(tx, "service", service);
   tx.requireAbsent(kServicePairIndex, pair);
   tx.put(kServicePairIndex, pair, {{"id", id}});
   tx.put(kServiceAssoc, id, doc);
+  indexCreated(tx, kServiceAssoc, doc);
   r.putTags(tx, doc["arn"], tags);
   r.remember(call, tx, response);
   r.commit(tx, "SERVICE_NETWORK_SERVICE_ASSOCIATION", pair);
@@ -106,6 +109,7 @@ json deleteServiceAssociation(Resources& r, Call& call) {
   tx.requireRevision(kServiceAssoc, doc.id, doc.modRevision);
   tx.del(kServiceAssoc, doc.id);
   tx.del(kServicePairIndex, doc.value.value("serviceNetworkId", "") + "/" + doc.value.value("serviceId", ""));
+  indexDeleted(tx, kServiceAssoc, doc.value);
   tx.del("tags", doc.value["arn"].get<std::string>());
   r.commit(tx, "SERVICE_NETWORK_SERVICE_ASSOCIATION", doc.id);
   return {{"id", doc.id}, {"status", "DELETE_IN_PROGRESS"}, {"arn", doc.value["arn"]}};
@@ -125,17 +129,15 @@ json listServiceAssociations(Resources& r, Call& call) {
   // List operations do not report missing resources: an unknown network or service lists nothing.
   std::string networkId = networkIdentifier ? *model::idFromIdentifier(Kind::ServiceNetwork, *networkIdentifier) : "";
   std::string serviceId = serviceIdentifier ? *model::idFromIdentifier(Kind::Service, *serviceIdentifier) : "";
-  return r.page(
-      kServiceAssoc, call,
-      [&](const json& doc) {
-        return (networkId.empty() || doc.value("serviceNetworkId", "") == networkId) &&
-               (serviceId.empty() || doc.value("serviceId", "") == serviceId);
-      },
-      [](const json& doc) {
-        return pick(doc,
-                    {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
-                     "serviceNetworkId", "serviceNetworkName", "serviceNetworkArn", "dnsEntry", "customDomainName"});
-      });
+  auto keep = [&](const json& doc) { return networkId.empty() || doc.value("serviceNetworkId", "") == networkId; };
+  auto summarize = [](const json& doc) {
+    return pick(doc, {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
+                      "serviceNetworkId", "serviceNetworkName", "serviceNetworkArn", "dnsEntry", "customDomainName"});
+  };
+  // Both given: the service's few associations, filtered. The pair index ("<network>/<service>") lists a network's.
+  if (!serviceId.empty())
+    return r.pageIndex(kServiceAssociationsByService.name, serviceId + "/", kServiceAssoc, call, keep, summarize);
+  return r.pageIndex(kServicePairIndex, networkId + "/", kServiceAssoc, call, keep, summarize);
 }
 
 // ---- Service network <-> VPC ----
@@ -236,16 +238,16 @@ json createVpcAssociation(Resources& r, Call& call) {
     throw notFound("VPC", *vpcId, "The VPC " + *vpcId + " could not be found.");
   if (groups) checkSecurityGroupsInVpc(r, *groups, *vpcId);
 
-  size_t inNetwork = 0;
-  for (const auto& assoc : r.all(kVpcAssoc)) {
-    if (assoc.value.value("vpcId", "") == *vpcId)
-      throw conflict("SERVICE_NETWORK_VPC_ASSOCIATION", assoc.id,
-                     "The VPC " + *vpcId + " is already associated with the service network " +
-                         assoc.value.value("serviceNetworkId", "") + " (association " + assoc.id +
-                         "). A VPC can be associated with only one service network.");
-    if (assoc.value.value("serviceNetworkId", "") == network.id) ++inNetwork;
+  if (auto entry = r.store().get(kVpcIndex, *vpcId)) {
+    std::string existing = json::parse(entry->value).value("id", "");
+    auto assoc = r.find(kVpcAssoc, existing);
+    throw conflict("SERVICE_NETWORK_VPC_ASSOCIATION", existing,
+                   "The VPC " + *vpcId + " is already associated with the service network " +
+                       (assoc ? assoc->value.value("serviceNetworkId", "") : "") + " (association " + existing +
+                       "). A VPC can be associated with only one service network.");
   }
-  enforceQuota(inNetwork, r.config().quotas.vpcAssociationsPerServiceNetwork, "SERVICE_NETWORK_VPC_ASSOCIATION",
+  enforceQuota(countIndexed(r, kVpcAssociationsByNetwork.name, network.id),
+               r.config().quotas.vpcAssociationsPerServiceNetwork, "SERVICE_NETWORK_VPC_ASSOCIATION",
                "L-EF6E2D62", "VPC associations per service network", network.id);
 
   std::string id = model::newId(Kind::ServiceNetworkVpcAssociation);
@@ -271,6 +273,7 @@ json createVpcAssociation(Resources& r, Call& call) {
   tx.requireAbsent(kVpcIndex, *vpcId);
   tx.put(kVpcIndex, *vpcId, {{"id", id}});
   tx.put(kVpcAssoc, id, doc);
+  indexCreated(tx, kVpcAssoc, doc);
   r.putTags(tx, doc["arn"], tags);
   r.remember(call, tx, response);
   r.commit(tx, "SERVICE_NETWORK_VPC_ASSOCIATION", *vpcId);
@@ -303,6 +306,7 @@ json deleteVpcAssociation(Resources& r, Call& call) {
   tx.requireRevision(kVpcAssoc, doc.id, doc.modRevision);
   tx.del(kVpcAssoc, doc.id);
   tx.del(kVpcIndex, doc.value.value("vpcId", ""));
+  indexDeleted(tx, kVpcAssoc, doc.value);
   tx.del("tags", doc.value["arn"].get<std::string>());
   r.commit(tx, "SERVICE_NETWORK_VPC_ASSOCIATION", doc.id);
   return {{"id", doc.id}, {"status", "DELETE_IN_PROGRESS"}, {"arn", doc.value["arn"]}};
@@ -320,16 +324,16 @@ json listVpcAssociations(Resources& r, Call& call) {
     throw validationError("You must provide either serviceNetworkIdentifier or vpcIdentifier",
                           {{"serviceNetworkIdentifier", "Member must not be null when vpcIdentifier is absent"}});
   std::string networkId = networkIdentifier ? *model::idFromIdentifier(Kind::ServiceNetwork, *networkIdentifier) : "";
-  return r.page(
-      kVpcAssoc, call,
-      [&](const json& doc) {
-        return (networkId.empty() || doc.value("serviceNetworkId", "") == networkId) &&
-               (!vpcId || doc.value("vpcId", "") == *vpcId);
-      },
-      [](const json& doc) {
-        return pick(doc, {"id", "arn", "status", "createdBy", "createdAt", "serviceNetworkId", "serviceNetworkName",
-                          "serviceNetworkArn", "privateDnsEnabled", "dnsOptions", "vpcId", "lastUpdatedAt"});
-      });
+  auto keep = [&](const json& doc) {
+    return (networkId.empty() || doc.value("serviceNetworkId", "") == networkId) &&
+           (!vpcId || doc.value("vpcId", "") == *vpcId);
+  };
+  auto summarize = [](const json& doc) {
+    return pick(doc, {"id", "arn", "status", "createdBy", "createdAt", "serviceNetworkId", "serviceNetworkName",
+                      "serviceNetworkArn", "privateDnsEnabled", "dnsOptions", "vpcId", "lastUpdatedAt"});
+  };
+  if (vpcId) return r.pageIndex(kVpcAssociationsByVpc.name, *vpcId + "/", kVpcAssoc, call, keep, summarize);
+  return r.pageIndex(kVpcAssociationsByNetwork.name, networkId + "/", kVpcAssoc, call, keep, summarize);
 }
 
 // Trellis has no VPC endpoints, so there is never a service-network endpoint association to list.

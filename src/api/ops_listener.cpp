@@ -5,6 +5,7 @@
 // the listener's defaultAction, so GetRule/ListRules show it as Lattice does.
 #include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -58,7 +59,7 @@ json create(Resources& r, Call& call) {
                    "A listener with the name " + *name + " already exists in service " + service.id + ".");
   // HTTP defaults to 80 (model); HTTPS to 443 (model); TLS_PASSTHROUGH, undocumented, to 443 as well.
   int listenerPort = static_cast<int>(port.value_or(*protocol == "HTTP" ? 80 : 443));
-  std::vector<Doc> siblings = namedChildren(r, kKind, service.id);
+  std::vector<Doc> siblings = indexedDocs(r, kNameIndex, kKind, service.id);
   enforceQuota(siblings.size(), r.config().quotas.listenersPerService, "LISTENER", "L-D64E952E",
                "listeners per service", service.id);
   for (const auto& sibling : siblings)
@@ -139,8 +140,8 @@ json remove(Resources& r, Call& call) {
 
 json list(Resources& r, Call& call) {
   auto service = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
-  return r.page(
-      kKind, call, [&](const json& doc) { return doc.value("serviceId", "") == service.id; },
+  return r.pageIndex(
+      kNameIndex, service.id + "/", kKind, call, [](const json&) { return true; },
       [](const json& doc) {
         return pick(doc, {"arn", "id", "name", "protocol", "port", "createdAt", "lastUpdatedAt"});
       });

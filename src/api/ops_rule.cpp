@@ -4,6 +4,7 @@
 // priority, exceed a quota, or add a rule to a listener being deleted.
 #include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -19,7 +20,7 @@ json response(const json& doc) {
 }
 
 // The rules of `listenerId` other than its default rule.
-std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) { return namedChildren(r, kKind, listenerId); }
+std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) { return indexedDocs(r, kNameIndex, kKind, listenerId); }
 
 void requirePriorityFree(const std::vector<Doc>& rules, int64_t priority, const std::string& exceptRuleId) {
   for (const auto& rule : rules)
@@ -199,11 +200,12 @@ json remove(Resources& r, Call& call) {
 json list(Resources& r, Call& call) {
   auto service = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
   auto listener = loadListener(r, service, call.labels[1]);
-  return r.page(
-      kKind, call, [&](const json& doc) { return doc.value("listenerId", "") == listener.id; },
+  return r.pageIndex(
+      kNameIndex, listener.id + "/", kKind, call, [](const json&) { return true; },
       [](const json& doc) {
         return pick(doc, {"arn", "id", "name", "isDefault", "priority", "createdAt", "lastUpdatedAt"});
-      });
+      },
+      r.find(kKind, defaultRuleId(listener.id)));
 }
 
 }  // namespace

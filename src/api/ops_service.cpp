@@ -1,6 +1,7 @@
 // CreateService, GetService, UpdateService, DeleteService, ListServices.
 #include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -88,9 +89,9 @@ json update(Resources& r, Call& call) {
 
 json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::Service, call.labels[0], "serviceIdentifier");
-  for (const auto& assoc : r.all("servicenetworkserviceassociation"))
-    if (assoc.value.value("serviceId", "") == doc.id)
-      throw conflict("SERVICE", doc.id,
+  for (const auto& assoc :
+       indexedDocs(r, kServiceAssociationsByService.name, kServiceAssociationsByService.kind, doc.id))
+    throw conflict("SERVICE", doc.id,
                      "The service " + doc.id + " is associated with service network " +
                          assoc.value.value("serviceNetworkId", "") + ". Delete the association first.");
   std::string arn = doc.value["arn"];
@@ -102,12 +103,9 @@ json remove(Resources& r, Call& call) {
   tx.del("resourcepolicy", arn);
   tx.del("tags", arn);
   // Listeners and rules go with the service; their target groups become unused.
-  for (const auto& listener : namedChildren(r, "listener", doc.id)) deleteListener(r, tx, doc.id, listener);
-  for (const auto& als : r.all("accesslogsubscription"))
-    if (als.value.value("resourceId", "") == doc.id) {
-      tx.del("accesslogsubscription", als.id);
-      tx.del("tags", als.value["arn"].get<std::string>());
-    }
+  for (const auto& listener : indexedDocs(r, "index.name.listener", "listener", doc.id))
+    deleteListener(r, tx, doc.id, listener);
+  deleteAccessLogSubscriptions(r, tx, doc.id);
   r.commit(tx, "SERVICE", doc.id);
   json response = pick(doc.value, {"id", "arn", "name"});
   response["status"] = "DELETE_IN_PROGRESS";

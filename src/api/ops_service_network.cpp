@@ -1,5 +1,7 @@
 // CreateServiceNetwork, GetServiceNetwork, UpdateServiceNetwork, DeleteServiceNetwork, ListServiceNetworks.
+#include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -9,17 +11,17 @@ using model::Kind;
 constexpr std::string_view kKind = "servicenetwork";
 constexpr std::string_view kNameIndex = "index.name.servicenetwork";
 
-size_t countAssociations(Resources& r, std::string_view kind, const std::string& networkId) {
-  size_t n = 0;
-  for (const auto& doc : r.all(kind))
-    if (doc.value.value("serviceNetworkId", "") == networkId) ++n;
-  return n;
+size_t serviceAssociations(Resources& r, const std::string& networkId) {
+  return countIndexed(r, "index.name.servicenetworkserviceassociation", networkId);
+}
+size_t vpcAssociations(Resources& r, const std::string& networkId) {
+  return countIndexed(r, kVpcAssociationsByNetwork.name, networkId);
 }
 
 json withCounts(Resources& r, json doc) {
   std::string id = doc["id"];
-  doc["numberOfAssociatedServices"] = countAssociations(r, "servicenetworkserviceassociation", id);
-  doc["numberOfAssociatedVPCs"] = countAssociations(r, "servicenetworkvpcassociation", id);
+  doc["numberOfAssociatedServices"] = serviceAssociations(r, id);
+  doc["numberOfAssociatedVPCs"] = vpcAssociations(r, id);
   return doc;
 }
 
@@ -82,8 +84,8 @@ json update(Resources& r, Call& call) {
 
 json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::ServiceNetwork, call.labels[0], "serviceNetworkIdentifier");
-  size_t services = countAssociations(r, "servicenetworkserviceassociation", doc.id);
-  size_t vpcs = countAssociations(r, "servicenetworkvpcassociation", doc.id);
+  size_t services = serviceAssociations(r, doc.id);
+  size_t vpcs = vpcAssociations(r, doc.id);
   if (services + vpcs > 0)
     throw conflict("SERVICE_NETWORK", doc.id,
                    "The service network " + doc.id + " still has " + std::to_string(services) +
@@ -97,11 +99,7 @@ json remove(Resources& r, Call& call) {
   tx.del("authpolicy", doc.id);
   tx.del("resourcepolicy", arn);
   tx.del("tags", arn);
-  for (const auto& als : r.all("accesslogsubscription"))
-    if (als.value.value("resourceId", "") == doc.id) {
-      tx.del("accesslogsubscription", als.id);
-      tx.del("tags", als.value["arn"].get<std::string>());
-    }
+  deleteAccessLogSubscriptions(r, tx, doc.id);
   r.commit(tx, "SERVICE_NETWORK", doc.id);
   return nullptr;
 }

@@ -18,6 +18,7 @@
 
 #include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 #include "common/strings.h"
 #include "common/time.h"
@@ -185,6 +186,7 @@ json create(Resources& r, Call& call) {
   tx.requireAbsent(kNameIndex, *name);
   tx.put(kNameIndex, *name, {{"id", id}});
   tx.put(kKind, id, doc);
+  indexCreated(tx, kKind, doc);
   r.putTags(tx, doc["arn"], tags);
   r.remember(call, tx, out);
   r.commit(tx, "TARGET_GROUP", *name);
@@ -230,6 +232,7 @@ json remove(Resources& r, Call& call) {
   tx.requireRevision(kKind, doc.id, doc.modRevision);
   tx.del(kKind, doc.id);
   tx.del(kNameIndex, doc.value["name"].get<std::string>());
+  indexDeleted(tx, kKind, doc.value);
   tx.del("tags", arn);
   r.commit(tx, "TARGET_GROUP", doc.id);
   json out = pick(doc.value, {"id", "arn"});
@@ -247,20 +250,19 @@ json list(Resources& r, Call& call) {
   auto type =
       readString(errors, query, "targetGroupType", "targetGroupType", {.oneOf = {"IP", "LAMBDA", "INSTANCE", "ALB"}});
   errors.throwIfAny();
-  return r.page(
-      kKind, call,
-      [&](const json& doc) {
-        if (type && doc.value("type", "") != *type) return false;
-        return !vpc || doc.value("config", json::object()).value("vpcIdentifier", "") == *vpc;
-      },
-      [&](const json& doc) {
-        json out = pick(doc, {"id", "arn", "name", "type", "createdAt", "lastUpdatedAt", "status"});
-        json cfg = pick(doc.value("config", json::object()),
-                        {"port", "protocol", "ipAddressType", "vpcIdentifier", "lambdaEventStructureVersion"});
-        out.update(cfg);
-        out["serviceArns"] = serviceArns(r, servicesUsing(r, doc.value("id", "")));
-        return out;
-      });
+  auto keep = [&](const json& doc) { return !type || doc.value("type", "") == *type; };
+  auto summarize = [&](const json& doc) {
+    json out = pick(doc, {"id", "arn", "name", "type", "createdAt", "lastUpdatedAt", "status"});
+    json cfg = pick(doc.value("config", json::object()),
+                    {"port", "protocol", "ipAddressType", "vpcIdentifier", "lambdaEventStructureVersion"});
+    out.update(cfg);
+    out["serviceArns"] = serviceArns(r, servicesUsing(r, doc.value("id", "")));
+    return out;
+  };
+  // A filter reads its index: a page of one VPC's (or one type's) groups costs the same however many others exist.
+  if (vpc) return r.pageIndex(kTargetGroupsByVpc.name, *vpc + "/", kKind, call, keep, summarize);
+  if (type) return r.pageIndex(kTargetGroupsByType.name, *type + "/", kKind, call, keep, summarize);
+  return r.page(kKind, call, keep, summarize);
 }
 
 // ---- Targets ----

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "api/actions.h"
 #include "api/api.h"
+#include "api/indexes.h"
 #include "auth/policy.h"
 #include "auth/sigv4.h"
 #include "common/http_server.h"
@@ -201,7 +201,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
 
   std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
   ConfigReloader reloader(options.configFile, currentConfig, snapshots);
-  api::buildForwardIndexIfMissing(*store);  // a store of an older trellisd
+  api::buildIndexesIfMissing(*store);  // a store of an older trellisd
   api::Api api(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
   api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
     auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));

@@ -67,7 +67,8 @@ const char* const kStatementSql[] = {
     "SELECT value FROM meta WHERE key = 'compacted_revision'",
     "UPDATE meta SET value = ?1 WHERE key = 'compacted_revision'",
     "DELETE FROM deletions WHERE revision <= ?1",
-    "SELECT COUNT(*) FROM records WHERE kind = ?1",  // the primary key's index: no value is read
+    // The primary key's index: no value is read. Valid UTF-8 has no 0xFF byte, so prefix + "\xff" bounds the prefix.
+    "SELECT COUNT(*) FROM records WHERE kind = ?1 AND id >= ?2 AND id < ?2 || x'ff'",
 };
 
 // Resets a cached statement (and drops its bindings) when the use ends, however it ends.
@@ -291,10 +292,11 @@ std::vector<Record> SqliteStore::list(std::string_view kind, std::string_view af
   return out;
 }
 
-size_t SqliteStore::count(std::string_view kind) {
+size_t SqliteStore::count(std::string_view kind, std::string_view idPrefix) {
   std::lock_guard lock(mutex_);
   Use q(statement(kCount));
   q.bind(1, kind);
+  q.bind(2, idPrefix);
   if (q.step() != SQLITE_ROW) fail("count failed");
   return static_cast<size_t>(q.integer(0));
 }

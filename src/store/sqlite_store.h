@@ -29,7 +29,7 @@ class SqliteStore final : public Store {
 
   std::optional<Record> get(std::string_view kind, std::string_view id) override;
   std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) override;
-  size_t count(std::string_view kind) override;
+  size_t count(std::string_view kind, std::string_view idPrefix = {}) override;
   StoreContents readAll() override;
   StoreChanges changesSince(int64_t revision) override;
   std::optional<int64_t> commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) override;

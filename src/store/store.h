@@ -72,8 +72,9 @@ class Store {
   virtual std::optional<Record> get(std::string_view kind, std::string_view id) = 0;
   // Records of one kind with id > `after`, ascending by id; at most `limit` (0: no limit).
   virtual std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) = 0;
-  // How many records of `kind` there are (quotas), without reading them.
-  virtual size_t count(std::string_view kind) = 0;
+  // How many records of `kind` there are whose id starts with `idPrefix` (quotas, index entries under a
+  // parent), without reading them.
+  virtual size_t count(std::string_view kind, std::string_view idPrefix = {}) = 0;
   // A consistent view of everything, for compiling the routing snapshot.
   virtual StoreContents readAll() = 0;
   // Everything that changed after `revision`, at one consistent revision. A key deleted and re-created

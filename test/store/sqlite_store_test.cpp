@@ -99,6 +99,18 @@ TEST_F(SqliteStoreTest, CountsRecordsOfOneKind) {
   EXPECT_EQ(store->count("service"), 2u);
 }
 
+TEST_F(SqliteStoreTest, CountsRecordsUnderAnIdPrefix) {
+  auto store = openSqliteStore(dir_);
+  ASSERT_TRUE(store->commit({}, {Op::put("index", "sn-1/a", "{}"), Op::put("index", "sn-1/b", "{}"),
+                                 Op::put("index", "sn-10/a", "{}"), Op::put("index", "sn-2/a", "{}"),
+                                 Op::put("index", "sn-1", "{}"), Op::put("other", "sn-1/c", "{}")}));
+  EXPECT_EQ(store->count("index", "sn-1/"), 2u);
+  EXPECT_EQ(store->count("index", "sn-1"), 4u);  // a prefix, not a path: sn-1, sn-1/a, sn-1/b, sn-10/a
+  EXPECT_EQ(store->count("index", "sn-3/"), 0u);
+  EXPECT_EQ(store->count("index", ""), 5u);
+  EXPECT_EQ(store->count("index", "sn-1/\xe2\x82\xac"), 0u);  // multi-byte UTF-8 in a prefix
+}
+
 TEST_F(SqliteStoreTest, BinaryAndEmbeddedNulValuesRoundTrip) {
   auto store = openSqliteStore(dir_);
   std::string value("a\0b\xff\"", 5);
