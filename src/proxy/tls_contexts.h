@@ -1,7 +1,7 @@
 // Which certificate each HTTPS host name presents, rebuilt off the request path and swapped atomically.
 //
 // The data plane's control thread calls refresh() for every new snapshot and every few seconds (so
-// imported certificates and leaf renewals show up without a restart). Each refresh that changes anything
+// replaced certificate files and leaf renewals show up without a restart). Each refresh that changes anything
 // publishes a new immutable ServerTlsContexts; a connection takes the current one when its ClientHello
 // arrives and its SSL keeps a reference to its SSL_CTX, so rotation never disturbs open connections.
 #pragma once
@@ -9,6 +9,7 @@
 #include <memory>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,12 +43,17 @@ class TlsContextProvider {
   // Opens (or creates) the CA in {dataDir}/tls. Throws when the CA cannot be loaded or created.
   // `verifyTargets`/`targetCaFile`: the dataPlane settings for HTTPS targets (makeClientContext).
   explicit TlsContextProvider(std::string dataDir, bool verifyTargets = false, const std::string& targetCaFile = {});
+  ~TlsContextProvider();
+  TlsContextProvider(const TlsContextProvider&) = delete;
+  TlsContextProvider& operator=(const TlsContextProvider&) = delete;
 
-  // Recomputes the certificates of every service with an HTTPS listener: a CA leaf for the generated
-  // name, the imported certificate named by certificateArn for the custom domain. Publishes only on change.
-  // Which services have HTTPS listeners is kept from one snapshot to the next and updated from the services
-  // a new snapshot changed, so services without HTTPS cost nothing, however many there are.
-  void refresh(const snapshot::SnapshotPtr& snap, int64_t nowSeconds);
+  // Keeps the certificate of every HTTPS host name current: a CA leaf for a service's generated name, the
+  // imported certificate its certificateArn names for its custom domain. Looks only at the names that are
+  // due: those of services the snapshot changed since the last call, leaves due for renewal at
+  // `nowSeconds`, and imported certificates whose files changed in the store (inotify), so a call with
+  // nothing due costs nothing however many HTTPS services there are. Publishes only on change. Returns how
+  // many names it looked at.
+  size_t refresh(const snapshot::SnapshotPtr& snap, int64_t nowSeconds);
   // Any thread.
   std::shared_ptr<const ServerTlsContexts> current() const { return current_.load(std::memory_order_acquire); }
   // For HTTPS targets (no verification: https://docs.aws.amazon.com/vpc-lattice/latest/ug/target-groups.html).
@@ -58,17 +64,33 @@ class TlsContextProvider {
   static constexpr bool kOfferH2 = true;
 
  private:
+  struct HttpsService {
+    std::string generatedName, customDomainName, certificateArn;
+  };
+  void noteService(const std::string& id, const snapshot::Service* service, std::set<std::string>& due);
+  // Names of imported certificates whose files changed since the last call (all, when the watch is lost).
+  void noteCertificateFiles(std::set<std::string>& due);
+  // Recomputes `name`'s site in `next`; true when it changed.
+  bool recompute(const std::string& name, int64_t nowSeconds, ServerTlsContexts& next);
+
   std::string dataDir_;
   tls::CertificateAuthority authority_;
   tls::SslCtxPtr client_;
   std::mutex mutex_;  // refresh() callers
   std::atomic<std::shared_ptr<const ServerTlsContexts>> current_;
-  std::unordered_map<std::string, std::string> warned_;  // host → last warning, so each problem is logged once
-  struct HttpsService {
-    std::string generatedName, customDomainName, certificateArn;
-  };
-  std::map<std::string, HttpsService> https_;  // by service id, as of seen_
   snapshot::SnapshotPtr seen_;
+  std::map<std::string, HttpsService> https_;        // services with an HTTPS listener, by id, as of seen_
+  std::map<std::string, std::set<std::string>> claims_;  // host name → the services naming it (the first wins)
+  // What a name's site came from, so a recompute can take back its entries in renewals_ and byCertificate_.
+  struct Source {
+    int64_t renewAt = 0;        // a leaf: when it is due
+    std::string certificateId;  // an imported certificate
+  };
+  std::map<std::string, Source> sources_;                       // by host name
+  std::set<std::pair<int64_t, std::string>> renewals_;          // (when a leaf is due, its name)
+  std::map<std::string, std::set<std::string>> byCertificate_;  // imported certificate id → custom names using it
+  std::unordered_map<std::string, std::string> warned_;  // host → last warning, so each problem is logged once
+  int certificateWatch_ = -1;  // inotify on the certificate store; -1: every call re-reads imported certificates
 };
 
 }  // namespace trellis::proxy

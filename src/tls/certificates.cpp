@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -114,9 +115,11 @@ bool addExtension(X509* certificate, X509* issuer, int nid, const std::string& v
   return ok;
 }
 
-// A certificate for `key` named `commonName`; self-signed when `issuer` is null.
+// A certificate for `key` named `commonName`, valid from `nowSeconds` for `lifetimeSeconds`; self-signed when
+// `issuer` is null.
 X509Ptr makeCertificate(EVP_PKEY* key, const std::string& commonName, X509* issuer, EVP_PKEY* issuerKey,
-                        int64_t lifetimeSeconds, const std::vector<std::pair<int, std::string>>& extensions) {
+                        int64_t nowSeconds, int64_t lifetimeSeconds,
+                        const std::vector<std::pair<int, std::string>>& extensions) {
   X509Ptr certificate(X509_new());
   X509_set_version(certificate.get(), 2);
   unsigned char serial[16];
@@ -125,8 +128,9 @@ X509Ptr makeCertificate(EVP_PKEY* key, const std::string& commonName, X509* issu
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(certificate.get()));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(certificate.get()), -3600);  // tolerate clients with a slow clock
-  X509_gmtime_adj(X509_getm_notAfter(certificate.get()), static_cast<long>(lifetimeSeconds));
+  time_t now = static_cast<time_t>(nowSeconds);
+  X509_time_adj_ex(X509_getm_notBefore(certificate.get()), 0, -3600, &now);  // tolerate clients with a slow clock
+  X509_time_adj_ex(X509_getm_notAfter(certificate.get()), 0, static_cast<long>(lifetimeSeconds), &now);
   X509_set_pubkey(certificate.get(), key);
   X509_NAME* name = X509_get_subject_name(certificate.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Trellis"), -1, -1, 0);
@@ -228,7 +232,8 @@ CertificateAuthority::CertificateAuthority(const std::string& dataDir) {
   if (!fs::exists(keyPath)) {
     // Created under temporary names and linked into place: two processes starting at once agree on one CA.
     PkeyPtr key = newP256Key();
-    X509Ptr root = makeCertificate(key.get(), "Trellis Root CA", nullptr, nullptr, int64_t{kRootYears} * 365 * 86400,
+    X509Ptr root = makeCertificate(key.get(), "Trellis Root CA", nullptr, nullptr, time(nullptr),
+                                   int64_t{kRootYears} * 365 * 86400,
                                    {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
                                     {NID_key_usage, "critical,keyCertSign,cRLSign"},
                                     {NID_subject_key_identifier, "hash"}});
@@ -265,7 +270,7 @@ CredentialPtr CertificateAuthority::leafFor(const std::string& dnsName, int64_t 
   }
   auto leaf = std::make_shared<Credential>();
   leaf->key = newP256Key();
-  leaf->certificate = makeCertificate(leaf->key.get(), dnsName, root_.get(), rootKey_.get(), kLifetime,
+  leaf->certificate = makeCertificate(leaf->key.get(), dnsName, root_.get(), rootKey_.get(), nowSeconds, kLifetime,
                                       {{NID_basic_constraints, "critical,CA:FALSE"},
                                        {NID_key_usage, "critical,digitalSignature"},
                                        {NID_ext_key_usage, "serverAuth"},
@@ -308,11 +313,16 @@ std::string importCertificate(const std::string& dataDir, const std::string& cer
   return "arn:aws:acm:" + region + ":" + accountId + ":certificate/" + id;
 }
 
-CredentialPtr loadImportedCertificate(const std::string& dataDir, const std::string& certificateArn,
-                                      std::string& error) {
+std::string certificateIdOf(const std::string& certificateArn) {
   auto slash = certificateArn.rfind("certificate/");
   std::string id = slash == std::string::npos ? "" : toLower(certificateArn.substr(slash + 12));
-  if (!isUuid(id)) {
+  return isUuid(id) ? id : "";
+}
+
+CredentialPtr loadImportedCertificate(const std::string& dataDir, const std::string& certificateArn,
+                                      std::string& error) {
+  std::string id = certificateIdOf(certificateArn);
+  if (id.empty()) {
     error = "not a certificate ARN: " + certificateArn;
     return nullptr;
   }

@@ -70,6 +70,8 @@ std::string certificateStoreDir(const std::string& dataDir);
 std::string importCertificate(const std::string& dataDir, const std::string& certificatePem,
                               const std::string& keyPem, const std::string& region, const std::string& accountId,
                               std::string& error);
+// The uuid an imported certificate's ARN names (its files' stem in the store), lower-case; "" when it names none.
+std::string certificateIdOf(const std::string& certificateArn);
 // The certificate an ARN names (only its uuid is looked at), or null when the store has none.
 CredentialPtr loadImportedCertificate(const std::string& dataDir, const std::string& certificateArn,
                                       std::string& error);
