@@ -33,6 +33,7 @@ const t = await startTrellis({
   },
 });
 const pid = t.child.pid;
+process.on('exit', () => t.child.kill('SIGKILL'));  // a failed call ends the run: never leave trellisd behind
 const send = (command) => t.client.send(command);
 
 // CPU seconds trellisd has used (user + system), from /proc.

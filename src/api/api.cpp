@@ -63,12 +63,6 @@ Doc Resources::load(model::Kind kind, const std::string& identifier, const std::
   return *doc;
 }
 
-std::vector<Doc> Resources::all(std::string_view kind) {
-  std::vector<Doc> out;
-  for (auto& record : store_.list(kind)) out.push_back(Doc{record.id, json::parse(record.value), record.modRevision});
-  return out;
-}
-
 namespace {
 constexpr std::string_view kTokenPrefix = "t1.";
 std::string encodeToken(const std::string& lastId) { return std::string(kTokenPrefix) + hexEncode(lastId); }

@@ -75,7 +75,6 @@ class Resources {
   // Resolves an id-or-ARN identifier of `kind` and loads it, or throws ResourceNotFound
   // (ValidationException when the identifier has neither shape).
   Doc load(model::Kind kind, const std::string& identifier, const std::string& fieldName);
-  std::vector<Doc> all(std::string_view kind);
   // One page of `kind` filtered by `keep`, each item turned into a summary by `summarize`.
   json page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
             const std::function<json(const json&)>& summarize);

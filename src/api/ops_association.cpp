@@ -66,7 +66,8 @@ json createServiceAssociation(Resources& r, Call& call) {
                          customDomain + " (" + assoc.value.value("serviceId", "") + ").");
   }
   enforceQuota(countIndexed(r, kServicePairIndex, network.id), r.config().quotas.serviceAssociationsPerServiceNetwork,
-               "SERVICE_NETWORK_SERVICE_ASSOCIATION", "L-75D4A19E", "service associations per service network", network.id);
+               "SERVICE_NETWORK_SERVICE_ASSOCIATION", "L-75D4A19E", "service associations per service network",
+               network.id);
 
   std::string id = model::newId(Kind::ServiceNetworkServiceAssociation);
   json doc = {{"id", id},

@@ -20,7 +20,9 @@ json response(const json& doc) {
 }
 
 // The rules of `listenerId` other than its default rule.
-std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) { return indexedDocs(r, kNameIndex, kKind, listenerId); }
+std::vector<Doc> rulesOf(Resources& r, const std::string& listenerId) {
+  return indexedDocs(r, kNameIndex, kKind, listenerId);
+}
 
 void requirePriorityFree(const std::vector<Doc>& rules, int64_t priority, const std::string& exceptRuleId) {
   for (const auto& rule : rules)

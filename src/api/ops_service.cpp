@@ -92,8 +92,8 @@ json remove(Resources& r, Call& call) {
   for (const auto& assoc :
        indexedDocs(r, kServiceAssociationsByService.name, kServiceAssociationsByService.kind, doc.id))
     throw conflict("SERVICE", doc.id,
-                     "The service " + doc.id + " is associated with service network " +
-                         assoc.value.value("serviceNetworkId", "") + ". Delete the association first.");
+                   "The service " + doc.id + " is associated with service network " +
+                       assoc.value.value("serviceNetworkId", "") + ". Delete the association first.");
   std::string arn = doc.value["arn"];
   Tx tx;
   tx.requireRevision(kKind, doc.id, doc.modRevision);

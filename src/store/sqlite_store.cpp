@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 #include "common/log.h"
@@ -42,6 +43,10 @@ const char* const kMigrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX deletions_by_revision ON deletions (revision);"
     "INSERT INTO meta (key, value) SELECT 'compacted_revision', value FROM meta WHERE key = 'revision';",
+    // v3: how many records each kind has, kept by every commit, so a quota check reads one row rather than
+    // walking a kind's records (in a WITHOUT ROWID table the key's B-tree holds the values too).
+    "CREATE TABLE counts (kind TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO counts (kind, n) SELECT kind, COUNT(*) FROM records GROUP BY kind;",
 };
 
 const char* const kStatementSql[] = {
@@ -67,8 +72,11 @@ const char* const kStatementSql[] = {
     "SELECT value FROM meta WHERE key = 'compacted_revision'",
     "UPDATE meta SET value = ?1 WHERE key = 'compacted_revision'",
     "DELETE FROM deletions WHERE revision <= ?1",
-    // The primary key's index: no value is read. Valid UTF-8 has no 0xFF byte, so prefix + "\xff" bounds the prefix.
+    // The records under a prefix (small sets: a parent's index entries). Valid UTF-8 has no 0xFF byte, so
+    // prefix + "\xff" bounds the prefix.
     "SELECT COUNT(*) FROM records WHERE kind = ?1 AND id >= ?2 AND id < ?2 || x'ff'",
+    "SELECT n FROM counts WHERE kind = ?1",
+    "INSERT INTO counts (kind, n) VALUES (?1, ?2) ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n",
 };
 
 // Resets a cached statement (and drops its bindings) when the use ends, however it ends.
@@ -294,10 +302,12 @@ std::vector<Record> SqliteStore::list(std::string_view kind, std::string_view af
 
 size_t SqliteStore::count(std::string_view kind, std::string_view idPrefix) {
   std::lock_guard lock(mutex_);
-  Use q(statement(kCount));
+  Use q(statement(idPrefix.empty() ? kCountOfKind : kCount));
   q.bind(1, kind);
-  q.bind(2, idPrefix);
-  if (q.step() != SQLITE_ROW) fail("count failed");
+  if (!idPrefix.empty()) q.bind(2, idPrefix);
+  int rc = q.step();
+  if (rc == SQLITE_DONE) return 0;  // a kind never written has no counts row
+  if (rc != SQLITE_ROW) fail("count failed");
   return static_cast<size_t>(q.integer(0));
 }
 
@@ -366,7 +376,16 @@ std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditi
       }
       if (holds && !ops.empty()) {
         newRevision = readRevision() + 1;
+        std::map<std::string_view, int64_t> added;  // records created minus records deleted, by kind
         for (const auto& op : ops) {
+          if (op.type == Op::Type::Put) {
+            Use exists(statement(kModRevision));
+            exists.bind(1, op.kind);
+            exists.bind(2, op.id);
+            int rc = exists.step();
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail("existence check failed");
+            if (rc == SQLITE_DONE) ++added[op.kind];
+          }
           Use q(statement(op.type == Op::Type::Put ? kUpsert : kDelete));
           q.bind(1, op.kind);
           q.bind(2, op.id);
@@ -376,12 +395,20 @@ std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditi
           }
           if (q.step() != SQLITE_DONE) fail("write failed");
           if (op.type == Op::Type::Delete && sqlite3_changes(db_) > 0) {
+            --added[op.kind];
             Use tombstone(statement(kRecordDeletion));
             tombstone.bind(1, op.kind);
             tombstone.bind(2, op.id);
             tombstone.bind(3, newRevision);
             if (tombstone.step() != SQLITE_DONE) fail("recording the deletion failed");
           }
+        }
+        for (const auto& [kind, n] : added) {
+          if (n == 0) continue;
+          Use q(statement(kAddToCount));
+          q.bind(1, kind);
+          q.bind(2, n);
+          if (q.step() != SQLITE_DONE) fail("count update failed");
         }
         // The change feed keeps the last keptRevisions_ revisions of deletions.
         if (newRevision - keptRevisions_ > compacted) {

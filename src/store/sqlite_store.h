@@ -57,6 +57,8 @@ class SqliteStore final : public Store {
     kSetCompacted,
     kPruneDeletions,
     kCount,
+    kCountOfKind,
+    kAddToCount,
     kStatementCount
   };
 

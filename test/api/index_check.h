@@ -23,7 +23,8 @@ inline std::string indexMismatch(store::Store& store) {
   };
   auto entries = [&](const std::string& kind, bool withValue) {
     std::set<std::string> out;
-    for (const auto& record : store.list(kind)) out.insert(kind + " " + record.id + (withValue ? " " + record.value : ""));
+    for (const auto& record : store.list(kind))
+      out.insert(kind + " " + record.id + (withValue ? " " + record.value : ""));
     return out;
   };
 
@@ -75,7 +76,8 @@ inline std::string indexMismatch(store::Store& store) {
     for (const auto& record : store.list(index->kind)) {
       std::string member = index->memberOf(json::parse(record.value));
       if (!member.empty())
-        expected.insert(std::string(index->name) + " " + member + "/" + record.id + " " + json{{"id", record.id}}.dump());
+        expected.insert(std::string(index->name) + " " + member + "/" + record.id + " " +
+                        json{{"id", record.id}}.dump());
     }
     compare(expected, entries(index->name, true));
   }

@@ -38,7 +38,8 @@ class Indexes : public ::testing::Test {
     char dir[] = "/tmp/trellis-indexes-XXXXXX";
     dir_ = mkdtemp(dir);
     store_ = store::openSqliteStore(dir_);
-    for (size_t i = 0; i < kVpcs.size(); ++i) config_.vpcs.push_back({kVpcs[i], {"10." + std::to_string(i) + ".0.0/16"}});
+    for (size_t i = 0; i < kVpcs.size(); ++i)
+      config_.vpcs.push_back({kVpcs[i], {"10." + std::to_string(i) + ".0.0/16"}});
     identity_.arn = "arn:aws:iam::111122223333:role/test";
     startApi();
   }
@@ -147,7 +148,9 @@ TEST_F(Indexes, EqualFullScansThroughARandomSequenceOfCalls) {
       default: return "arn:aws:firehose:us-west-2:111122223333:deliverystream/lattice";
     }
   };
-  auto action = [&]() -> json { return random() % 4 ? forward(pick(groups)) : json{{"fixedResponse", {{"statusCode", 404}}}}; };
+  auto action = [&]() -> json {
+    return random() % 4 ? forward(pick(groups)) : json{{"fixedResponse", {{"statusCode", 404}}}};
+  };
   int succeeded = 0;
   std::map<std::string, int> wins;  // successful calls by operation
   for (int step = 0; step < 600; ++step) {
@@ -335,8 +338,9 @@ TEST_F(Indexes, EqualFullScansThroughARandomSequenceOfCalls) {
 
 TEST_F(Indexes, AreBuiltOnceForAStoreWrittenBeforeThem) {
   json service = call("POST", "/services", {{"name", "billing"}});
-  json tg = call("POST", "/targetgroups",
-                 {{"name", "group-a"}, {"type", "IP"}, {"config", {{"port", 80}, {"protocol", "HTTP"}, {"vpcIdentifier", kVpc}}}});
+  json tg = call(
+      "POST", "/targetgroups",
+      {{"name", "group-a"}, {"type", "IP"}, {"config", {{"port", 80}, {"protocol", "HTTP"}, {"vpcIdentifier", kVpc}}}});
   std::string s = service["id"], t = tg["id"];
   json listener = call("POST", "/services/" + s + "/listeners",
                        {{"name", "web"}, {"protocol", "HTTP"}, {"port", 80}, {"defaultAction", forward(t)}});

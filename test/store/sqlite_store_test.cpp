@@ -99,6 +99,25 @@ TEST_F(SqliteStoreTest, CountsRecordsOfOneKind) {
   EXPECT_EQ(store->count("service"), 2u);
 }
 
+TEST_F(SqliteStoreTest, CountsFollowEveryKindOfWrite) {
+  auto store = openSqliteStore(dir_);
+  // One key put twice in a commit, a put over an existing record, a delete of what is not there.
+  ASSERT_TRUE(store->commit({}, {Op::put("service", "svc-1", "a"), Op::put("service", "svc-1", "b"),
+                                 Op::put("service", "svc-2", "c"), Op::del("service", "svc-9")}));
+  EXPECT_EQ(store->count("service"), 2u);
+  ASSERT_TRUE(store->commit({}, {Op::put("service", "svc-2", "d"), Op::del("service", "svc-1"),
+                                 Op::put("service", "svc-1", "e"), Op::del("service", "svc-2")}));
+  EXPECT_EQ(store->count("service"), 1u);
+  // A refused commit counts nothing.
+  EXPECT_FALSE(store->commit({{"service", "svc-1", Condition::kMustNotExist}}, {Op::put("service", "svc-3", "f")}));
+  EXPECT_EQ(store->count("service"), 1u);
+  // And the counts survive a reopen.
+  store.reset();
+  store = openSqliteStore(dir_);
+  EXPECT_EQ(store->count("service"), 1u);
+  EXPECT_EQ(store->count("never-written"), 0u);
+}
+
 TEST_F(SqliteStoreTest, CountsRecordsUnderAnIdPrefix) {
   auto store = openSqliteStore(dir_);
   ASSERT_TRUE(store->commit({}, {Op::put("index", "sn-1/a", "{}"), Op::put("index", "sn-1/b", "{}"),
@@ -536,10 +555,12 @@ TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseAndItsHistoryStartsThere) {
   auto store = openSqliteStore(dir_);
   EXPECT_EQ(store->revision(), 7);
   EXPECT_EQ(store->get("service", "svc-1")->value, "a");
+  EXPECT_EQ(store->count("service"), 1u) << "the counts start from what the database holds";
   EXPECT_TRUE(store->changesSince(6).compacted) << "deletions before the migration were never recorded";
   EXPECT_FALSE(store->changesSince(7).compacted);
   ASSERT_EQ(store->commit({}, {Op::del("service", "svc-1")}), 8);
   EXPECT_EQ(keys(store->changesSince(7).deleted), (std::vector<std::string>{"service/svc-1"}));
+  EXPECT_EQ(store->count("service"), 0u);
 }
 
 }  // namespace
