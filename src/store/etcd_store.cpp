@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "store/etcd/etcd.grpc.pb.h"
 #include "store/etcd_codec.h"
 
@@ -210,8 +211,15 @@ EtcdStore::EtcdStore(const EtcdOptions& options)
   auto status = unary([&](grpc::ClientContext& c) { return kv_->Range(&c, request, &response); });
   if (!status.ok()) fail(status, "reading the revision at " + target);
   seen_ = notified_ = windowStart_ = response.header().revision();
-  watchThread_ = std::thread([this] { watchLoop(); });
-  if (options_.compactionInterval.count() > 0) compactionThread_ = std::thread([this] { compactionLoop(); });
+  watchThread_ = std::thread([this] {
+    nameThisThread("etcd-watch");
+    watchLoop();
+  });
+  if (options_.compactionInterval.count() > 0)
+    compactionThread_ = std::thread([this] {
+      nameThisThread("etcd-compact");
+      compactionLoop();
+    });
 }
 
 EtcdStore::~EtcdStore() {
