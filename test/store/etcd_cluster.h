@@ -29,13 +29,15 @@ class EtcdCluster {
  public:
   static constexpr const char* kEtcd = "/usr/bin/etcd";
 
-  explicit EtcdCluster(int members = 3) {
+  // With `tlsDir`, clients must speak TLS with a certificate from its ca.pem; the members present server.pem
+  // (server.key). Peers and /health (on a separate port) stay plain.
+  explicit EtcdCluster(int members = 3, std::string tlsDir = {}) : tlsDir_(std::move(tlsDir)) {
     if (access(kEtcd, X_OK) != 0)
       throw std::runtime_error(std::string(kEtcd) + " is missing: run scripts/setup.sh --test (etcd-server)");
     std::string tmpl = (std::filesystem::temp_directory_path() / "trellis-etcd-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     root_ = tmpl;
-    for (int i = 0; i < members; ++i) members_.push_back({"m" + std::to_string(i), freePort(), freePort(), -1});
+    for (int i = 0; i < members; ++i) members_.push_back({"m" + std::to_string(i), freePort(), freePort(), freePort(), -1});
     for (size_t i = 0; i < members_.size(); ++i) start(i);
     waitHealthy();
   }
@@ -54,7 +56,7 @@ class EtcdCluster {
   }
   size_t size() const { return members_.size(); }
 
-  // The member that leads now, by asking each running one; throws when none knows a leader.
+  // The member that leads now, by asking each running one (plain clusters only); throws when none knows one.
   size_t leader() const {
     for (size_t i = 0; i < members_.size(); ++i) {
       if (members_[i].pid <= 0) continue;
@@ -86,7 +88,7 @@ class EtcdCluster {
     std::string cluster;
     for (const auto& other : members_)
       cluster += (cluster.empty() ? "" : ",") + other.name + "=http://127.0.0.1:" + std::to_string(other.peerPort);
-    std::string client = "http://127.0.0.1:" + std::to_string(m.clientPort);
+    std::string client = (tlsDir_.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") + std::to_string(m.clientPort);
     std::string peer = "http://127.0.0.1:" + std::to_string(m.peerPort);
     std::vector<std::string> args = {kEtcd,
                                      "--name=" + m.name,
@@ -98,8 +100,15 @@ class EtcdCluster {
                                      "--initial-cluster=" + cluster,
                                      "--initial-cluster-state=new",
                                      "--initial-cluster-token=" + root_,
+                                     "--listen-metrics-urls=http://127.0.0.1:" + std::to_string(m.healthPort),
                                      "--logger=zap",
                                      "--log-outputs=stderr"};
+    if (!tlsDir_.empty()) {
+      args.push_back("--cert-file=" + tlsDir_ + "/server.pem");
+      args.push_back("--key-file=" + tlsDir_ + "/server.key");
+      args.push_back("--trusted-ca-file=" + tlsDir_ + "/ca.pem");
+      args.push_back("--client-cert-auth");
+    }
     std::string log = root_ + "/" + m.name + ".log";
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");
@@ -124,7 +133,7 @@ class EtcdCluster {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (const auto& m : members_) {
       if (m.pid <= 0) continue;
-      while (httpGet(m.clientPort, "/health").find("\"health\":\"true\"") == std::string::npos) {
+      while (httpGet(m.healthPort, "/health").find("\"health\":\"true\"") == std::string::npos) {
         if (std::chrono::steady_clock::now() > deadline)
           throw std::runtime_error("etcd member " + m.name + " is not healthy; see " + root_ + "/" + m.name + ".log");
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -137,6 +146,7 @@ class EtcdCluster {
     std::string name;
     int clientPort;
     int peerPort;
+    int healthPort;
     pid_t pid;
   };
 
@@ -176,6 +186,7 @@ class EtcdCluster {
     return response;
   }
 
+  std::string tlsDir_;
   std::string root_;
   std::vector<Member> members_;
 };

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -349,6 +351,53 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   EXPECT_LT(Clock::now() - back, 5s) << "commits must work again within 5 s of the members' return";
   EXPECT_TRUE(watch.waitFor(*revision, 5000ms)) << "the other instance's watch did not recover";
   EXPECT_TRUE(follower->get("k", "after"));
+}
+
+// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, made with openssl.
+std::string makeCertificates() {
+  std::string dir = (std::filesystem::temp_directory_path() / "trellis-etcd-tls-XXXXXX").string();
+  if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+  std::string script = "cd " + dir +
+                       " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > server.ext"
+                       " && printf 'extendedKeyUsage=clientAuth\\n' > client.ext"
+                       " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
+                       " -out ca.pem -days 1 -subj /CN=trellis-test-ca"
+                       " && for n in server client; do"
+                       " openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $n.key -out $n.csr"
+                       " -subj /CN=$n && openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+                       " -out $n.pem -days 1 -extfile $n.ext || exit 1; done";
+  if (std::system((script + " > openssl.log 2>&1").c_str()) != 0)
+    throw std::runtime_error("openssl failed: see " + dir + "/openssl.log");
+  return dir;
+}
+
+TEST(EtcdStoreTlsTest, TalksTlsWithAClientCertificate) {
+  std::string certificates = makeCertificates();
+  {
+    test::EtcdCluster cluster(1, certificates);
+    auto options = optionsFor(cluster);
+    options.caFile = certificates + "/ca.pem";
+    options.certFile = certificates + "/client.pem";
+    options.keyFile = certificates + "/client.key";
+    auto store = openEtcdStore(options);
+    ASSERT_TRUE(store->commit({}, {Op::put("k", "a", "1")}));
+    EXPECT_EQ(store->get("k", "a")->value, "1");
+
+    // By name: the certificate is checked against the name given, not the address it resolves to.
+    auto byName = options;
+    byName.endpoints = {"localhost:" + cluster.endpoints().front().substr(cluster.endpoints().front().rfind(':') + 1)};
+    EXPECT_EQ(openEtcdStore(byName)->get("k", "a")->value, "1");
+
+    // etcd asks for a client certificate: without one, nothing answers.
+    auto anonymous = options;
+    anonymous.certFile.clear();
+    anonymous.keyFile.clear();
+    EXPECT_THROW(openEtcdStore(anonymous), Unavailable);
+    auto plain = options;
+    plain.caFile.clear();
+    EXPECT_THROW(openEtcdStore(plain), Unavailable);
+  }
+  std::filesystem::remove_all(certificates);
 }
 
 }  // namespace
