@@ -130,6 +130,8 @@ class EtcdStore final : public Store {
     Key key;
   };
 
+  template <class Call, class Retry>
+  grpc::Status unary(Call&& call, Retry&& retry);
   template <class Call>
   grpc::Status unary(Call&& call);
   std::pair<int64_t, std::vector<pb::KeyValue>> range(const std::string& begin, const std::string& end, size_t limit);
@@ -233,20 +235,33 @@ EtcdStore::~EtcdStore() {
   if (compactionThread_.joinable()) compactionThread_.join();
 }
 
-// One unary call with the request deadline. A member that is down answers UNAVAILABLE at once: the call is
-// tried again (on another member) until the deadline. Only for calls that are safe to repeat.
-template <class Call>
-grpc::Status EtcdStore::unary(Call&& call) {
+// etcd's answer, before proposing anything, to a call carrying `hasleader` on a member without a leader.
+bool refusedForNoLeader(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message() == "etcdserver: no leader";
+}
+
+// One unary call with the request deadline, tried again until the deadline while it fails in a way that says it
+// was not applied (`retry`). `hasleader` makes a member without a leader refuse at once rather than wait for
+// one, so calls resume as soon as a leader is elected.
+template <class Call, class Retry>
+grpc::Status EtcdStore::unary(Call&& call, Retry&& retry) {
   auto deadline = std::chrono::system_clock::now() + options_.requestTimeout;
   for (;;) {
     grpc::ClientContext context;
     context.set_deadline(deadline);
     context.set_wait_for_ready(true);  // wait for a reachable member rather than fail while connecting
+    context.AddMetadata("hasleader", "true");
     auto status = call(context);
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || std::chrono::system_clock::now() + 50ms >= deadline)
-      return status;
+    if (!retry(status) || std::chrono::system_clock::now() + 50ms >= deadline) return status;
     std::this_thread::sleep_for(50ms);
   }
+}
+
+// Reads, leases and compaction are safe to repeat after any UNAVAILABLE (a member going down mid-call).
+template <class Call>
+grpc::Status EtcdStore::unary(Call&& call) {
+  return unary(std::forward<Call>(call),
+               [](const grpc::Status& status) { return status.error_code() == grpc::StatusCode::UNAVAILABLE; });
 }
 
 // Every key in [begin, end) up to `limit` (0: all), in pages all read at the revision of the first.
@@ -405,13 +420,10 @@ std::optional<int64_t> EtcdStore::commit(const std::vector<Condition>& condition
     throw LimitExceeded("a commit of " + std::to_string(txn.ByteSizeLong()) + " bytes exceeds etcd's request limit of " +
                         std::to_string(kMaxRequestBytes) + " bytes (--max-request-bytes); nothing was applied");
 
-  // Not retried: a Txn whose answer was lost may have been applied, and a second one would then fail its
-  // own conditions. The caller sees Unavailable and retries with its idempotency token.
+  // Sent again only when etcd refused it unread: a Txn whose answer was lost may have been applied, and a
+  // second one would then fail its own conditions. Otherwise the caller sees Unavailable.
   pb::TxnResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + options_.requestTimeout);
-  context.set_wait_for_ready(true);
-  auto status = kv_->Txn(&context, txn, &response);
+  auto status = unary([&](grpc::ClientContext& c) { return kv_->Txn(&c, txn, &response); }, refusedForNoLeader);
   if (!status.ok()) fail(status, "commit");
   if (!response.succeeded()) return std::nullopt;
   int64_t revision = response.header().revision();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -314,7 +315,10 @@ TEST(EtcdStoreFaultTest, TheLeaderDownPausesCommitsForAnElection) {
     }
   }
   ASSERT_TRUE(revision);
-  EXPECT_LT(Clock::now() - killed, 5s) << "commits must work again within 5 s of losing the leader";
+  auto recovered = Clock::now() - killed;
+  std::printf("leader killed → first commit: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(recovered).count()));
+  EXPECT_LT(recovered, 5s) << "commits must work again within 5 s of losing the leader";
   EXPECT_TRUE(watch.waitFor(*revision, 2000ms));
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(store->commit({}, {Op::put("k", "then-" + std::to_string(i), "1")}));
 }
@@ -332,6 +336,9 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   cluster.kill(2);
   auto started = Clock::now();
   EXPECT_THROW(writer->commit({}, {Op::put("k", "lost", "1")}), Unavailable);
+  std::printf("quorum lost → commit throws: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
   EXPECT_LT(Clock::now() - started, 3s) << "a commit without quorum must fail within 3 s";
   started = Clock::now();
   EXPECT_THROW(writer->get("k", "before"), Unavailable);
@@ -345,10 +352,14 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
     try {
       revision = writer->commit({}, {Op::put("k", "after", "1")});
     } catch (const Unavailable&) {
+      std::this_thread::sleep_for(50ms);
     }
   }
   ASSERT_TRUE(revision);
-  EXPECT_LT(Clock::now() - back, 5s) << "commits must work again within 5 s of the members' return";
+  auto recovered = Clock::now() - back;
+  std::printf("members restarted → first commit: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(recovered).count()));
+  EXPECT_LT(recovered, 5s) << "commits must work again within 5 s of the members' return";
   EXPECT_TRUE(watch.waitFor(*revision, 5000ms)) << "the other instance's watch did not recover";
   EXPECT_TRUE(follower->get("k", "after"));
 }
