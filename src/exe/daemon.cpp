@@ -234,7 +234,12 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
 
   std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
   ConfigReloader reloader(options.configFile, currentConfig, snapshots);
-  api::buildForwardIndexIfMissing(*store);  // a store of an older trellisd
+  try {
+    api::buildForwardIndexIfMissing(*store);  // a store of an older trellisd
+  } catch (const std::exception& e) {  // on etcd: quorum lost, or an index too big for one Txn
+    std::cerr << "trellisd: cannot build the forward index: " << e.what() << "\n";
+    return 1;
+  }
   api::Api api(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
   api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
     auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));
