@@ -229,6 +229,12 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
   compile::SnapshotBuilder snapshots(*store, config);
   store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
+  // On etcd, the store's watch thread runs watchers whenever any trellisd writes: close the store (joining that
+  // thread) before `snapshots` goes, on every way out of here.
+  struct CloseStore {
+    std::unique_ptr<store::Store>& store;
+    ~CloseStore() { store.reset(); }
+  } closeStore{store};
   proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
                              snapshots);
 

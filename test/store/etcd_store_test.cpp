@@ -118,9 +118,9 @@ TEST_F(EtcdStoreTest, KindsWithASlashAreRefused) {
 
 TEST_F(EtcdStoreTest, TwoInstancesShareOneEtcd) {
   auto options = optionsFor(*cluster_);
+  WatchLog bWatch;  // outlives the stores, whose watch threads call it
   auto a = openEtcdStore(options);
   auto b = openEtcdStore(options);
-  WatchLog bWatch;
   bWatch.attach(*b);
   int64_t start = b->revision();
 
@@ -163,9 +163,9 @@ TEST_F(EtcdStoreTest, TwoInstancesShareOneEtcd) {
 
 TEST_F(EtcdStoreTest, DeletesAndRecreatesReachTheOtherInstancesFeed) {
   auto options = optionsFor(*cluster_);
+  WatchLog bWatch;  // outlives the stores, whose watch threads call it
   auto a = openEtcdStore(options);
   auto b = openEtcdStore(options);
-  WatchLog bWatch;
   bWatch.attach(*b);
   ASSERT_TRUE(a->commit({}, {Op::put("k", "x", "1"), Op::put("k", "y", "1")}));
   auto copy = contents(*b);
@@ -235,8 +235,8 @@ TEST_F(EtcdStoreTest, AReaderLaggingPastCompactionReadsEverythingAndMissesNothin
 TEST(EtcdStoreFaultTest, AWatchRestartedPastCompactionStartsOverAndMissesNothing) {
   test::EtcdCluster cluster;
   auto idleOptions = optionsFor(cluster);
+  WatchLog idleWatch;  // outlives the stores, whose watch threads call it
   auto idle = openEtcdStore(idleOptions);
-  WatchLog idleWatch;
   idleWatch.attach(*idle);
   ASSERT_TRUE(idle->commit({}, {Op::put("k", "gone", "1"), Op::put("k", "kept", "1")}));
   int64_t reader = idle->readAll().revision;
@@ -280,8 +280,8 @@ TEST(EtcdStoreFaultTest, AWatchRestartedPastCompactionStartsOverAndMissesNothing
 
 TEST(EtcdStoreFaultTest, OneFollowerDownChangesNothingVisible) {
   test::EtcdCluster cluster;
+  WatchLog watch;  // outlives the stores, whose watch threads call it
   auto store = openEtcdStore(optionsFor(cluster));
-  WatchLog watch;
   watch.attach(*store);
   ASSERT_TRUE(store->commit({}, {Op::put("k", "before", "1")}));
   int64_t from = store->revision();
@@ -301,8 +301,8 @@ TEST(EtcdStoreFaultTest, OneFollowerDownChangesNothingVisible) {
 // timeout: such commits throw Unavailable until a new leader is elected, then all work again.
 TEST(EtcdStoreFaultTest, TheLeaderDownPausesCommitsForAnElection) {
   test::EtcdCluster cluster;
+  WatchLog watch;  // outlives the stores, whose watch threads call it
   auto store = openEtcdStore(optionsFor(cluster));
-  WatchLog watch;
   watch.attach(*store);
   ASSERT_TRUE(store->commit({}, {Op::put("k", "before", "1")}));
   cluster.kill(cluster.leader());
@@ -326,9 +326,9 @@ TEST(EtcdStoreFaultTest, TheLeaderDownPausesCommitsForAnElection) {
 TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   test::EtcdCluster cluster;
   auto options = optionsFor(cluster);
+  WatchLog watch;  // outlives the stores, whose watch threads call it
   auto writer = openEtcdStore(options);
   auto follower = openEtcdStore(options);  // its watch must come back on its own
-  WatchLog watch;
   watch.attach(*follower);
   ASSERT_TRUE(writer->commit({}, {Op::put("k", "before", "1")}));
 
