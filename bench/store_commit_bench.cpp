@@ -49,7 +49,9 @@ Result run(Store& store, int writers, int perWriter, const std::string& tag) {
   std::vector<double> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
-  auto at = [&](double q) { return all[std::min(all.size() - 1, static_cast<size_t>(q * static_cast<double>(all.size())))]; };
+  auto at = [&](double q) {
+    return all[std::min(all.size() - 1, static_cast<size_t>(q * static_cast<double>(all.size())))];
+  };
   return {at(0.50), at(0.99), static_cast<double>(all.size()) / seconds};
 }
 

@@ -50,7 +50,6 @@ std::vector<Record> decodeRange(std::string_view prefix, const etcdserverpb::Ran
 
 WatchBatch decodeWatch(std::string_view prefix, const etcdserverpb::WatchResponse& response) {
   WatchBatch batch;
-  batch.revision = response.header().revision();
   batch.compactRevision = response.compact_revision();
   batch.canceled = response.canceled();
   batch.cancelReason = response.cancel_reason();
@@ -58,8 +57,8 @@ WatchBatch decodeWatch(std::string_view prefix, const etcdserverpb::WatchRespons
     batch.eventsRevision = std::max(batch.eventsRevision, event.kv().mod_revision());
     auto key = parseKey(prefix, event.kv().key());
     if (!key) continue;
-    WatchBatch::Change change{std::move(*key), event.kv().mod_revision(), event.type() == etcdserverpb::Event::DELETE,
-                              {}};
+    WatchBatch::Change change{
+        std::move(*key), event.kv().mod_revision(), event.type() == etcdserverpb::Event::DELETE, {}};
     if (!change.deleted)
       change.record = {change.key.kind, change.key.id, event.kv().value(), event.kv().create_revision(),
                        event.kv().mod_revision()};

@@ -30,11 +30,10 @@ std::vector<Record> decodeRange(std::string_view prefix, const etcdserverpb::Ran
 
 // One watch answer reduced to what the change feed keeps.
 struct WatchBatch {
-  int64_t revision = 0;            // header.revision: everything up to it has been delivered
-  int64_t compactRevision = 0;     // > 0: the watch started below etcd's compaction point
+  int64_t compactRevision = 0;  // > 0: the watch started below etcd's compaction point
   bool canceled = false;
   std::string cancelReason;
-  int64_t eventsRevision = 0;      // the highest revision among the events, records or not (0: none)
+  int64_t eventsRevision = 0;  // the highest revision among the events, records or not (0: none)
   struct Change {
     RecordKey key;
     int64_t revision = 0;  // the event's: a put's mod_revision, a deletion's revision

@@ -97,7 +97,8 @@ std::string channelTarget(const std::vector<std::string>& endpoints, std::string
                         std::to_string(static_cast<int>(status.error_code())) + ")";
   // Deadlines and unreachable or leaderless members (etcd answers UNAVAILABLE for "no leader" and
   // "request timed out"): the caller may retry later.
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || status.error_code() == grpc::StatusCode::UNAVAILABLE)
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+      status.error_code() == grpc::StatusCode::UNAVAILABLE)
     throw Unavailable(message);
   throw std::runtime_error(message);
 }
@@ -415,10 +416,12 @@ std::optional<int64_t> EtcdStore::commit(const std::vector<Condition>& condition
   if (static_cast<size_t>(txn.compare_size()) > kMaxTxnOps || static_cast<size_t>(txn.success_size()) > kMaxTxnOps)
     throw LimitExceeded("a commit of " + std::to_string(txn.success_size()) + " writes and " +
                         std::to_string(txn.compare_size()) + " conditions exceeds etcd's limit of " +
-                        std::to_string(kMaxTxnOps) + " of each in one transaction (--max-txn-ops); nothing was applied");
+                        std::to_string(kMaxTxnOps) +
+                        " of each in one transaction (--max-txn-ops); nothing was applied");
   if (txn.ByteSizeLong() + kRequestMargin > kMaxRequestBytes)
-    throw LimitExceeded("a commit of " + std::to_string(txn.ByteSizeLong()) + " bytes exceeds etcd's request limit of " +
-                        std::to_string(kMaxRequestBytes) + " bytes (--max-request-bytes); nothing was applied");
+    throw LimitExceeded("a commit of " + std::to_string(txn.ByteSizeLong()) +
+                        " bytes exceeds etcd's request limit of " + std::to_string(kMaxRequestBytes) +
+                        " bytes (--max-request-bytes); nothing was applied");
 
   // Sent again only when etcd refused it unread: a Txn whose answer was lost may have been applied, and a
   // second one would then fail its own conditions. Otherwise the caller sees Unavailable.
@@ -598,7 +601,8 @@ bool EtcdStore::sleepUnlessStopping(std::chrono::milliseconds delay) {
 // Only the instance holding the lock compacts: the lock is a key under the prefix, created only if absent and
 // tied to a lease this instance keeps alive; when it dies, the lease expires and another instance takes over.
 void EtcdStore::compactionLoop() {
-  auto tick = std::min<std::chrono::milliseconds>(options_.compactionInterval, std::chrono::seconds(kLockTtlSeconds / 3));
+  auto tick =
+      std::min<std::chrono::milliseconds>(options_.compactionInterval, std::chrono::seconds(kLockTtlSeconds / 3));
   nextCompaction_ = Clock::now() + options_.compactionInterval;
   do {
     try {

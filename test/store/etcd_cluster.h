@@ -4,14 +4,13 @@
 #pragma once
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -37,7 +36,8 @@ class EtcdCluster {
     std::string tmpl = (std::filesystem::temp_directory_path() / "trellis-etcd-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     root_ = tmpl;
-    for (int i = 0; i < members; ++i) members_.push_back({"m" + std::to_string(i), freePort(), freePort(), freePort(), -1});
+    for (int i = 0; i < members; ++i)
+      members_.push_back({"m" + std::to_string(i), freePort(), freePort(), freePort(), -1});
     for (size_t i = 0; i < members_.size(); ++i) start(i);
     waitHealthy();
   }

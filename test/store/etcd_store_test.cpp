@@ -1,5 +1,7 @@
 // The etcd store on real 3-member clusters: etcd's limits, several instances on one etcd, compaction, and
 // members killed and restarted. The behaviour both backends share is in store_contract_test.cpp.
+#include "store/etcd_store.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -15,7 +17,6 @@
 
 #include "store/etcd/etcd.grpc.pb.h"
 #include "store/etcd_cluster.h"
-#include "store/etcd_store.h"
 #include "store/records.h"
 
 namespace trellis::store {
@@ -336,9 +337,9 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   cluster.kill(2);
   auto started = Clock::now();
   EXPECT_THROW(writer->commit({}, {Op::put("k", "lost", "1")}), Unavailable);
-  std::printf("quorum lost → commit throws: %lld ms\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
+  std::printf(
+      "quorum lost → commit throws: %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()));
   EXPECT_LT(Clock::now() - started, 3s) << "a commit without quorum must fail within 3 s";
   started = Clock::now();
   EXPECT_THROW(writer->get("k", "before"), Unavailable);
@@ -368,15 +369,16 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
 std::string makeCertificates() {
   std::string dir = (std::filesystem::temp_directory_path() / "trellis-etcd-tls-XXXXXX").string();
   if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
-  std::string script = "cd " + dir +
-                       " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > server.ext"
-                       " && printf 'extendedKeyUsage=clientAuth\\n' > client.ext"
-                       " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
-                       " -out ca.pem -days 1 -subj /CN=trellis-test-ca"
-                       " && for n in server client; do"
-                       " openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $n.key -out $n.csr"
-                       " -subj /CN=$n && openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
-                       " -out $n.pem -days 1 -extfile $n.ext || exit 1; done";
+  std::string script =
+      "cd " + dir +
+      " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > server.ext"
+      " && printf 'extendedKeyUsage=clientAuth\\n' > client.ext"
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
+      " -out ca.pem -days 1 -subj /CN=trellis-test-ca"
+      " && for n in server client; do"
+      " openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout $n.key -out $n.csr"
+      " -subj /CN=$n && openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+      " -out $n.pem -days 1 -extfile $n.ext || exit 1; done";
   if (std::system((script + " > openssl.log 2>&1").c_str()) != 0)
     throw std::runtime_error("openssl failed: see " + dir + "/openssl.log");
   return dir;
