@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(cmake ninja-build clang libclang-rt-14-dev pkg-config libssl-dev libsqlite3-dev
   libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler)
 test_pkgs=(curl openssl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3 python3-grpcio python3-protobuf)
 # Node.js may come from Debian (nodejs + npm) or be preinstalled with its own npm: only install when absent.
 if [[ "${1:-}" == "--test" ]] && ! { command -v node && command -v npm; } >/dev/null; then

@@ -18,7 +18,9 @@
 #include "dns/server.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
+#include "store/etcd_store.h"
 #include "store/store.h"
+#include "store/store_url.h"
 
 namespace trellis {
 namespace {
@@ -161,6 +163,34 @@ HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& 
   return HttpResponse{404, text, "not found\n"};
 }
 
+// --store: SQLite in the data directory unless told otherwise. Throws std::invalid_argument for a bad flag.
+std::unique_ptr<store::Store> openStore(const DaemonOptions& options) {
+  bool tls = !options.etcdCa.empty() || !options.etcdCert.empty() || !options.etcdKey.empty();
+  if (options.store.empty()) {
+    if (tls) throw std::invalid_argument("--etcd-ca, --etcd-cert and --etcd-key need --store etcd://...");
+    return store::openSqliteStore(options.dataDir);
+  }
+  auto location = store::parseStoreUrl(options.store);
+  if (location.backend == store::StoreLocation::Backend::Sqlite) {
+    if (tls) throw std::invalid_argument("--etcd-ca, --etcd-cert and --etcd-key need --store etcd://...");
+    return store::openSqliteStore(location.dataDir);
+  }
+  if ((options.etcdCert.empty() != options.etcdKey.empty()) || (!options.etcdCert.empty() && options.etcdCa.empty()))
+    throw std::invalid_argument("a client certificate needs --etcd-ca, --etcd-cert and --etcd-key together");
+  store::EtcdOptions etcd;
+  etcd.endpoints = location.endpoints;
+  etcd.prefix = location.prefix;
+  etcd.caFile = options.etcdCa;
+  etcd.certFile = options.etcdCert;
+  etcd.keyFile = options.etcdKey;
+  auto opened = store::openEtcdStore(etcd);
+  // The data directory still holds the node's own files (the development identity, the data plane's CA).
+  std::filesystem::create_directories(options.dataDir);
+  std::filesystem::permissions(options.dataDir, std::filesystem::perms::owner_all);
+  logInfo("store: etcd at ", options.store, ", keys under ", etcd.prefix);
+  return opened;
+}
+
 }  // namespace
 
 int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
@@ -182,7 +212,10 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
 
   std::unique_ptr<store::Store> store;
   try {
-    store = store::openSqliteStore(options.dataDir);
+    store = openStore(options);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "trellisd: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
     return 1;
@@ -196,12 +229,23 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
   compile::SnapshotBuilder snapshots(*store, config);
   store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
+  // On etcd, the store's watch thread runs watchers whenever any trellisd writes: close the store (joining that
+  // thread) before `snapshots` goes, on every way out of here.
+  struct CloseStore {
+    std::unique_ptr<store::Store>& store;
+    ~CloseStore() { store.reset(); }
+  } closeStore{store};
   proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
                              snapshots);
 
   std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
   ConfigReloader reloader(options.configFile, currentConfig, snapshots);
-  api::buildIndexesIfMissing(*store);  // a store of an older trellisd
+  try {
+    api::buildIndexesIfMissing(*store);  // a store of an older trellisd
+  } catch (const std::exception& e) {  // on etcd: quorum lost
+    std::cerr << "trellisd: cannot build the API's indexes: " << e.what() << "\n";
+    return 1;
+  }
   api::Api api(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
   api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
     auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));

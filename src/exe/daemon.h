@@ -8,6 +8,8 @@ namespace trellis {
 struct DaemonOptions {
   std::string configFile;
   std::string dataDir = "./trellis-data";
+  std::string store;  // --store: sqlite:DIR or etcd://HOST:PORT[,...][/PREFIX]; empty: SQLite in dataDir
+  std::string etcdCa, etcdCert, etcdKey;
   std::string apiListen = "127.0.0.1:8440";
   std::string adminListen = "127.0.0.1:8441";
   std::string proxyBind = "127.0.0.1";

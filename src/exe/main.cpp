@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--data-dir", options.dataDir, "where the embedded store (SQLite) and logs live")
       ->capture_default_str();
+  app.add_option("--store", options.store,
+                 "sqlite:DIR or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default: SQLite in --data-dir)");
+  app.add_option("--etcd-ca", options.etcdCa, "PEM CA certificate of the etcd members (TLS to etcd)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-cert", options.etcdCert, "PEM client certificate for etcd")->check(CLI::ExistingFile);
+  app.add_option("--etcd-key", options.etcdKey, "PEM private key of --etcd-cert")->check(CLI::ExistingFile);
   app.add_option("--api-listen", options.apiListen, "HOST:PORT of the Lattice REST API")->capture_default_str();
   app.add_option("--admin-listen", options.adminListen, "HOST:PORT of /ready and /metrics")->capture_default_str();
   app.add_option("--proxy-bind", options.proxyBind, "address the data plane's listener ports bind to")

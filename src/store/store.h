@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,8 +62,24 @@ struct StoreChanges {
 };
 
 struct StoreContents {
+  // The revision of the contents; etcd may report a lower one its change feed has reached (changesSince from
+  // it then repeats changes already in the contents, which applies cleanly).
   int64_t revision = 0;
   std::vector<Record> records;  // every record of every kind, at `revision` (readAll: ascending by (kind, id))
+};
+
+// A commit the backend cannot take whole (etcd: too many ops in one Txn, or a request too large). Thrown
+// before anything is sent: nothing is applied.
+class LimitExceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The backend cannot answer in time (etcd: quorum lost, no member reachable). A commit that throws it may or
+// may not have been applied; the caller retries later.
+class Unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class Store {
