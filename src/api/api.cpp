@@ -361,6 +361,14 @@ HttpResponse Api::handle(const HttpRequest& request) {
   } catch (const ApiError& error) {
     logDebug("api error ", error.type, ": ", error.what());
     return errorResponse(error, requestId);
+  } catch (const store::Unavailable& error) {  // etcd without quorum: retryable, as AWS's 500s are
+    logWarn("api ", requestId, ": the store is unavailable: ", error.what());
+    ApiError unavailable(500, "InternalServerException", "The service is temporarily unavailable. Retry the call.");
+    unavailable.retryAfter = "1";
+    return errorResponse(unavailable, requestId);
+  } catch (const store::LimitExceeded& error) {  // nothing was applied
+    std::string message = std::string("This call would change more than the store can change at once: ") + error.what();
+    return errorResponse(validationError(message), requestId);
   } catch (const std::exception& error) {
     logError("api internal error: ", error.what());
     return errorResponse(ApiError(500, "InternalServerException", "An internal error occurred."), requestId);

@@ -137,3 +137,30 @@ test('kill -9 of one server during a burst: every acknowledged create is on the 
     await stop();
   }
 });
+
+test('etcd not answering: a write is refused within 3 s as a retryable 500 with Retry-After, and works again after', async () => {
+  const { a, b, stop } = await twoServers();
+  try {
+    etcd.kill('SIGSTOP');  // a member that no longer answers (as one without quorum does)
+    const started = Date.now();
+    const error = await expectError(a.client.send(new CreateServiceCommand({ name: 'while-down' })));
+    const waited = Date.now() - started;
+    assert.equal(error.name, 'InternalServerException');
+    assert.equal(error.$metadata.httpStatusCode, 500);
+    assert.equal(error.$response?.headers?.['retry-after'] ?? error.$response?.headers?.['Retry-After'], '1');
+    assert.ok(waited < 3000, `answered after ${waited} ms`);
+    etcd.kill('SIGCONT');
+    const created = await until('a write to succeed again', async () => {
+      try {
+        return await a.client.send(new CreateServiceCommand({ name: 'after-recovery' }));
+      } catch {
+        return null;
+      }
+    }, 5000);
+    const read = await b.client.send(new GetServiceCommand({ serviceIdentifier: created.id }));
+    assert.equal(read.name, 'after-recovery');
+  } finally {
+    etcd.kill('SIGCONT');
+    await stop();
+  }
+});
