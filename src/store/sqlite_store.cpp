@@ -187,6 +187,9 @@ void SqliteStore::openDatabase() {
   }
   // FULL: the WAL is fsynced at every commit, so an acknowledged commit survives power loss.
   exec("PRAGMA synchronous = FULL");
+  // Up to 64 MiB of pages in memory (the default is 2 MiB): at 10,000 services the hot pages no longer fit in
+  // 2 MiB and every read went back to the kernel for them.
+  exec("PRAGMA cache_size = -65536");
   statements_.assign(kStatementCount, nullptr);
 }
 
