@@ -9,6 +9,7 @@
 // usage: bench/api_scale.sh (builds a release trellisd), or
 //   TRELLISD=build/release/src/exe/trellisd node bench/api_scale.mjs
 //   env: SIZES=100,1000,10000  TARGETS=10  CONCURRENCY=8  SAMPLE=400 (calls per operation and size)
+//        STORE=etcd://HOST:PORT[/PREFIX]  measure on etcd (trellisd --store) instead of the embedded SQLite
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { startTrellis } from '../test/integration/harness.mjs';
@@ -25,6 +26,7 @@ const perNetwork = 500;
 
 const largest = Math.max(...sizes);
 const t = await startTrellis({
+  args: process.env.STORE ? ['--store', process.env.STORE] : [],
   config: {
     quotas: {
       services: largest + sample + 100, targetGroups: largest + sample + 100, serviceNetworks: 100,
