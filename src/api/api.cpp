@@ -103,35 +103,49 @@ std::pair<size_t, std::optional<std::string>> readPageRequest(const Call& call) 
   errors.throwIfAny();
   return {limit, after};
 }
+
+// One entry of a list in key order: its key (what a token names) and its document, none when it is gone.
+struct PageEntry {
+  std::string key;
+  std::optional<json> value;
+};
+// The `want` entries after a key; fewer when the list ends.
+using NextEntries = std::function<std::vector<PageEntry>(const std::string& after, size_t want)>;
+
+// Keys only grow past `after`, so items added or removed elsewhere never shift a page. `items` may hold a lead.
+json fillPage(size_t limit, std::string after, json items, std::string last, const NextEntries& next,
+              const std::function<bool(const json&)>& keep, const std::function<json(const json&)>& summarize) {
+  bool more = false;
+  while (!more) {
+    size_t want = std::min<size_t>(100, limit + 1 - items.size());  // one past the page tells whether more follow
+    auto batch = next(after, want);
+    for (auto& entry : batch) {
+      after = entry.key;
+      if (!entry.value || !keep(*entry.value)) continue;
+      if (items.size() == limit) {
+        more = true;
+        break;
+      }
+      items.push_back(summarize(*entry.value));
+      last = entry.key;
+    }
+    if (batch.size() < want) break;
+  }
+  json out = {{"items", std::move(items)}};
+  if (more) out["nextToken"] = encodeToken(last);
+  return out;
+}
 }  // namespace
 
 json Resources::page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
                      const std::function<json(const json&)>& summarize) {
   auto [limit, token] = readPageRequest(call);
-  std::string after = token.value_or("");
-  // Ids only grow past `after`, so items added or removed elsewhere never shift a page.
-  json items = json::array();
-  std::string last;
-  bool more = false;
-  while (!more) {
-    auto batch = store_.list(kind, after, 256);
-    if (batch.empty()) break;
-    for (auto& record : batch) {
-      after = record.id;
-      json value = json::parse(record.value);
-      if (!keep(value)) continue;
-      if (items.size() == limit) {
-        more = true;
-        break;
-      }
-      items.push_back(summarize(value));
-      last = record.id;
-    }
-    if (batch.size() < 256) break;
-  }
-  json out = {{"items", std::move(items)}};
-  if (more) out["nextToken"] = encodeToken(last);
-  return out;
+  auto next = [&](const std::string& after, size_t want) {
+    std::vector<PageEntry> entries;
+    for (auto& record : store_.list(kind, after, want)) entries.push_back({record.id, json::parse(record.value)});
+    return entries;
+  };
+  return fillPage(limit, token.value_or(""), json::array(), "", next, keep, summarize);
 }
 
 json Resources::pageIndex(std::string_view index, const std::string& prefix, std::string_view kind, const Call& call,
@@ -144,34 +158,24 @@ json Resources::pageIndex(std::string_view index, const std::string& prefix, std
     errors.add("nextToken", "Member is not a valid pagination token");
     errors.throwIfAny();
   }
-  // The index keys only grow past `after`; `lead` sorts before every key, at `prefix` itself.
-  std::string after = token.value_or(prefix);
+  // `lead` sorts before every entry, at `prefix` itself.
   json items = json::array();
-  std::string last;
-  if (lead && !token) {
-    items.push_back(summarize(lead->value));
-    last = prefix;
-  }
-  bool more = false;
-  while (!more) {
-    auto batch = store_.list(index, after, 100);
-    for (auto& entry : batch) {
+  if (lead && !token) items.push_back(summarize(lead->value));
+  // Index entries, then their documents in one read (one etcd round trip, not one per item).
+  auto next = [&](const std::string& after, size_t want) {
+    std::vector<PageEntry> entries;
+    std::vector<store::RecordKey> keys;
+    for (auto& entry : store_.list(index, after, want)) {
       if (entry.id.compare(0, prefix.size(), prefix) != 0) break;
-      after = entry.id;
-      auto doc = find(kind, json::parse(entry.value).value("id", ""));
-      if (!doc || !keep(doc->value)) continue;
-      if (items.size() == limit) {
-        more = true;
-        break;
-      }
-      items.push_back(summarize(doc->value));
-      last = entry.id;
+      keys.push_back({std::string(kind), json::parse(entry.value).value("id", "")});
+      entries.push_back({std::move(entry.id), std::nullopt});
     }
-    if (batch.size() < 100 || after != batch.back().id) break;
-  }
-  json out = {{"items", std::move(items)}};
-  if (more) out["nextToken"] = encodeToken(last);
-  return out;
+    auto docs = store_.getMany(keys);
+    for (size_t i = 0; i < docs.size(); ++i)
+      if (docs[i]) entries[i].value = json::parse(docs[i]->value);
+    return entries;
+  };
+  return fillPage(limit, token.value_or(prefix), std::move(items), prefix, next, keep, summarize);
 }
 
 int64_t Resources::commit(const Tx& tx, const std::string& resourceType, const std::string& resourceId) {

@@ -134,10 +134,12 @@ std::vector<store::Record> indexEntries(store::Store& store, std::string_view in
 }
 
 std::vector<Doc> indexedDocs(Resources& r, std::string_view index, std::string_view kind, const std::string& parentId) {
+  std::vector<store::RecordKey> keys;
+  for (const auto& entry : indexEntries(r.store(), index, parentId + "/"))
+    keys.push_back({std::string(kind), json::parse(entry.value).value("id", "")});
   std::vector<Doc> out;
-  for (const auto& entry : indexEntries(r.store(), index, parentId + "/")) {
-    if (auto doc = r.find(kind, json::parse(entry.value).value("id", ""))) out.push_back(std::move(*doc));
-  }
+  for (auto& record : r.store().getMany(keys))
+    if (record) out.push_back(Doc{record->id, json::parse(record->value), record->modRevision});
   return out;
 }
 

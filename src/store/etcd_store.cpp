@@ -111,6 +111,7 @@ class EtcdStore final : public Store {
   EtcdStore& operator=(const EtcdStore&) = delete;
 
   std::optional<Record> get(std::string_view kind, std::string_view id) override;
+  std::vector<std::optional<Record>> getMany(const std::vector<RecordKey>& keys) override;
   std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) override;
   size_t count(std::string_view kind, std::string_view idPrefix = {}) override;
   StoreContents readAll() override;
@@ -136,6 +137,8 @@ class EtcdStore final : public Store {
   template <class Call>
   grpc::Status unary(Call&& call);
   std::pair<int64_t, std::vector<pb::KeyValue>> range(const std::string& begin, const std::string& end, size_t limit);
+  // How many keys start with `keyPrefix`, and etcd's revision (a status code, so each caller decides).
+  grpc::Status countKeys(const std::string& keyPrefix, pb::RangeResponse& response);
   void watchLoop();
   void resynchronize();
   void apply(const etcd::WatchBatch& batch);
@@ -206,12 +209,8 @@ EtcdStore::EtcdStore(const EtcdOptions& options)
   lease_ = pb::Lease::NewStub(channel_);
 
   // The feed starts at the revision read now; the watch takes over from the next one.
-  pb::RangeRequest request;
-  request.set_key(prefix_);
-  request.set_range_end(etcd::prefixEnd(prefix_));
-  request.set_count_only(true);
   pb::RangeResponse response;
-  auto status = unary([&](grpc::ClientContext& c) { return kv_->Range(&c, request, &response); });
+  auto status = countKeys(prefix_, response);
   if (!status.ok()) fail(status, "reading the revision at " + target);
   seen_ = notified_ = windowStart_ = response.header().revision();
   watchThread_ = std::thread([this] {
@@ -266,6 +265,14 @@ grpc::Status EtcdStore::unary(Call&& call) {
 }
 
 // Every key in [begin, end) up to `limit` (0: all), in pages all read at the revision of the first.
+grpc::Status EtcdStore::countKeys(const std::string& keyPrefix, pb::RangeResponse& response) {
+  pb::RangeRequest request;
+  request.set_key(keyPrefix);
+  request.set_range_end(etcd::prefixEnd(keyPrefix));
+  request.set_count_only(true);
+  return unary([&](grpc::ClientContext& c) { return kv_->Range(&c, request, &response); });
+}
+
 std::pair<int64_t, std::vector<pb::KeyValue>> EtcdStore::range(const std::string& begin, const std::string& end,
                                                                size_t limit) {
   for (;;) {
@@ -307,6 +314,34 @@ std::optional<Record> EtcdStore::get(std::string_view kind, std::string_view id)
   return etcd::decodeRecord(prefix_, response.kvs(0));
 }
 
+// One Txn of ranges per kMaxTxnOps keys, the later ones at the first one's revision: one consistent read, and
+// one round trip per hundred keys instead of one per key.
+std::vector<std::optional<Record>> EtcdStore::getMany(const std::vector<RecordKey>& keys) {
+  std::vector<std::optional<Record>> out;
+  out.reserve(keys.size());
+  int64_t revision = 0;
+  for (size_t first = 0; first < keys.size(); first += kMaxTxnOps) {
+    size_t end = std::min(keys.size(), first + kMaxTxnOps);
+    pb::TxnRequest txn;
+    for (size_t i = first; i < end; ++i) {
+      auto* range = txn.add_success()->mutable_request_range();
+      range->set_key(etcd::recordKey(prefix_, keys[i].kind, keys[i].id));
+      range->set_revision(revision);
+    }
+    pb::TxnResponse response;
+    auto status = unary([&](grpc::ClientContext& c) { return kv_->Txn(&c, txn, &response); });
+    // Compacted past the first chunk's revision between two chunks: read them all again, newer.
+    if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE && revision != 0) return getMany(keys);
+    if (!status.ok()) fail(status, "get");
+    if (revision == 0) revision = response.header().revision();
+    for (const auto& answer : response.responses()) {
+      const auto& kvs = answer.response_range().kvs();
+      out.push_back(kvs.empty() ? std::nullopt : etcd::decodeRecord(prefix_, kvs[0]));
+    }
+  }
+  return out;
+}
+
 std::vector<Record> EtcdStore::list(std::string_view kind, std::string_view after, size_t limit) {
   std::string kindPrefix = etcd::recordKey(prefix_, kind, "");
   // The first key after `after`: `after` followed by the smallest byte.
@@ -320,13 +355,8 @@ std::vector<Record> EtcdStore::list(std::string_view kind, std::string_view afte
 }
 
 size_t EtcdStore::count(std::string_view kind, std::string_view idPrefix) {
-  std::string keyPrefix = etcd::recordKey(prefix_, kind, idPrefix);
-  pb::RangeRequest request;
-  request.set_key(keyPrefix);
-  request.set_range_end(etcd::prefixEnd(keyPrefix));
-  request.set_count_only(true);
   pb::RangeResponse response;
-  auto status = unary([&](grpc::ClientContext& c) { return kv_->Range(&c, request, &response); });
+  auto status = countKeys(etcd::recordKey(prefix_, kind, idPrefix), response);
   if (!status.ok()) fail(status, "count");
   return static_cast<size_t>(response.count());
 }
@@ -533,12 +563,8 @@ void EtcdStore::watchLoop() {
 // The watch fell behind etcd's compaction: changes were lost, so the feed starts over at the current revision
 // and every reader from before it reads everything.
 void EtcdStore::resynchronize() {
-  pb::RangeRequest request;
-  request.set_key(prefix_);
-  request.set_range_end(etcd::prefixEnd(prefix_));
-  request.set_count_only(true);
   pb::RangeResponse response;
-  auto status = unary([&](grpc::ClientContext& c) { return kv_->Range(&c, request, &response); });
+  auto status = countKeys(prefix_, response);
   if (!status.ok()) return;  // the loop tries again from the same revision, and is told again
   int64_t revision = response.header().revision();
   {

@@ -281,6 +281,10 @@ auto SqliteStore::readConsistently(Read&& read) {
 
 std::optional<Record> SqliteStore::get(std::string_view kind, std::string_view id) {
   std::lock_guard lock(mutex_);
+  return getLocked(kind, id);
+}
+
+std::optional<Record> SqliteStore::getLocked(std::string_view kind, std::string_view id) {
   Use q(statement(kGet));
   q.bind(1, kind);
   q.bind(2, id);
@@ -288,6 +292,15 @@ std::optional<Record> SqliteStore::get(std::string_view kind, std::string_view i
   if (rc == SQLITE_ROW) return q.record();
   if (rc != SQLITE_DONE) fail("get failed");
   return std::nullopt;
+}
+
+// Under one hold of the connection's lock, which every commit takes too: one consistent revision.
+std::vector<std::optional<Record>> SqliteStore::getMany(const std::vector<RecordKey>& keys) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::optional<Record>> out;
+  out.reserve(keys.size());
+  for (const auto& key : keys) out.push_back(getLocked(key.kind, key.id));
+  return out;
 }
 
 std::vector<Record> SqliteStore::list(std::string_view kind, std::string_view after, size_t limit) {

@@ -28,6 +28,7 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   std::optional<Record> get(std::string_view kind, std::string_view id) override;
+  std::vector<std::optional<Record>> getMany(const std::vector<RecordKey>& keys) override;
   std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) override;
   size_t count(std::string_view kind, std::string_view idPrefix = {}) override;
   StoreContents readAll() override;
@@ -68,6 +69,7 @@ class SqliteStore final : public Store {
   void syncDirectory();
   void exec(const char* sql);
   sqlite3_stmt* statement(Statement which);
+  std::optional<Record> getLocked(std::string_view kind, std::string_view id);
   int64_t readRevision();
   int64_t readCompacted();
   template <class Read>

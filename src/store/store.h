@@ -87,6 +87,9 @@ class Store {
   virtual ~Store() = default;
 
   virtual std::optional<Record> get(std::string_view kind, std::string_view id) = 0;
+  // Several records at one consistent revision, in the order of `keys` (nullopt: absent). On etcd one round
+  // trip per hundred keys, where a get per key would pay one each.
+  virtual std::vector<std::optional<Record>> getMany(const std::vector<RecordKey>& keys) = 0;
   // Records of one kind with id > `after`, ascending by id; at most `limit` (0: no limit).
   virtual std::vector<Record> list(std::string_view kind, std::string_view after = {}, size_t limit = 0) = 0;
   // How many records of `kind` there are whose id starts with `idPrefix` (quotas, index entries under a

@@ -345,9 +345,16 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   EXPECT_THROW(writer->get("k", "before"), Unavailable);
   EXPECT_LT(Clock::now() - started, 3s) << "a read without quorum must fail within 3 s";
 
-  auto back = Clock::now();
+  // How long the members take to start and elect is etcd's business (and the machine's load); what Trellis
+  // owes is to commit again soon after etcd is healthy, with no restart of its own.
+  auto restarted = Clock::now();
   cluster.start(1);
   cluster.start(2);
+  cluster.waitHealthy();
+  std::printf("members restarted → etcd healthy: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restarted).count()));
+  auto back = Clock::now();
   std::optional<int64_t> revision;
   while (!revision && Clock::now() - back < 10s) {
     try {
@@ -358,9 +365,9 @@ TEST(EtcdStoreFaultTest, QuorumLostFailsFastAndRecoversWithoutARestart) {
   }
   ASSERT_TRUE(revision);
   auto recovered = Clock::now() - back;
-  std::printf("members restarted → first commit: %lld ms\n",
+  std::printf("etcd healthy → first commit: %lld ms\n",
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(recovered).count()));
-  EXPECT_LT(recovered, 5s) << "commits must work again within 5 s of the members' return";
+  EXPECT_LT(recovered, 3s) << "commits must work again within 3 s of etcd's return to health";
   EXPECT_TRUE(watch.waitFor(*revision, 5000ms)) << "the other instance's watch did not recover";
   EXPECT_TRUE(follower->get("k", "after"));
 }

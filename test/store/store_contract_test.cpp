@@ -103,6 +103,32 @@ TEST_P(StoreContractTest, PutGetUpdateDelete) {
   EXPECT_EQ(store->get("service", "svc-1")->createRevision, base_ + 4);
 }
 
+// More keys than one etcd Txn may hold (128), absent ones among them, answered in the order asked.
+TEST_P(StoreContractTest, GetManyAnswersEveryKeyInOrder) {
+  std::vector<Op> ops;
+  for (int i = 0; i < 150; i += 2) ops.push_back(Op::put("service", "svc-" + std::to_string(i), "v" + std::to_string(i)));
+  for (size_t first = 0; first < ops.size(); first += 50)
+    ASSERT_TRUE(store_->commit({}, {ops.begin() + first, ops.begin() + std::min(ops.size(), first + 50)}));
+  std::vector<RecordKey> keys;
+  for (int i = 149; i >= 0; --i) keys.push_back({"service", "svc-" + std::to_string(i)});
+  keys.push_back({"listener", "svc-0"});  // the same id under another kind is another record
+  auto records = store_->getMany(keys);
+  ASSERT_EQ(records.size(), keys.size());
+  for (size_t k = 0; k < 150; ++k) {
+    int i = 149 - static_cast<int>(k);
+    if (i % 2 == 1) {
+      EXPECT_FALSE(records[k]) << keys[k].id;
+      continue;
+    }
+    ASSERT_TRUE(records[k]) << keys[k].id;
+    EXPECT_EQ(records[k]->id, keys[k].id);
+    EXPECT_EQ(records[k]->value, "v" + std::to_string(i));
+    EXPECT_EQ(records[k]->modRevision, store_->get("service", keys[k].id)->modRevision);
+  }
+  EXPECT_FALSE(records.back());
+  EXPECT_TRUE(store_->getMany({}).empty());
+}
+
 TEST_P(StoreContractTest, CountsRecordsOfOneKind) {
   auto& store = store_;
   EXPECT_EQ(store->count("service"), 0u);
