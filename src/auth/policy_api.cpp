@@ -16,8 +16,12 @@ bool isMultiValuedKey(std::string_view name) {
 
 ApiAuthorization authorizeApiCall(const model::Identity& caller, std::string_view operation,
                                   std::string_view resourceArn, const ConditionKeys& keys, SystemTime now) {
+  return authorizeAction(caller, "vpc-lattice:" + std::string(operation), resourceArn, keys, now);
+}
+
+ApiAuthorization authorizeAction(const model::Identity& caller, const std::string& action,
+                                 std::string_view resourceArn, const ConditionKeys& keys, SystemTime now) {
   if (caller.policy.empty()) return {};
-  std::string action = "vpc-lattice:" + std::string(operation);
   std::string denied =
       "User: " + caller.arn + " is not authorized to perform: " + action + " on resource: " + std::string(resourceArn);
 

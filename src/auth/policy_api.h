@@ -31,5 +31,9 @@ using ConditionKeys = std::vector<std::pair<std::string, std::string>>;
 ApiAuthorization authorizeApiCall(const model::Identity& caller, std::string_view operation,
                                   std::string_view resourceArn, const ConditionKeys& keys = {},
                                   SystemTime now = systemNow());
+// The same for any action ("trellis:ReceiveConfiguration").
+ApiAuthorization authorizeAction(const model::Identity& caller, const std::string& action,
+                                 std::string_view resourceArn, const ConditionKeys& keys = {},
+                                 SystemTime now = systemNow());
 
 }  // namespace trellis::auth

@@ -291,8 +291,41 @@ class Connection {
 
 }  // namespace
 
+void HttpCancel::cancel() {
+  std::lock_guard lock(mutex_);
+  cancelled_ = true;
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // wakes a blocked read or write; the exchange closes the descriptor
+}
+
+bool HttpCancel::cancelled() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_;
+}
+
+// Registers the exchange's connection with its HttpCancel for as long as the exchange runs.
+class CancelScope {
+ public:
+  CancelScope(HttpCancel* cancel, int fd, const std::string& where) : cancel_(cancel) {
+    if (!cancel_) return;
+    std::lock_guard lock(cancel_->mutex_);
+    if (cancel_->cancelled_) throw std::runtime_error("request to " + where + " cancelled");
+    cancel_->fd_ = fd;
+  }
+  ~CancelScope() {
+    if (!cancel_) return;
+    std::lock_guard lock(cancel_->mutex_);
+    cancel_->fd_ = -1;
+  }
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  HttpCancel* cancel_;
+};
+
 HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
-                        const HeaderList& headers, std::string_view body, std::chrono::seconds timeout) {
+                        const HeaderList& headers, std::string_view body, std::chrono::seconds timeout,
+                        HttpCancel* cancel) {
   const std::string where = (endpoint.tls ? "https://" : "http://") + endpoint.hostHeader;
   asio::io_context io;
   asio::ip::tcp::socket socket(io);
@@ -313,6 +346,7 @@ HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::
                              "s");
   if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
   setTimeouts(socket, timeout);
+  CancelScope cancelScope(cancel, socket.native_handle(), where);
   Connection connection(socket.native_handle(), where);
   if (endpoint.tls) connection.startTls(endpoint.host, endpoint.caFile);
 

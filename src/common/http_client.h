@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,13 +33,27 @@ struct HttpResult {
   const std::string* header(std::string_view name) const;
 };
 
+// Lets another thread end an httpExchange early (a long poll, at shutdown): cancel() shuts its connection down and
+// the exchange throws. Once cancelled, it stays cancelled: later exchanges given it throw at once.
+class HttpCancel {
+ public:
+  void cancel();
+  bool cancelled() const;
+
+ private:
+  friend class CancelScope;
+  mutable std::mutex mutex_;
+  int fd_ = -1;  // the connection of the exchange running with this token, if any
+  bool cancelled_ = false;
+};
+
 // Sends one request and reads the whole response. `target` is the raw request-target ("/services?x=1").
 // `timeout` bounds the connect (all addresses together) and then each read and write.
 // Throws std::runtime_error naming the endpoint when it cannot connect, times out or gets a malformed answer, or,
 // for https, when the handshake fails: "TLS handshake with https://h:p failed: certificate verify failed: ...".
-// TLS writes never raise SIGPIPE (the CLI does not ignore it).
+// TLS writes never raise SIGPIPE (the CLI does not ignore it). `cancel` (may be null) can end it from elsewhere.
 HttpResult httpExchange(const Endpoint& endpoint, std::string_view method, std::string_view target,
                         const HeaderList& headers, std::string_view body,
-                        std::chrono::seconds timeout = std::chrono::seconds(30));
+                        std::chrono::seconds timeout = std::chrono::seconds(30), HttpCancel* cancel = nullptr);
 
 }  // namespace trellis

@@ -63,7 +63,7 @@ const char* reasonPhrase(int status) {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(asio::ip::tcp::socket socket, const HttpHandler& handler, size_t maxBody, std::atomic<int>& busy,
+  Connection(asio::ip::tcp::socket socket, const AsyncHttpHandler& handler, size_t maxBody, std::atomic<int>& busy,
              const std::atomic<bool>& stopping)
       : socket_(std::move(socket)), handler_(handler), maxBody_(maxBody), busy_(busy), stopping_(stopping) {
     llhttp_settings_init(&settings_);
@@ -151,15 +151,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
       req_.peerPort = remote.port();
     }
     bool keepAlive = llhttp_should_keep_alive(&parser_) && !stopping_;
-    HttpResponse resp;
+    // The reply comes back to this connection's thread, whichever thread gives it; reading waits for it.
+    auto me = shared_from_this();
+    HttpReply reply = [me, keepAlive, replied = std::make_shared<std::atomic<bool>>(false)](HttpResponse resp) {
+      if (replied->exchange(true)) return;
+      asio::post(me->socket_.get_executor(),
+                 [me, keepAlive, resp = std::move(resp)] { me->respond(resp, keepAlive); });
+    };
     try {
-      resp = handler_(req_);
+      handler_(req_, reply);
     } catch (const std::exception& e) {
       logError("http handler failed: ", e.what());
-      resp = HttpResponse{500, {{"content-type", "application/json"}}, "{\"message\":\"internal error\"}"};
+      reply(HttpResponse{500, {{"content-type", "application/json"}}, "{\"message\":\"internal error\"}"});
     }
     req_ = HttpRequest{};
-    respond(resp, keepAlive);
   }
 
   // busy_ was raised by the caller when the request was taken in.
@@ -184,7 +189,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   asio::ip::tcp::socket socket_;
-  const HttpHandler& handler_;
+  const AsyncHttpHandler& handler_;
   size_t maxBody_;
   std::atomic<int>& busy_;
   const std::atomic<bool>& stopping_;
@@ -204,7 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 struct HttpServer::Impl {
   std::string name;
-  HttpHandler handler;
+  AsyncHttpHandler handler;
   size_t maxBody;
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor{io};
@@ -226,6 +231,12 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(std::string name, HttpHandler handler, size_t maxBodyBytes)
+    : HttpServer(
+          std::move(name),
+          [handler = std::move(handler)](const HttpRequest& request, HttpReply reply) { reply(handler(request)); },
+          maxBodyBytes) {}
+
+HttpServer::HttpServer(std::string name, AsyncHttpHandler handler, size_t maxBodyBytes)
     : impl_(std::make_unique<Impl>()) {
   impl_->name = std::move(name);
   impl_->handler = std::move(handler);

@@ -35,10 +35,15 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// A handler that may answer later (a long poll): it calls `reply` exactly once, from any thread. The request
+// lives only during the call: keep a copy of what is needed later.
+using HttpReply = std::function<void(HttpResponse)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpReply reply)>;
 
 class HttpServer {
  public:
   HttpServer(std::string name, HttpHandler handler, size_t maxBodyBytes = 1 << 20);
+  HttpServer(std::string name, AsyncHttpHandler handler, size_t maxBodyBytes = 1 << 20);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -47,7 +52,8 @@ class HttpServer {
   // Throws std::runtime_error with a readable reason when the address cannot be bound.
   void start(const std::string& hostPort);
   uint16_t port() const;
-  // Stops accepting, lets in-flight requests finish (up to the grace period), then joins.
+  // Stops accepting, lets in-flight requests finish (up to the grace period; a pending long poll is in flight
+  // until it is answered), then joins.
   void stop(int graceMillis = 10000);
 
  private:

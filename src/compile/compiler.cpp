@@ -676,6 +676,14 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::update(const store::StoreChang
   return build(changes.revision, dirty);
 }
 
+bool isCompiledKind(std::string_view kind) {
+  for (std::string_view compiled : {"service", "listener", "rule", "targetgroup", "servicenetwork",
+                                    "servicenetworkserviceassociation", "servicenetworkvpcassociation", "authpolicy",
+                                    "accesslogsubscription", "tags"})
+    if (kind == compiled) return true;
+  return false;
+}
+
 void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id, const store::Record* record,
                                   Dirty& dirty) {
   Cache& cache = *cache_;

@@ -66,6 +66,10 @@ class SnapshotCompiler {
 std::shared_ptr<const snapshot::Snapshot> compileSnapshot(const store::StoreContents& contents,
                                                           const model::Config& config, HealthCells* cells = nullptr);
 
+// The record kinds the compiler reads (docs/store-schema.md): what a proxy's replica needs of the store. The
+// rest (indexes, uniqueness guards, idempotency records, counts) serve only the API.
+bool isCompiledKind(std::string_view kind);
+
 // Parses "200", "200-299", "200,202" into inclusive ranges; empty result when malformed.
 std::vector<std::pair<int, int>> parseHttpCodeMatcher(std::string_view text);
 

@@ -366,6 +366,17 @@ StoreChanges SqliteStore::changesSince(int64_t revision) {
 }
 
 std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) {
+  return write(conditions, ops, 0);
+}
+
+int64_t SqliteStore::commitAt(int64_t revision, const std::vector<Op>& ops) {
+  if (revision <= 0) throw std::invalid_argument("commitAt: revision must be positive");
+  return *write({}, ops, revision);
+}
+
+// `at` 0: the next revision; else exactly `at`, which must be past the store's (a replica's commit).
+std::optional<int64_t> SqliteStore::write(const std::vector<Condition>& conditions, const std::vector<Op>& ops,
+                                          int64_t at) {
   int64_t newRevision = 0;
   {
     std::lock_guard lock(mutex_);
@@ -390,8 +401,12 @@ std::optional<int64_t> SqliteStore::commit(const std::vector<Condition>& conditi
           holds = exists && q.integer(0) == condition.modRevision;
         if (!holds) break;
       }
-      if (holds && !ops.empty()) {
-        newRevision = readRevision() + 1;
+      if (holds && (!ops.empty() || at)) {
+        int64_t current = readRevision();
+        if (at && at <= current)
+          throw std::invalid_argument("commitAt: revision " + std::to_string(at) + " is not past the store's " +
+                                      std::to_string(current));
+        newRevision = at ? at : current + 1;
         std::map<std::string_view, int64_t> added;  // records created minus records deleted, by kind
         for (const auto& op : ops) {
           if (op.type == Op::Type::Put) {

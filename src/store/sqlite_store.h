@@ -34,6 +34,10 @@ class SqliteStore final : public Store {
   StoreContents readAll() override;
   StoreChanges changesSince(int64_t revision) override;
   std::optional<int64_t> commit(const std::vector<Condition>& conditions, const std::vector<Op>& ops) override;
+  // A replica's commit (a proxy's copy of the API servers' records): applies `ops` atomically at exactly
+  // `revision`, the primary's revision for them, which must be past this store's (std::invalid_argument if not).
+  // No ops: only moves the revision on. Returns `revision`.
+  int64_t commitAt(int64_t revision, const std::vector<Op>& ops);
   int64_t revision() override;
   void watch(std::function<void(int64_t revision)> fn) override;
 
@@ -69,6 +73,7 @@ class SqliteStore final : public Store {
   void syncDirectory();
   void exec(const char* sql);
   sqlite3_stmt* statement(Statement which);
+  std::optional<int64_t> write(const std::vector<Condition>& conditions, const std::vector<Op>& ops, int64_t at);
   std::optional<Record> getLocked(std::string_view kind, std::string_view id);
   int64_t readRevision();
   int64_t readCompacted();

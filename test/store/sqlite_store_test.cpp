@@ -238,6 +238,28 @@ TEST_F(SqliteStoreTest, ChangesOlderThanTheKeptHistoryAskForAFullRead) {
   EXPECT_FALSE(reopened.changesSince(3).compacted);
 }
 
+// A proxy's replica takes the API servers' revisions as they are, gaps included, and its own readers follow it.
+TEST_F(SqliteStoreTest, ReplicaCommitsLandAtTheGivenRevision) {
+  SqliteStore store(dir_);
+  std::vector<int64_t> seen;
+  store.watch([&seen](int64_t revision) { seen.push_back(revision); });
+  EXPECT_EQ(store.commitAt(7, {Op::put("k", "a", "1"), Op::put("k", "b", "1")}), 7);
+  EXPECT_EQ(store.revision(), 7);
+  EXPECT_EQ(store.get("k", "a")->modRevision, 7);
+  EXPECT_EQ(store.commitAt(12, {}), 12) << "no ops: the revision still moves on";
+  EXPECT_EQ(store.commitAt(20, {Op::del("k", "a")}), 20);
+  auto changes = store.changesSince(7);
+  EXPECT_EQ(changes.revision, 20);
+  ASSERT_EQ(changes.deleted.size(), 1u);
+  EXPECT_EQ(changes.deleted[0].id, "a");
+  EXPECT_THROW(store.commitAt(20, {Op::put("k", "c", "1")}), std::invalid_argument);
+  EXPECT_THROW(store.commitAt(3, {}), std::invalid_argument);
+  EXPECT_FALSE(store.get("k", "c")) << "a refused commit applies nothing";
+  EXPECT_EQ(store.revision(), 20);
+  EXPECT_EQ(seen, (std::vector<int64_t>{7, 12, 20}));
+  EXPECT_EQ(store.commit({}, {Op::put("k", "d", "1")}), 21) << "a local commit goes on from there";
+}
+
 TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseAndItsHistoryStartsThere) {
   fs::create_directories(dir_);
   std::string path = (fs::path(dir_) / kSqliteDatabaseFile).string();
