@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/indexes.h"
@@ -15,10 +17,15 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "compile/builder.h"
+#include "common/strings.h"
+#include "common/time.h"
 #include "dns/server.h"
+#include "fleet/feed.h"
+#include "fleet/follower.h"
 #include "model/config.h"
 #include "proxy/data_plane.h"
 #include "store/etcd_store.h"
+#include "store/sqlite_store.h"
 #include "store/store.h"
 #include "store/store_url.h"
 
@@ -104,7 +111,8 @@ void checkIdentityPolicies(const model::Config& config, const std::string& file)
 // a restart. Returns an empty string on success, else why the old config stays.
 class ConfigReloader {
  public:
-  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, compile::SnapshotBuilder& snapshots)
+  // `snapshots` is null without a data plane or DNS role.
+  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, compile::SnapshotBuilder* snapshots)
       : file_(std::move(file)), current_(current), snapshots_(snapshots) {}
 
   std::string reload() {
@@ -121,7 +129,7 @@ class ConfigReloader {
     if (fresh->region != old->region || fresh->accountId != old->accountId || fresh->partition != old->partition)
       return "region, accountId and partition cannot change without a restart";
     current_.store(fresh);
-    snapshots_.setConfig(*fresh);
+    if (snapshots_) snapshots_->setConfig(*fresh);
     logInfo("config reloaded from ", file_, ": ", fresh->identities.size(), " identities, ", fresh->vpcs.size(),
             " VPCs");
     return "";
@@ -131,12 +139,33 @@ class ConfigReloader {
   std::mutex mutex_;
   std::string file_;
   std::atomic<model::ConfigPtr>& current_;
-  compile::SnapshotBuilder& snapshots_;
+  compile::SnapshotBuilder* snapshots_;
 };
 
-// The admin port: readiness, Prometheus metrics, the data plane's listener ports, config reload.
-HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready,
-                           const compile::SnapshotBuilder& snapshots, const proxy::DataPlane& dataPlane,
+// What the admin port reports on; each part is null when this process does not run its role.
+struct AdminParts {
+  const compile::SnapshotBuilder* snapshots = nullptr;
+  const proxy::DataPlane* dataPlane = nullptr;
+  const fleet::ConfigFeed* feed = nullptr;
+  const fleet::Follower* follower = nullptr;
+  store::Store* records = nullptr;  // the API's store, or a data-plane host's replica
+};
+
+nlohmann::json proxiesJson(const fleet::ConfigFeed& feed) {
+  auto list = nlohmann::json::array();
+  int64_t revision = feed.revision();
+  for (const auto& proxy : feed.proxies())
+    list.push_back({{"id", proxy.id},
+                    {"address", proxy.address},
+                    {"revision", proxy.revision},
+                    {"lagRevisions", std::max<int64_t>(0, revision - proxy.revision)},
+                    {"lastSeen", formatRfc3339(proxy.lastSeen)}});
+  return {{"revision", revision}, {"proxies", list}};
+}
+
+// The admin port: readiness, Prometheus metrics, the data plane's listener ports, the proxies following this API
+// server, the digest of the records it routes by, config reload.
+HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready, const AdminParts& parts,
                            ConfigReloader& reloader) {
   const HeaderList text = {{"content-type", "text/plain; charset=utf-8"}};
   if (request.path == "/reload") {
@@ -146,20 +175,34 @@ HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& 
   }
   if (request.path == "/ready")
     return ready ? HttpResponse{200, text, "ready\n"} : HttpResponse{503, text, "starting\n"};
-  if (request.path == "/metrics")
-    return HttpResponse{200, {{"content-type", "text/plain; version=0.0.4"}},
-                        snapshots.renderMetrics() + dataPlane.renderMetrics()};
+  if (request.path == "/metrics") {
+    std::string metrics;
+    if (parts.snapshots) metrics += parts.snapshots->renderMetrics();
+    if (parts.dataPlane) metrics += parts.dataPlane->renderMetrics();
+    if (parts.feed) metrics += parts.feed->renderMetrics();
+    if (parts.follower) metrics += parts.follower->renderMetrics();
+    return HttpResponse{200, {{"content-type", "text/plain; version=0.0.4"}}, metrics};
+  }
   if (request.path == "/ca.pem") {
-    auto pem = dataPlane.rootCertificatePem();
+    auto pem = parts.dataPlane ? parts.dataPlane->rootCertificatePem() : "";
     return pem.empty() ? HttpResponse{503, text, "HTTPS is not available\n"}
                        : HttpResponse{200, {{"content-type", "application/x-pem-file"}}, pem};
   }
-  if (request.path == "/listeners") {
+  if (request.path == "/listeners" && parts.dataPlane) {
     auto ports = nlohmann::json::array();
-    for (const auto& status : dataPlane.listenerStatus())
+    for (const auto& status : parts.dataPlane->listenerStatus())
       ports.push_back({{"port", status.port}, {"bound", status.bound}, {"error", status.error}});
     return HttpResponse{200, {{"content-type", "application/json"}}, ports.dump() + "\n"};
   }
+  // What this host's snapshots compile from, as one hash: equal on every host that holds the same records.
+  if (request.path == "/fleet/digest" && parts.records) {
+    auto all = fleet::readChangeBatch(*parts.records, 0);
+    return HttpResponse{200, {{"content-type", "application/json"}},
+                        nlohmann::json{{"revision", all.revision}, {"digest", fleet::contentDigest(all.records)}}.dump() +
+                            "\n"};
+  }
+  if (request.path == "/proxies" && parts.feed)
+    return HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson(*parts.feed).dump() + "\n"};
   return HttpResponse{404, text, "not found\n"};
 }
 
@@ -191,6 +234,53 @@ std::unique_ptr<store::Store> openStore(const DaemonOptions& options) {
   return opened;
 }
 
+struct Roles {
+  bool api = false, proxy = false, dns = false;
+};
+
+// --roles and the flags that go with them. Throws std::invalid_argument naming the problem.
+Roles parseRoles(const DaemonOptions& options) {
+  Roles roles;
+  for (const auto& role : split(options.roles, ',')) {
+    if (role == "api") roles.api = true;
+    else if (role == "proxy") roles.proxy = true;
+    else if (role == "dns") roles.dns = true;
+    else throw std::invalid_argument("--roles: unknown role '" + std::string(role) + "' (api, proxy, dns)");
+  }
+  if (!roles.api && !roles.proxy && !roles.dns) throw std::invalid_argument("--roles names no role");
+  if (roles.api && !options.controlPlane.empty())
+    throw std::invalid_argument("--control-plane is for data-plane hosts: an API server reads its own store");
+  if (!roles.api && options.controlPlane.empty())
+    throw std::invalid_argument("without the api role, --control-plane must name the API servers to follow");
+  if (!roles.api && !options.store.empty())
+    throw std::invalid_argument("--store is for API servers: a data-plane host keeps a replica in --data-dir");
+  if (!roles.dns && !options.dnsListen.empty()) throw std::invalid_argument("--dns-listen needs the dns role");
+  return roles;
+}
+
+// A data-plane host signs its polls with the standard AWS environment variables.
+fleet::FollowerOptions followerOptions(const DaemonOptions& options, const model::Config& config) {
+  fleet::FollowerOptions follow;
+  for (const auto& url : split(options.controlPlane, ',')) follow.controlPlane.emplace_back(url);
+  follow.caFile = options.controlPlaneCa;
+  const char* key = std::getenv("AWS_ACCESS_KEY_ID");
+  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  const char* token = std::getenv("AWS_SESSION_TOKEN");
+  if (!key || !*key || !secret || !*secret)
+    throw std::invalid_argument("a data-plane host signs its requests to --control-plane: set AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY to an identity allowed " +
+                                std::string(fleet::kReceiveAction));
+  follow.credentials = {key, secret, token ? token : ""};
+  follow.region = config.region;
+  follow.proxyId = options.proxyId;
+  if (follow.proxyId.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    follow.proxyId = host;
+  }
+  return follow;
+}
+
 }  // namespace
 
 int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
@@ -200,7 +290,9 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
 
   model::Config config;
   bool devIdentity = options.configFile.empty();
+  Roles roles;
   try {
+    roles = parseRoles(options);
     if (!devIdentity) {
       config = model::loadConfig(options.configFile);
       checkIdentityPolicies(config, options.configFile);
@@ -210,9 +302,17 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     return 2;
   }
 
+  // An API server opens the store; a data-plane host its replica of the API servers' records.
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::SqliteStore> replica;
+  std::optional<fleet::FollowerOptions> follow;
   try {
-    store = openStore(options);
+    if (roles.api) {
+      store = openStore(options);
+    } else {
+      follow = followerOptions(options, config);
+      replica = std::make_unique<store::SqliteStore>((std::filesystem::path(options.dataDir) / "replica").string());
+    }
   } catch (const std::invalid_argument& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
     return 2;
@@ -220,63 +320,101 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     std::cerr << "trellisd: " << e.what() << "\n";
     return 1;
   }
+  store::Store& records = roles.api ? *store : *replica;
   if (devIdentity) {
     config.identities.push_back(developmentIdentity(options.dataDir, config.accountId));
     // One client VPC holding every loopback address, so local clients can reach what is associated with it.
     config.vpcs.push_back({kDevelopmentVpc, {"127.0.0.0/8", "::1/128"}});
   }
+  std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
 
-  // Config changes flow store → snapshot builder → data plane; nothing on the request path reads the store.
-  compile::SnapshotBuilder snapshots(*store, config);
-  store->watch([&snapshots](int64_t revision) { snapshots.notifyCommitted(revision); });
+  // Config changes flow store (or replica) → snapshot builder → data plane; nothing on the request path reads the
+  // store. Components are declared in the order they may be torn down in reverse: watchers before what they call.
+  std::optional<compile::SnapshotBuilder> snapshots;
+  if (roles.proxy || roles.dns) {
+    snapshots.emplace(records, config);
+    records.watch([&snapshots](int64_t revision) { snapshots->notifyCommitted(revision); });
+  }
+  std::optional<fleet::ConfigFeed> feed;
+  if (roles.api) {
+    feed.emplace(*store, [&currentConfig] { return currentConfig.load(); });
+    store->watch([&feed](int64_t revision) { feed->notifyCommitted(revision); });
+  }
   // On etcd, the store's watch thread runs watchers whenever any trellisd writes: close the store (joining that
-  // thread) before `snapshots` goes, on every way out of here.
+  // thread) before `snapshots` and `feed` go, on every way out of here.
   struct CloseStore {
     std::unique_ptr<store::Store>& store;
     ~CloseStore() { store.reset(); }
   } closeStore{store};
-  proxy::DataPlane dataPlane({.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
-                             snapshots);
+  std::optional<proxy::DataPlane> dataPlane;
+  if (roles.proxy)
+    dataPlane.emplace(
+        proxy::DataPlaneOptions{.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
+        *snapshots);
+  // The follower commits into the replica from its thread: it goes before the snapshot builder it feeds.
+  std::optional<fleet::Follower> follower;
+  if (replica) follower.emplace(*replica, *follow);
 
-  std::atomic<model::ConfigPtr> currentConfig{std::make_shared<const model::Config>(config)};
-  ConfigReloader reloader(options.configFile, currentConfig, snapshots);
-  try {
-    api::buildIndexesIfMissing(*store);  // a store of an older trellisd
-  } catch (const std::exception& e) {  // on etcd: quorum lost
-    std::cerr << "trellisd: cannot build the API's indexes: " << e.what() << "\n";
-    return 1;
+  ConfigReloader reloader(options.configFile, currentConfig, snapshots ? &*snapshots : nullptr);
+  std::optional<api::Api> api;
+  if (roles.api) {
+    try {
+      api::buildIndexesIfMissing(*store);  // a store of an older trellisd
+    } catch (const std::exception& e) {  // on etcd: quorum lost
+      std::cerr << "trellisd: cannot build the API's indexes: " << e.what() << "\n";
+      return 1;
+    }
+    api.emplace(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
+    if (dataPlane)
+      api->resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
+        auto health = dataPlane->targetHealth().status(tg, target, static_cast<uint16_t>(port));
+        return std::make_pair(health.status, health.reasonCode);
+      };
   }
-  api::Api api(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
-  api.resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
-    auto health = dataPlane.targetHealth().status(tg, target, static_cast<uint16_t>(port));
-    return std::make_pair(health.status, health.reasonCode);
-  };
-  HttpServer apiServer("api", [&api](const HttpRequest& r) { return api.handle(r); });
+  // The API port also carries the config stream to data-plane hosts (a long poll: answered later).
+  HttpServer apiServer("api", AsyncHttpHandler([&api, &feed](const HttpRequest& r, HttpReply reply) {
+                         if (startsWith(r.path, "/_trellis/")) return feed->handle(r, std::move(reply));
+                         reply(api->handle(r));
+                       }));
   std::atomic<bool> ready{false};
-  HttpServer adminServer("admin",
-                         [&](const HttpRequest& r) { return adminResponse(r, ready, snapshots, dataPlane, reloader); });
+  AdminParts parts{snapshots ? &*snapshots : nullptr, dataPlane ? &*dataPlane : nullptr, feed ? &*feed : nullptr,
+                   follower ? &*follower : nullptr, &records};
+  HttpServer adminServer("admin", [&](const HttpRequest& r) { return adminResponse(r, ready, parts, reloader); });
   std::unique_ptr<dns::DnsServer> dnsServer;
   try {
-    snapshots.start();
-    dataPlane.start();
-    if (!options.dnsListen.empty()) {
+    // A data-plane host compiles its replica first and serves from it at once; the follower catches up after.
+    if (snapshots) snapshots->start();
+    if (dataPlane) dataPlane->start();
+    if (roles.dns && !options.dnsListen.empty()) {
       dns::DnsOptions dnsOptions{options.dnsListen, config.effectiveServiceDomain(),
                                  config.dns.answerAddresses.empty() ? std::vector<std::string>{options.proxyBind}
                                                                     : config.dns.answerAddresses,
                                  config.dns.upstreams, static_cast<uint32_t>(config.dns.ttl)};
-      dnsServer = std::make_unique<dns::DnsServer>(dnsOptions, snapshots);
+      dnsServer = std::make_unique<dns::DnsServer>(dnsOptions, *snapshots);
       dnsServer->start();
     }
-    apiServer.start(options.apiListen);
+    if (follower) follower->start();
+    if (feed) {
+      feed->start();
+      apiServer.start(options.apiListen);
+    }
     adminServer.start(options.adminListen);
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
     return 1;
   }
   ready = true;
-  printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port(), dnsServer ? dnsServer->port() : 0);
-  logInfo("ready: api ", options.apiListen, " (port ", apiServer.port(), "), admin ", options.adminListen,
-          " (port ", adminServer.port(), "), data dir ", options.dataDir);
+  if (roles.api) {
+    printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port(), dnsServer ? dnsServer->port() : 0);
+  } else {
+    std::cout << "trellisd is a data-plane host following " << options.controlPlane << " (replica at revision "
+              << replica->revision() << ")\nadmin endpoint (/ready, /metrics) at http://"
+              << options.adminListen.substr(0, options.adminListen.rfind(':')) << ":" << adminServer.port() << "\n";
+    if (dnsServer) std::cout << "DNS service directory on port " << dnsServer->port() << "\n";
+    std::cout << std::flush;
+  }
+  logInfo("ready: roles ", options.roles, roles.api ? ", api " + options.apiListen : std::string(), ", admin ",
+          options.adminListen, " (port ", adminServer.port(), "), data dir ", options.dataDir);
 
   while (true) {
     int signal = 0;
@@ -290,10 +428,12 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     break;
   }
   ready = false;
+  if (feed) feed->stop();  // answers the proxies' polls, which the API server's stop would otherwise wait out
   apiServer.stop();
+  if (follower) follower->stop();
   if (dnsServer) dnsServer->stop();
-  dataPlane.stop();
-  snapshots.stop();
+  if (dataPlane) dataPlane->stop();
+  if (snapshots) snapshots->stop();
   adminServer.stop();
   logInfo("stopped");
   return 0;

@@ -1,4 +1,4 @@
-// Wiring of trellisd's parts: config, store, API, admin endpoint, data plane.
+// Wiring of trellisd's parts: config, store, API, admin endpoint, data plane, DNS directory, config stream.
 #pragma once
 #include <csignal>
 #include <string>
@@ -16,6 +16,11 @@ struct DaemonOptions {
   std::string dnsListen;
   int workers = 0;
   std::string logLevel = "info";
+  // --roles: any of api, proxy, dns. A data-plane host (no api) follows --control-plane into a replica.
+  std::string roles = "api,proxy,dns";
+  std::string controlPlane;  // http(s)://HOST:PORT[,...]
+  std::string controlPlaneCa;
+  std::string proxyId;  // empty: the host name
 };
 
 // Runs until SIGTERM/SIGINT (blocked in `signals`); returns the process exit code.

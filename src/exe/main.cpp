@@ -39,6 +39,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dns-listen", options.dnsListen, "HOST:PORT of the DNS service directory (empty: off)");
   app.add_option("--workers", options.workers, "data-plane worker threads (0: one per core)")->capture_default_str();
+  app.add_option("--roles", options.roles,
+                 "what this process does: api (the Lattice API and the config stream), proxy (the data plane), dns "
+                 "(the DNS directory); a data-plane host runs proxy,dns with --control-plane")
+      ->capture_default_str();
+  app.add_option("--control-plane", options.controlPlane,
+                 "without the api role: the API servers to follow, http(s)://HOST:PORT[,...] (credentials from "
+                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+  app.add_option("--control-plane-ca", options.controlPlaneCa, "PEM bundle the API servers' certificates chain to")
+      ->check(CLI::ExistingFile);
+  app.add_option("--proxy-id", options.proxyId, "how the API servers list this data-plane host (default: host name)");
   app.add_option("--log-level", options.logLevel, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -67,14 +67,15 @@ function waitForLine(child, regex, what) {
   });
 }
 
-// Starts trellisd. Options: config (merged over BASE_CONFIG), dataDir (reuse one), args (extra flags).
+// Starts trellisd. Options: config (merged over BASE_CONFIG), dataDir (reuse one), args (extra flags), apiListen and
+// adminListen (HOST:PORT; default 127.0.0.1 and a free port).
 export async function startTrellis(options = {}) {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'trellis-it-'));
   const config = { ...BASE_CONFIG, ...(options.config ?? {}) };
   const configFile = writeConfig(dataDir, config);
   const child = spawn(trellisdPath, [
     '--config', configFile, '--data-dir', dataDir,
-    '--api-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
+    '--api-listen', options.apiListen ?? '127.0.0.1:0', '--admin-listen', options.adminListen ?? '127.0.0.1:0',
     ...(options.args ?? []),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -1,0 +1,31 @@
+// The config stream from API servers to proxies (docs/fleet.md): one answer of GET /_trellis/v1/changes, the
+// data plane's records changed after the revision a proxy holds, as JSON:
+//   {"revision":N,"full":false,"deleted":[{"kind":K,"id":I}],"records":[{"kind":K,"id":I,"value":"<JSON text>"}]}
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store.h"
+
+namespace trellis::fleet {
+
+struct ChangeBatch {
+  int64_t revision = 0;  // the API server's store revision the batch brings a proxy to
+  bool full = false;     // a whole copy: what a proxy holds and the batch does not is gone
+  std::vector<store::RecordKey> deleted;  // apply before `records`
+  std::vector<store::Record> records;     // kind, id and value (revisions are the batch's)
+};
+
+std::string encodeChangeBatch(const ChangeBatch& batch);
+// nullopt, with `error` saying what is wrong, for anything but a well-formed batch: a proxy applies all of one
+// or nothing.
+std::optional<ChangeBatch> decodeChangeBatch(std::string_view body, std::string& error);
+
+// A hash of records' kinds, ids and values, whatever their order or revisions: equal on two hosts when they hold the
+// same records, and so compile the same snapshot from the same config.
+std::string contentDigest(const std::vector<store::Record>& records);
+
+}  // namespace trellis::fleet

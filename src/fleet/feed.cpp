@@ -1,0 +1,242 @@
+#include "fleet/feed.h"
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "auth/policy_api.h"
+#include "auth/sigv4.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "common/thread_name.h"
+#include "common/time.h"
+#include "compile/compiler.h"
+
+namespace trellis::fleet {
+
+namespace {
+
+constexpr int kDefaultWaitSeconds = 30;
+constexpr int kMaxWaitSeconds = 60;
+// Past this many waiting proxies an API server asks the rest to go elsewhere, rather than hold sockets forever.
+constexpr size_t kMaxWaiters = 20000;
+constexpr size_t kMaxRememberedProxies = 20000;
+
+// An error in the shape AWS's REST services answer with.
+HttpResponse error(int status, const std::string& code, const std::string& message) {
+  HttpResponse response{status, {{"content-type", "application/json"}, {"x-amzn-errortype", code}},
+                        nlohmann::json{{"message", message}}.dump()};
+  if (status == 503) response.headers.push_back({"retry-after", "1"});
+  return response;
+}
+
+HttpResponse batchResponse(std::string body) {
+  return HttpResponse{200, {{"content-type", "application/json"}}, std::move(body)};
+}
+
+std::optional<int64_t> integer(const std::string& text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+ChangeBatch readChangeBatch(store::Store& store, int64_t since) {
+  ChangeBatch batch;
+  if (since > 0) {
+    auto changes = store.changesSince(since);
+    if (!changes.compacted) {
+      batch.revision = changes.revision;
+      for (auto& key : changes.deleted)
+        if (compile::isCompiledKind(key.kind)) batch.deleted.push_back(std::move(key));
+      for (auto& record : changes.records)
+        if (compile::isCompiledKind(record.kind)) batch.records.push_back(std::move(record));
+      return batch;
+    }
+  }
+  auto contents = store.readAll();
+  batch.full = true;
+  batch.revision = contents.revision;
+  for (auto& record : contents.records)
+    if (compile::isCompiledKind(record.kind)) batch.records.push_back(std::move(record));
+  return batch;
+}
+
+ConfigFeed::ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config)
+    : store_(store), config_(std::move(config)) {}
+
+ConfigFeed::~ConfigFeed() { stop(); }
+
+void ConfigFeed::start() {
+  int64_t revision = store_.revision();
+  {
+    std::lock_guard lock(mutex_);  // a commit may be reporting already
+    revision_ = std::max(revision_, revision);
+  }
+  thread_ = std::thread([this] {
+    nameThisThread("config-feed");
+    run();
+  });
+}
+
+void ConfigFeed::stop() {
+  std::vector<Waiter> left;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(waiters_);
+  }
+  for (auto& waiter : left) waiter.reply(error(503, "ServiceUnavailableException", "this API server is stopping"));
+}
+
+void ConfigFeed::notifyCommitted(int64_t revision) {
+  {
+    std::lock_guard lock(mutex_);
+    if (revision <= revision_) return;
+    revision_ = revision;
+  }
+  wake_.notify_all();
+}
+
+void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
+  if (request.path != kChangesPath) return reply(error(404, "ResourceNotFoundException", "no such path"));
+  if (request.method != "GET") return reply(error(405, "ValidationException", "use GET"));
+
+  auto config = config_();
+  auth::SigV4Request input{request.method, request.path, request.query, request.headers, request.body};
+  auto lookup = [&config](std::string_view key) { return config->identityByAccessKey(std::string(key)); };
+  auto now = systemNow();
+  auto verified = auth::verifySigV4(input, kSigningService, config->region, lookup, now);
+  if (!verified.ok()) return reply(error(verified.status, verified.errorCode, verified.message));
+  // The stream carries every service's routing and policies: only an identity granted it explicitly may follow.
+  std::string resource = "arn:" + config->partition + ":trellis:" + config->region + ":" + config->accountId +
+                         ":configuration";
+  auto allowed = verified.identity->policy.empty()
+                     ? auth::ApiAuthorization{false, "User: " + verified.identity->arn +
+                                                         " is not authorized to perform: " + kReceiveAction +
+                                                         " on resource: " + resource +
+                                                         " because no identity-based policy grants it"}
+                     : auth::authorizeAction(*verified.identity, kReceiveAction, resource, {}, now);
+  if (!allowed.allowed) return reply(error(403, "AccessDeniedException", allowed.message));
+
+  auto query = parseQuery(request.query);
+  std::optional<int64_t> since;
+  int wait = kDefaultWaitSeconds;
+  for (const auto& [name, value] : query ? *query : std::vector<std::pair<std::string, std::string>>{}) {
+    if (name == "since") {
+      since = integer(value);
+    } else if (name == "wait") {
+      auto seconds = integer(value);
+      if (!seconds || *seconds > kMaxWaitSeconds)
+        return reply(error(400, "ValidationException", "wait must be 0 to 60 seconds"));
+      wait = static_cast<int>(*seconds);
+    }
+  }
+  if (!since) return reply(error(400, "ValidationException", "since must be a revision (a non-negative integer)"));
+
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return reply(error(503, "ServiceUnavailableException", "this API server is stopping"));
+    if (waiters_.size() >= kMaxWaiters)
+      return reply(error(503, "ServiceUnavailableException", "this API server follows too many proxies"));
+    const std::string* id = request.header(kProxyIdHeader);
+    std::string key = id && !id->empty() ? id->substr(0, 256) : request.peerAddress;
+    if (proxies_.size() >= kMaxRememberedProxies && !proxies_.count(key)) proxies_.clear();
+    proxies_[key] = {key, request.peerAddress, *since, std::chrono::system_clock::now()};
+    waiters_.push_back({*since, std::chrono::steady_clock::now() + std::chrono::seconds(wait), std::move(reply)});
+  }
+  wake_.notify_all();
+}
+
+void ConfigFeed::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::hours(1);
+    std::vector<Waiter> ready, expired;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->since < revision_ || it->since == 0) {
+        ready.push_back(std::move(*it));
+      } else if (it->deadline <= now) {
+        expired.push_back(std::move(*it));
+      } else {
+        next = std::min(next, it->deadline);
+        ++it;
+        continue;
+      }
+      it = waiters_.erase(it);
+    }
+    if (ready.empty() && expired.empty()) {
+      wake_.wait_until(lock, next);
+      continue;
+    }
+    lock.unlock();
+    answer(std::move(ready), std::move(expired));
+    lock.lock();
+  }
+}
+
+// Outside the lock: reading the store may take a while (etcd), and proxies keep arriving meanwhile.
+void ConfigFeed::answer(std::vector<Waiter> ready, std::vector<Waiter> expired) {
+  std::map<int64_t, HttpResponse> bySince;  // proxies at one revision share one read and one encoding
+  for (auto& waiter : ready) {
+    auto [it, fresh] = bySince.try_emplace(waiter.since);
+    if (fresh) {
+      try {
+        auto batch = readChangeBatch(store_, waiter.since);
+        {
+          std::lock_guard lock(mutex_);
+          ++batches_[batch.full ? 1 : 0];
+        }
+        it->second = batchResponse(encodeChangeBatch(batch));
+      } catch (const std::exception& e) {  // on etcd: no quorum; the proxy keeps its replica and asks again
+        logWarn("config feed: cannot read the changes after revision ", waiter.since, ": ", e.what());
+        it->second = error(503, "ServiceUnavailableException", "the store cannot be read: try again");
+      }
+    }
+    waiter.reply(it->second);
+  }
+  for (auto& waiter : expired) waiter.reply(batchResponse(encodeChangeBatch(ChangeBatch{waiter.since, false, {}, {}})));
+}
+
+std::vector<ConfigFeed::ProxyStatus> ConfigFeed::proxies() const {
+  std::vector<ProxyStatus> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, status] : proxies_) out.push_back(status);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.lastSeen > b.lastSeen; });
+  return out;
+}
+
+int64_t ConfigFeed::revision() const {
+  std::lock_guard lock(mutex_);
+  return revision_;
+}
+
+std::string ConfigFeed::renderMetrics() const {
+  std::lock_guard lock(mutex_);
+  return "# HELP trellis_fleet_revision The store revision this API server has seen committed.\n"
+         "# TYPE trellis_fleet_revision gauge\n"
+         "trellis_fleet_revision " +
+         std::to_string(revision_) +
+         "\n# HELP trellis_fleet_waiting_proxies Proxies waiting on this API server for the next change.\n"
+         "# TYPE trellis_fleet_waiting_proxies gauge\n"
+         "trellis_fleet_waiting_proxies " +
+         std::to_string(waiters_.size()) +
+         "\n"
+         "# HELP trellis_fleet_batches_total Change batches read from the store for proxies (full: whole copies).\n"
+         "# TYPE trellis_fleet_batches_total counter\n"
+         "trellis_fleet_batches_total{full=\"false\"} " +
+         std::to_string(batches_[0]) + "\ntrellis_fleet_batches_total{full=\"true\"} " + std::to_string(batches_[1]) +
+         "\n";
+}
+
+}  // namespace trellis::fleet

@@ -1,0 +1,84 @@
+// The API server's side of the config stream (docs/fleet.md): proxies long-poll
+//   GET /_trellis/v1/changes?since=R&wait=S
+// signed with SigV4 for the service "trellis" by an identity whose policy allows trellis:ReceiveConfiguration,
+// and get the data plane's records changed after R as soon as a later revision commits (or, after S seconds, an
+// answer that nothing did). A proxy whose R is older than the store's kept history, or 0, gets a whole copy.
+// Proxies at the same revision share one read of the store: its load grows with commits, not with proxies.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/http_server.h"
+#include "fleet/changes.h"
+#include "model/config.h"
+#include "store/store.h"
+
+namespace trellis::fleet {
+
+inline constexpr const char* kChangesPath = "/_trellis/v1/changes";
+inline constexpr const char* kSigningService = "trellis";
+inline constexpr const char* kReceiveAction = "trellis:ReceiveConfiguration";
+// What a proxy sends to say who it is (its --proxy-id), for the list of proxies.
+inline constexpr const char* kProxyIdHeader = "x-trellis-proxy-id";
+
+// The data plane's part of what changed after `since`, or all of it (`full`) when the store no longer has that
+// history or `since` is 0.
+ChangeBatch readChangeBatch(store::Store& store, int64_t since);
+
+class ConfigFeed {
+ public:
+  // `config` gives the identities that may follow and the region requests are signed for.
+  ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config);
+  ~ConfigFeed();
+  ConfigFeed(const ConfigFeed&) = delete;
+  ConfigFeed& operator=(const ConfigFeed&) = delete;
+
+  void start();
+  // Answers every waiting proxy (503: try another API server) and joins. Before the HTTP server stops.
+  void stop();
+  // Cheap, from any thread (Store::watch): `revision` committed.
+  void notifyCommitted(int64_t revision);
+  // The HTTP route for kChangesPath; replies later, from the feed's thread.
+  void handle(const HttpRequest& request, HttpReply reply);
+
+  struct ProxyStatus {
+    std::string id;
+    std::string address;
+    int64_t revision = 0;  // what it said it holds when it last asked
+    std::chrono::system_clock::time_point lastSeen;
+  };
+  // The proxies that asked this API server, most recent first.
+  std::vector<ProxyStatus> proxies() const;
+  int64_t revision() const;
+  // Prometheus text: trellis_fleet_revision, trellis_fleet_waiting_proxies, trellis_fleet_batches_total{full}.
+  std::string renderMetrics() const;
+
+ private:
+  struct Waiter {
+    int64_t since = 0;
+    std::chrono::steady_clock::time_point deadline;
+    HttpReply reply;
+  };
+  void run();
+  void answer(std::vector<Waiter> ready, std::vector<Waiter> expired);
+
+  store::Store& store_;
+  std::function<model::ConfigPtr()> config_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  int64_t revision_ = 0;
+  std::vector<Waiter> waiters_;
+  std::map<std::string, ProxyStatus> proxies_;
+  uint64_t batches_[2] = {};  // [incremental, full]
+  std::thread thread_;
+};
+
+}  // namespace trellis::fleet
