@@ -3,6 +3,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -106,22 +107,48 @@ void checkIdentityPolicies(const model::Config& config, const std::string& file)
   }
 }
 
-// Re-reads the config file (SIGHUP, POST /reload) and hands it to the API and the data plane; open
-// connections are kept. What would change existing resources' ARNs (region, account, partition) needs
-// a restart. Returns an empty string on success, else why the old config stays.
+std::string readConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw model::ConfigError(path + ": cannot be read");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The running config: re-read from the file (SIGHUP, POST /reload) or, on a data-plane host, taken from the API
+// servers' config stream; handed to the API and the data plane, and from an API server to the stream. Open
+// connections are kept. What would change existing resources' ARNs (region, account, partition) needs a restart.
+// Each method returns an empty string on success, else why the old config stays.
 class ConfigReloader {
  public:
-  // `snapshots` is null without a data plane or DNS role.
-  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, compile::SnapshotBuilder* snapshots)
-      : file_(std::move(file)), current_(current), snapshots_(snapshots) {}
+  // `snapshots` is null without a data plane or DNS role; `adopted` (may be empty) hears each config taken.
+  ConfigReloader(std::string file, std::atomic<model::ConfigPtr>& current, compile::SnapshotBuilder* snapshots,
+                 std::function<void(const std::string& text)> adopted)
+      : file_(std::move(file)), current_(current), snapshots_(snapshots), adopted_(std::move(adopted)) {}
 
   std::string reload() {
-    std::lock_guard lock(mutex_);
+    if (streamed_) return "this data-plane host takes its config from the control plane (docs/fleet.md)";
     if (file_.empty()) return "trellisd runs without --config: nothing to reload";
+    try {
+      return adopt(readConfigFile(file_), file_);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+
+  // The API servers' config file, from the stream: from now on this host no longer reads its own.
+  std::string adoptStreamed(const std::string& text) {
+    std::string problem = adopt(text, "the control plane's config");
+    if (problem.empty()) streamed_ = true;
+    return problem;
+  }
+  void markStreamed() { streamed_ = true; }
+
+ private:
+  std::string adopt(const std::string& text, const std::string& source) {
+    std::lock_guard lock(mutex_);
     model::ConfigPtr fresh;
     try {
-      fresh = std::make_shared<const model::Config>(model::loadConfig(file_));
-      checkIdentityPolicies(*fresh, file_);
+      fresh = std::make_shared<const model::Config>(model::parseConfig(text, source));
+      checkIdentityPolicies(*fresh, source);
     } catch (const std::exception& e) {
       return e.what();
     }
@@ -130,17 +157,39 @@ class ConfigReloader {
       return "region, accountId and partition cannot change without a restart";
     current_.store(fresh);
     if (snapshots_) snapshots_->setConfig(*fresh);
-    logInfo("config reloaded from ", file_, ": ", fresh->identities.size(), " identities, ", fresh->vpcs.size(),
-            " VPCs");
+    if (adopted_) adopted_(text);
+    logInfo("config taken from ", source, ": ", fresh->identities.size(), " identities, ", fresh->vpcs.size(), " VPCs");
     return "";
   }
 
- private:
   std::mutex mutex_;
   std::string file_;
   std::atomic<model::ConfigPtr>& current_;
   compile::SnapshotBuilder* snapshots_;
+  std::function<void(const std::string& text)> adopted_;
+  std::atomic<bool> streamed_{false};
 };
+
+// Where a data-plane host keeps the last config the control plane sent: it starts from it, as from its replica.
+std::filesystem::path streamedConfigPath(const std::string& dataDir) {
+  return std::filesystem::path(dataDir) / "control-plane-config.yaml";
+}
+
+// Replaces the file whole (a crash leaves the old one or the new one, never half of one); owner-only: it holds
+// identities' secret keys.
+void saveStreamedConfig(const std::string& dataDir, const std::string& text) {
+  auto path = streamedConfigPath(dataDir);
+  auto temporary = path;
+  temporary += ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    std::filesystem::permissions(temporary, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + temporary.string());
+  }
+  std::filesystem::rename(temporary, path);
+}
 
 // What the admin port reports on; each part is null when this process does not run its role.
 struct AdminParts {
@@ -289,13 +338,23 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   setLogLevel(level);
 
   model::Config config;
+  std::string configText;  // the file's text, which an API server streams to data-plane hosts
   bool devIdentity = options.configFile.empty();
+  bool streamedConfig = false;
   Roles roles;
   try {
     roles = parseRoles(options);
-    if (!devIdentity) {
-      config = model::loadConfig(options.configFile);
-      checkIdentityPolicies(config, options.configFile);
+    std::string source = options.configFile;
+    // A data-plane host starts from the config the control plane last sent, when it has one, over its own file.
+    if (!roles.api && std::filesystem::exists(streamedConfigPath(options.dataDir))) {
+      source = streamedConfigPath(options.dataDir).string();
+      streamedConfig = true;
+      devIdentity = false;
+    }
+    if (!source.empty()) {
+      configText = readConfigFile(source);
+      config = model::parseConfig(configText, source);
+      checkIdentityPolicies(config, source);
     }
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
@@ -311,6 +370,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
       store = openStore(options);
     } else {
       follow = followerOptions(options, config);
+      if (streamedConfig) follow->configDigest = fleet::configDigest(configText);
       replica = std::make_unique<store::SqliteStore>((std::filesystem::path(options.dataDir) / "replica").string());
     }
   } catch (const std::invalid_argument& e) {
@@ -338,6 +398,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   std::optional<fleet::ConfigFeed> feed;
   if (roles.api) {
     feed.emplace(*store, [&currentConfig] { return currentConfig.load(); });
+    if (!options.configFile.empty()) feed->setConfigText(configText);
     store->watch([&feed](int64_t revision) { feed->notifyCommitted(revision); });
   }
   // On etcd, the store's watch thread runs watchers whenever any trellisd writes: close the store (joining that
@@ -351,11 +412,26 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     dataPlane.emplace(
         proxy::DataPlaneOptions{.bindAddress = options.proxyBind, .workers = options.workers, .dataDir = options.dataDir},
         *snapshots);
-  // The follower commits into the replica from its thread: it goes before the snapshot builder it feeds.
+  // A reloaded config goes to the data-plane hosts (API server), or to disk for the next start (host).
+  ConfigReloader reloader(options.configFile, currentConfig, snapshots ? &*snapshots : nullptr,
+                          [&feed, &options](const std::string& text) {
+                            if (feed) return feed->setConfigText(text);
+                            try {
+                              saveStreamedConfig(options.dataDir, text);
+                            } catch (const std::exception& e) {
+                              logError("fleet: the control plane's config is running but not saved: ", e.what());
+                            }
+                          });
+  if (streamedConfig) reloader.markStreamed();
+  // The follower commits into the replica and takes configs from its thread: it goes before what it calls.
   std::optional<fleet::Follower> follower;
-  if (replica) follower.emplace(*replica, *follow);
-
-  ConfigReloader reloader(options.configFile, currentConfig, snapshots ? &*snapshots : nullptr);
+  if (replica) {
+    follow->onConfig = [&reloader](const std::string& text) {
+      std::string problem = reloader.adoptStreamed(text);
+      if (!problem.empty()) logError("fleet: refused the control plane's config, keeping the running one: ", problem);
+    };
+    follower.emplace(*replica, *follow);
+  }
   std::optional<api::Api> api;
   if (roles.api) {
     try {

@@ -15,9 +15,10 @@ std::string encodeChangeBatch(const ChangeBatch& batch) {
   json records = json::array();
   for (const auto& record : batch.records)
     records.push_back({{"kind", record.kind}, {"id", record.id}, {"value", record.value}});
+  json doc{{"revision", batch.revision}, {"full", batch.full}, {"deleted", deleted}, {"records", records}};
+  if (batch.config) doc["config"] = *batch.config;
   // Store values are the API's own JSON text; `replace` keeps a corrupted one from failing the whole batch.
-  return json{{"revision", batch.revision}, {"full", batch.full}, {"deleted", deleted}, {"records", records}}.dump(
-      -1, ' ', false, json::error_handler_t::replace);
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace {
@@ -75,6 +76,13 @@ std::optional<ChangeBatch> decodeChangeBatch(std::string_view body, std::string&
     }
     batch.records.push_back({*kind, *id, value->get<std::string>(), batch.revision, batch.revision});
   }
+  if (auto config = doc.find("config"); config != doc.end()) {
+    if (!config->is_string()) {
+      error = "config must be a string";
+      return std::nullopt;
+    }
+    batch.config = config->get<std::string>();
+  }
   return batch;
 }
 
@@ -89,5 +97,7 @@ std::string contentDigest(const std::vector<store::Record>& records) {
       text.append(std::to_string(part->size())).append(":").append(*part);
   return sha256Hex(text);
 }
+
+std::string configDigest(std::string_view text) { return sha256Hex(text); }
 
 }  // namespace trellis::fleet

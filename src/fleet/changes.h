@@ -1,6 +1,7 @@
 // The config stream from API servers to proxies (docs/fleet.md): one answer of GET /_trellis/v1/changes, the
 // data plane's records changed after the revision a proxy holds, as JSON:
-//   {"revision":N,"full":false,"deleted":[{"kind":K,"id":I}],"records":[{"kind":K,"id":I,"value":"<JSON text>"}]}
+//   {"revision":N,"full":false,"deleted":[{"kind":K,"id":I}],"records":[{"kind":K,"id":I,"value":"<JSON text>"}],
+//    "config":"<the API server's config file>"}          (config: only when the proxy's differs)
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -17,6 +18,8 @@ struct ChangeBatch {
   bool full = false;     // a whole copy: what a proxy holds and the batch does not is gone
   std::vector<store::RecordKey> deleted;  // apply before `records`
   std::vector<store::Record> records;     // kind, id and value (revisions are the batch's)
+  // The API server's config file (identities, VPCs, instances...), when the proxy does not hold this one.
+  std::optional<std::string> config;
 };
 
 std::string encodeChangeBatch(const ChangeBatch& batch);
@@ -27,5 +30,7 @@ std::optional<ChangeBatch> decodeChangeBatch(std::string_view body, std::string&
 // A hash of records' kinds, ids and values, whatever their order or revisions: equal on two hosts when they hold the
 // same records, and so compile the same snapshot from the same config.
 std::string contentDigest(const std::vector<store::Record>& records);
+// What a proxy reports of the config it holds (the `config` query parameter): a hash of the file's text.
+std::string configDigest(std::string_view text);
 
 }  // namespace trellis::fleet

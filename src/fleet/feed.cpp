@@ -105,6 +105,19 @@ void ConfigFeed::notifyCommitted(int64_t revision) {
   wake_.notify_all();
 }
 
+void ConfigFeed::setConfigText(std::string text) {
+  {
+    std::lock_guard lock(mutex_);
+    configDigest_ = configDigest(text);
+    configText_ = std::move(text);
+  }
+  wake_.notify_all();
+}
+
+bool ConfigFeed::needsConfig(const Waiter& waiter) const {
+  return configText_ && waiter.configDigest != configDigest_;
+}
+
 void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   if (request.path != kChangesPath) return reply(error(404, "ResourceNotFoundException", "no such path"));
   if (request.method != "GET") return reply(error(405, "ValidationException", "use GET"));
@@ -129,6 +142,7 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   auto query = parseQuery(request.query);
   std::optional<int64_t> since;
   int wait = kDefaultWaitSeconds;
+  std::string heldConfig;
   for (const auto& [name, value] : query ? *query : std::vector<std::pair<std::string, std::string>>{}) {
     if (name == "since") {
       since = integer(value);
@@ -137,6 +151,8 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
       if (!seconds || *seconds > kMaxWaitSeconds)
         return reply(error(400, "ValidationException", "wait must be 0 to 60 seconds"));
       wait = static_cast<int>(*seconds);
+    } else if (name == "config") {
+      heldConfig = value.substr(0, 64);
     }
   }
   if (!since) return reply(error(400, "ValidationException", "since must be a revision (a non-negative integer)"));
@@ -150,7 +166,8 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
     std::string key = id && !id->empty() ? id->substr(0, 256) : request.peerAddress;
     if (proxies_.size() >= kMaxRememberedProxies && !proxies_.count(key)) proxies_.clear();
     proxies_[key] = {key, request.peerAddress, *since, std::chrono::system_clock::now()};
-    waiters_.push_back({*since, std::chrono::steady_clock::now() + std::chrono::seconds(wait), std::move(reply)});
+    waiters_.push_back(
+        {*since, heldConfig, std::chrono::steady_clock::now() + std::chrono::seconds(wait), std::move(reply)});
   }
   wake_.notify_all();
 }
@@ -162,7 +179,7 @@ void ConfigFeed::run() {
     auto next = now + std::chrono::hours(1);
     std::vector<Waiter> ready, expired;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->since < revision_ || it->since == 0) {
+      if (it->since < revision_ || needsConfig(*it)) {
         ready.push_back(std::move(*it));
       } else if (it->deadline <= now) {
         expired.push_back(std::move(*it));
@@ -185,25 +202,34 @@ void ConfigFeed::run() {
 
 // Outside the lock: reading the store may take a while (etcd), and proxies keep arriving meanwhile.
 void ConfigFeed::answer(std::vector<Waiter> ready, std::vector<Waiter> expired) {
-  std::map<int64_t, HttpResponse> bySince;  // proxies at one revision share one read and one encoding
-  for (auto& waiter : ready) {
-    auto [it, fresh] = bySince.try_emplace(waiter.since);
+  std::optional<std::string> config;
+  std::vector<bool> sendConfig;
+  {
+    std::lock_guard lock(mutex_);
+    config = configText_;
+    for (const auto& waiter : ready) sendConfig.push_back(needsConfig(waiter));
+  }
+  // Proxies at one revision (and needing the config or not) share one read and one encoding.
+  std::map<std::pair<int64_t, bool>, HttpResponse> answers;
+  for (size_t i = 0; i < ready.size(); ++i) {
+    auto [it, fresh] = answers.try_emplace({ready[i].since, sendConfig[i]});
     if (fresh) {
       try {
-        auto batch = readChangeBatch(store_, waiter.since);
+        auto batch = readChangeBatch(store_, ready[i].since);
+        if (sendConfig[i]) batch.config = config;
         {
           std::lock_guard lock(mutex_);
           ++batches_[batch.full ? 1 : 0];
         }
         it->second = batchResponse(encodeChangeBatch(batch));
       } catch (const std::exception& e) {  // on etcd: no quorum; the proxy keeps its replica and asks again
-        logWarn("config feed: cannot read the changes after revision ", waiter.since, ": ", e.what());
+        logWarn("config feed: cannot read the changes after revision ", ready[i].since, ": ", e.what());
         it->second = error(503, "ServiceUnavailableException", "the store cannot be read: try again");
       }
     }
-    waiter.reply(it->second);
+    ready[i].reply(it->second);
   }
-  for (auto& waiter : expired) waiter.reply(batchResponse(encodeChangeBatch(ChangeBatch{waiter.since, false, {}, {}})));
+  for (auto& waiter : expired) waiter.reply(batchResponse(encodeChangeBatch(ChangeBatch{waiter.since, false, {}, {}, {}})));
 }
 
 std::vector<ConfigFeed::ProxyStatus> ConfigFeed::proxies() const {

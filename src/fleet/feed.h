@@ -1,5 +1,5 @@
 // The API server's side of the config stream (docs/fleet.md): proxies long-poll
-//   GET /_trellis/v1/changes?since=R&wait=S
+//   GET /_trellis/v1/changes?since=R&wait=S[&config=DIGEST]
 // signed with SigV4 for the service "trellis" by an identity whose policy allows trellis:ReceiveConfiguration,
 // and get the data plane's records changed after R as soon as a later revision commits (or, after S seconds, an
 // answer that nothing did). A proxy whose R is older than the store's kept history, or 0, gets a whole copy.
@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,8 @@ class ConfigFeed {
   void stop();
   // Cheap, from any thread (Store::watch): `revision` committed.
   void notifyCommitted(int64_t revision);
+  // The config file proxies should hold (at start and after each reload); never called: proxies keep their own.
+  void setConfigText(std::string text);
   // The HTTP route for kChangesPath; replies later, from the feed's thread.
   void handle(const HttpRequest& request, HttpReply reply);
 
@@ -63,11 +66,13 @@ class ConfigFeed {
  private:
   struct Waiter {
     int64_t since = 0;
+    std::string configDigest;  // of the config the proxy holds
     std::chrono::steady_clock::time_point deadline;
     HttpReply reply;
   };
   void run();
   void answer(std::vector<Waiter> ready, std::vector<Waiter> expired);
+  bool needsConfig(const Waiter& waiter) const;  // under mutex_
 
   store::Store& store_;
   std::function<model::ConfigPtr()> config_;
@@ -75,6 +80,8 @@ class ConfigFeed {
   std::condition_variable wake_;
   bool stopping_ = false;
   int64_t revision_ = 0;
+  std::optional<std::string> configText_;
+  std::string configDigest_;
   std::vector<Waiter> waiters_;
   std::map<std::string, ProxyStatus> proxies_;
   uint64_t batches_[2] = {};  // [incremental, full]

@@ -51,7 +51,7 @@ bool applyChangeBatch(store::SqliteStore& replica, const ChangeBatch& batch) {
 }
 
 Follower::Follower(store::SqliteStore& replica, FollowerOptions options)
-    : replica_(replica), options_(std::move(options)) {
+    : replica_(replica), options_(std::move(options)), configDigest_(options_.configDigest) {
   if (options_.controlPlane.empty()) throw std::invalid_argument("--control-plane names no API server");
   for (const auto& url : options_.controlPlane) {
     std::string problem;
@@ -117,8 +117,9 @@ void Follower::run() {
 
 void Follower::pollOnce(const Endpoint& endpoint, const std::string& url) {
   const std::string path = endpoint.basePath + kChangesPath;
-  const std::string query =
+  std::string query =
       "since=" + std::to_string(replica_.revision()) + "&wait=" + std::to_string(options_.wait.count());
+  if (!configDigest_.empty()) query += "&config=" + configDigest_;
   HeaderList headers{{"host", endpoint.hostHeader}, {kProxyIdHeader, options_.proxyId}};
   auth::signRequest("GET", endpoint.hostHeader, path, query, headers, "", options_.credentials, options_.region,
                     kSigningService, systemNow());
@@ -134,6 +135,11 @@ void Follower::pollOnce(const Endpoint& endpoint, const std::string& url) {
   auto batch = decodeChangeBatch(result.body, problem);
   if (!batch) throw std::runtime_error("malformed change batch from " + url + ": " + problem);
   lastContactMs_ = steadyMillis();
+  // The config first: the records may name what only the new config has (an instance, a VPC).
+  if (batch->config) {
+    configDigest_ = configDigest(*batch->config);  // reported from now on, taken or not: no loop on a bad file
+    if (options_.onConfig) options_.onConfig(*batch->config);
+  }
   if (applyChangeBatch(replica_, *batch) && batch->full) {
     ++fullCopies_;
     logInfo("fleet: whole copy from ", url, " at revision ", batch->revision, " (", batch->records.size(),

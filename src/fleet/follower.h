@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,6 +28,10 @@ struct FollowerOptions {
   std::string region;                     // requests are signed for it
   std::string proxyId;                    // how API servers list this host
   std::chrono::seconds wait{20};          // how long an API server holds a poll with nothing new
+  // Takes the API servers' config file when it differs from the one held (configDigest of its text; empty: none
+  // held). Runs on the follower's thread before the batch's records are applied; it must not throw.
+  std::function<void(const std::string& configText)> onConfig;
+  std::string configDigest;
 };
 
 // Applies one batch to the replica: at its revision, all of it or nothing. A whole copy deletes what it does not
@@ -62,6 +67,7 @@ class Follower {
   std::condition_variable wake_;
   bool stopping_ = false;
 
+  std::string configDigest_;  // of the config last received (taken or not): the follower thread's
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> fullCopies_{0};
   std::atomic<uint64_t> failures_{0};

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "auth/sigv4.h"
@@ -246,6 +247,35 @@ TEST_F(FleetTest, AProxyAwayLongerThanTheHistoryConvergesThroughAWholeCopy) {
   ASSERT_TRUE(eventually([&] { return replica.revision() == primary.revision(); }));
   EXPECT_EQ(dataPlaneRecords(replica), dataPlaneRecords(primary)) << "svc-1's deletion is not lost";
   EXPECT_NE(follower.renderMetrics().find("trellis_fleet_full_copies_total 1"), std::string::npos);
+}
+
+TEST_F(FleetTest, TheConfigFileTravelsOnceAndAgainWhenItChanges) {
+  store::SqliteStore primary(dir("primary"));
+  primary.commit({}, {Op::put("service", "svc-1", "1")});
+  FeedServer feed(primary, config_);
+  feed.feed.setConfigText("region: us-east-1\n");
+  store::SqliteStore replica(dir("replica"));
+  std::mutex mutex;
+  std::vector<std::string> taken;
+  auto options = follow({feed.url()});
+  options.onConfig = [&](const std::string& text) {
+    std::lock_guard lock(mutex);
+    taken.push_back(text);
+  };
+  Follower follower(replica, options);
+  follower.start();
+  auto seen = [&] {
+    std::lock_guard lock(mutex);
+    return taken;
+  };
+  ASSERT_TRUE(eventually([&] { return seen().size() == 1 && replica.revision() == 1; }));
+  EXPECT_EQ(seen()[0], "region: us-east-1\n");
+  feed.feed.setConfigText("region: us-east-1\ndrainSeconds: 5\n");  // a reload: no commit needed
+  ASSERT_TRUE(eventually([&] { return seen().size() == 2; }));
+  EXPECT_EQ(seen()[1], "region: us-east-1\ndrainSeconds: 5\n");
+  primary.commit({}, {Op::put("service", "svc-2", "1")});
+  ASSERT_TRUE(eventually([&] { return replica.revision() == 2; }));
+  EXPECT_EQ(seen().size(), 2u) << "a config the proxy holds is not sent again";
 }
 
 TEST_F(FleetTest, StoppingEndsAPollInFlightAtOnce) {

@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto again = decodeChangeBatch(encodeChangeBatch(*batch), error);
   if (!again || again->revision != batch->revision || again->full != batch->full ||
-      again->deleted.size() != batch->deleted.size() || again->records.size() != batch->records.size())
+      again->deleted.size() != batch->deleted.size() || again->records.size() != batch->records.size() ||
+      again->config != batch->config)
     std::abort();
   for (size_t i = 0; i < batch->records.size(); ++i)
     if (again->records[i].kind != batch->records[i].kind || again->records[i].id != batch->records[i].id ||

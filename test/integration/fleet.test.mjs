@@ -1,6 +1,7 @@
 // A fleet: one etcd member, two API servers (--roles api) and three data-plane hosts (--roles proxy,dns), each
-// host in its own network namespace with its own address and VPC, and clients in those namespaces. Changes made
-// on one API server reach every host; the hosts serve with no control plane at all (API servers and etcd down),
+// host in its own network namespace with its own address and VPC, and clients in those namespaces. The hosts have
+// no config file of their own: the API servers' reaches them on the stream. Changes made on one API server reach
+// every host; the hosts serve with no control plane at all (API servers and etcd down),
 // a host restarted in the outage serves from its replica, and a host whose API server dies moves to the other
 // without a whole copy. Needs root for the namespaces (skipped without).
 import { test, before, after } from 'node:test';
@@ -47,7 +48,6 @@ const config = {
   identities: [ADMIN, PROXY],
   vpcs: [...BASE_CONFIG.vpcs, ...HOSTS.map((h) => ({ id: h.vpc, cidrs: [`10.${r}.${h.i}.0/24`] }))],
 };
-const configFile = work && path.join(work, 'trellis.yaml');
 let etcd;
 let etcdArgs;
 let apiA;
@@ -85,8 +85,9 @@ function startApi(name) {
 function startHost(h) {
   const dataDir = path.join(work, `host${h.i}`);
   const controlPlane = Object.values(ids.apiPort).map((port) => `http://${h.root}:${port}`).join(',');
+  // No --config: a host takes the API servers' config (identities, VPCs...) from the stream, and keeps it.
   const child = spawn('ip', ['netns', 'exec', h.ns, trellisdPath, '--roles', 'proxy,dns', '--control-plane', controlPlane,
-    '--config', configFile, '--data-dir', dataDir, '--proxy-bind', h.address, '--admin-listen', `${h.address}:0`,
+    '--data-dir', dataDir, '--proxy-bind', h.address, '--admin-listen', `${h.address}:0`,
     '--dns-listen', `${h.address}:5353`, '--proxy-id', `host${h.i}`, '--workers', '1'],
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_ACCESS_KEY_ID: PROXY.accessKeyId, AWS_SECRET_ACCESS_KEY: PROXY.secretAccessKey } });
   let out = '';
@@ -146,7 +147,6 @@ before(async () => {
     sh('ip', 'netns', 'exec', h.ns, 'ip', 'link', 'set', 'lo', 'up');
     sh('ip', 'netns', 'exec', h.ns, 'ip', 'route', 'add', 'default', 'via', h.root);
   }
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
   ids.etcdPort = await freePort();
   const peer = await freePort();
   etcdArgs = ['--data-dir', path.join(work, 'etcd'),
@@ -209,6 +209,21 @@ test('a change on one API server reaches every host, and traffic follows', { ski
   for (const h of HOSTS) {
     const { stdout } = await execFileAsync('ip', ['netns', 'exec', h.ns, 'dig', '+short', '-p', '5353', `@${h.address}`, ids.host]);
     assert.equal(stdout.trim(), h.address);
+  }
+  // A reloaded config reaches every host (and is what a host restarts with).
+  const reloaded = { ...config, identities: [...config.identities, { arn: `arn:aws:iam::${ACCOUNT}:role/late`, accessKeyId: 'AKIAEXAMPLELATE00001', secretAccessKey: 'late-secret-key-for-tests-only-000000000' }] };
+  for (const a of [apiA, apiB]) {
+    writeFileSync(a.configFile, JSON.stringify(reloaded, null, 2));
+    assert.equal((await fetch(`${a.admin}/reload`, { method: 'POST' })).status, 200);
+  }
+  for (const h of HOSTS) {
+    await until(`host ${h.i} to take the reloaded config`, () => {
+      try {
+        return readFileSync(path.join(work, `host${h.i}`, 'control-plane-config.yaml'), 'utf8') === readFileSync(apiA.configFile, 'utf8');
+      } catch {
+        return false;
+      }
+    });
   }
   // The API servers know their followers.
   const listed = await (await fetch(`${apiA.admin}/proxies`)).json();
