@@ -33,9 +33,10 @@ int parseArgs(const std::vector<std::string>& argv, Options& out, std::ostream& 
   app.add_option("-o,--output", out.output, "output format")->check(CLI::IsMember({"table", "json"}));
 
   auto* get = app.add_subcommand("get", "list resources (follows pagination)");
-  get->add_option("resource", out.resource,
-                  "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG | "
-                  "gateways | httproutes | grpcroutes (-n NS, -A)")
+  get->add_option(
+         "resource", out.resource,
+         "servicenetworks | services | targetgroups | listeners SVC | rules SVC LISTENER | targets TG | proxies | "
+         "gateways | httproutes | grpcroutes (-n NS, -A)")
       ->required();
   get->add_option("parents", out.args, "parent identifiers");
   get->add_option("-n,--namespace", out.ns, "namespace of gateways, httproutes, grpcroutes")->capture_default_str();
@@ -110,6 +111,11 @@ const std::vector<Column> kRuleColumns = {
     {"ID", "id"}, {"NAME", "name"}, {"PRIORITY", "priority"}, {"DEFAULT", "isDefault"}};
 const std::vector<Column> kTargetColumns = {
     {"ID", "id"}, {"PORT", "port"}, {"STATUS", "status"}, {"REASON", "reasonCode"}};
+const std::vector<Column> kProxyColumns = {{"ID", "id"},
+                                           {"ADDRESS", "address"},
+                                           {"REVISION", "revision"},
+                                           {"LAG", "lagRevisions"},
+                                           {"LAST SEEN", "lastSeen"}};
 
 std::string segment(const std::string& identifier) { return percentEncode(identifier); }
 
@@ -203,13 +209,14 @@ bool planList(const std::string& resource, const std::vector<std::string>& args,
       {"servicenetworks", 0, "get servicenetworks"},       {"services", 0, "get services"},
       {"targetgroups", 0, "get targetgroups"},             {"listeners", 1, "get listeners SERVICE"},
       {"rules", 2, "get rules SERVICE LISTENER"},          {"targets", 1, "get targets TARGETGROUP"},
+      {"proxies", 0, "get proxies"},
   };
   const Spec* spec = nullptr;
   for (const auto& s : specs)
     if (resource == s.name) spec = &s;
   if (spec == nullptr) {
     error = "unknown resource '" + resource +
-            "': expected servicenetworks, services, targetgroups, listeners, rules or targets";
+            "': expected servicenetworks, services, targetgroups, listeners, rules, targets or proxies";
     return false;
   }
   if (args.size() != spec->parents) {
@@ -233,6 +240,9 @@ bool planList(const std::string& resource, const std::vector<std::string>& args,
   } else if (resource == "rules") {
     out.request.path = "/services/" + segment(args[0]) + "/listeners/" + segment(args[1]) + "/rules";
     out.columns = kRuleColumns;
+  } else if (resource == "proxies") {
+    out.request.path = "/_trellis/v1/proxies";  // the data-plane hosts following this API server (docs/fleet.md)
+    out.columns = kProxyColumns;
   } else {
     out.request.method = "POST";  // ListTargets takes an optional target filter in its body
     out.request.path = "/targetgroups/" + segment(args[0]) + "/listtargets";
@@ -385,7 +395,8 @@ json call(const Settings& settings, const ApiRequest& request, const std::string
   HeaderList headers{{"user-agent", "trellis-cli/0.1"}};
   if (!request.body.empty()) headers.emplace_back("content-type", "application/json");
   auth::signRequest(request.method, settings.endpoint.hostHeader, path, query, headers, request.body,
-                    settings.credentials, settings.region, "vpc-lattice", systemNow());
+                    settings.credentials, settings.region,
+                    startsWith(request.path, "/_trellis/") ? "trellis" : "vpc-lattice", systemNow());
   HttpResult response = httpExchange(settings.endpoint, request.method, query.empty() ? path : path + "?" + query,
                                      headers, request.body);
   if (response.status < 200 || response.status >= 300) throw ApiFailure{apiErrorOf(response)};

@@ -200,18 +200,6 @@ struct AdminParts {
   store::Store* records = nullptr;  // the API's store, or a data-plane host's replica
 };
 
-nlohmann::json proxiesJson(const fleet::ConfigFeed& feed) {
-  auto list = nlohmann::json::array();
-  int64_t revision = feed.revision();
-  for (const auto& proxy : feed.proxies())
-    list.push_back({{"id", proxy.id},
-                    {"address", proxy.address},
-                    {"revision", proxy.revision},
-                    {"lagRevisions", std::max<int64_t>(0, revision - proxy.revision)},
-                    {"lastSeen", formatRfc3339(proxy.lastSeen)}});
-  return {{"revision", revision}, {"proxies", list}};
-}
-
 // The admin port: readiness, Prometheus metrics, the data plane's listener ports, the proxies following this API
 // server, the digest of the records it routes by, config reload.
 HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& ready, const AdminParts& parts,
@@ -251,7 +239,7 @@ HttpResponse adminResponse(const HttpRequest& request, const std::atomic<bool>& 
                             "\n"};
   }
   if (request.path == "/proxies" && parts.feed)
-    return HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson(*parts.feed).dump() + "\n"};
+    return HttpResponse{200, {{"content-type", "application/json"}}, parts.feed->proxiesJson() + "\n"};
   return HttpResponse{404, text, "not found\n"};
 }
 

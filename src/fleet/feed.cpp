@@ -119,7 +119,8 @@ bool ConfigFeed::needsConfig(const Waiter& waiter) const {
 }
 
 void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
-  if (request.path != kChangesPath) return reply(error(404, "ResourceNotFoundException", "no such path"));
+  bool changes = request.path == kChangesPath;
+  if (!changes && request.path != kProxiesPath) return reply(error(404, "ResourceNotFoundException", "no such path"));
   if (request.method != "GET") return reply(error(405, "ValidationException", "use GET"));
 
   auto config = config_();
@@ -128,16 +129,19 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   auto now = systemNow();
   auto verified = auth::verifySigV4(input, kSigningService, config->region, lookup, now);
   if (!verified.ok()) return reply(error(verified.status, verified.errorCode, verified.message));
-  // The stream carries every service's routing and policies: only an identity granted it explicitly may follow.
   std::string resource = "arn:" + config->partition + ":trellis:" + config->region + ":" + config->accountId +
                          ":configuration";
-  auto allowed = verified.identity->policy.empty()
+  const std::string action = changes ? kReceiveAction : kListProxiesAction;
+  // The stream carries every service's routing and policies and the identities' keys: only an identity granted it
+  // explicitly may follow. Listing proxies is like any API call: an identity without a policy may.
+  auto allowed = changes && verified.identity->policy.empty()
                      ? auth::ApiAuthorization{false, "User: " + verified.identity->arn +
-                                                         " is not authorized to perform: " + kReceiveAction +
+                                                         " is not authorized to perform: " + action +
                                                          " on resource: " + resource +
                                                          " because no identity-based policy grants it"}
-                     : auth::authorizeAction(*verified.identity, kReceiveAction, resource, {}, now);
+                     : auth::authorizeAction(*verified.identity, action, resource, {}, now);
   if (!allowed.allowed) return reply(error(403, "AccessDeniedException", allowed.message));
+  if (!changes) return reply(HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson()});
 
   auto query = parseQuery(request.query);
   std::optional<int64_t> since;
@@ -232,14 +236,23 @@ void ConfigFeed::answer(std::vector<Waiter> ready, std::vector<Waiter> expired) 
   for (auto& waiter : expired) waiter.reply(batchResponse(encodeChangeBatch(ChangeBatch{waiter.since, false, {}, {}, {}})));
 }
 
-std::vector<ConfigFeed::ProxyStatus> ConfigFeed::proxies() const {
-  std::vector<ProxyStatus> out;
+std::string ConfigFeed::proxiesJson() const {
+  std::vector<ProxyStatus> list;
+  int64_t revision;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [key, status] : proxies_) out.push_back(status);
+    revision = revision_;
+    for (const auto& [key, status] : proxies_) list.push_back(status);
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.lastSeen > b.lastSeen; });
-  return out;
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.lastSeen > b.lastSeen; });
+  auto items = nlohmann::json::array();
+  for (const auto& proxy : list)
+    items.push_back({{"id", proxy.id},
+                     {"address", proxy.address},
+                     {"revision", proxy.revision},
+                     {"lagRevisions", std::max<int64_t>(0, revision - proxy.revision)},
+                     {"lastSeen", formatRfc3339(proxy.lastSeen)}});
+  return nlohmann::json{{"revision", revision}, {"items", items}}.dump();
 }
 
 int64_t ConfigFeed::revision() const {

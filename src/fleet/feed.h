@@ -26,6 +26,9 @@ namespace trellis::fleet {
 inline constexpr const char* kChangesPath = "/_trellis/v1/changes";
 inline constexpr const char* kSigningService = "trellis";
 inline constexpr const char* kReceiveAction = "trellis:ReceiveConfiguration";
+// GET: the proxies following this API server (`trellis get proxies`), as proxiesJson().
+inline constexpr const char* kProxiesPath = "/_trellis/v1/proxies";
+inline constexpr const char* kListProxiesAction = "trellis:ListProxies";
 // What a proxy sends to say who it is (its --proxy-id), for the list of proxies.
 inline constexpr const char* kProxyIdHeader = "x-trellis-proxy-id";
 
@@ -48,17 +51,12 @@ class ConfigFeed {
   void notifyCommitted(int64_t revision);
   // The config file proxies should hold (at start and after each reload); never called: proxies keep their own.
   void setConfigText(std::string text);
-  // The HTTP route for kChangesPath; replies later, from the feed's thread.
+  // The HTTP routes for kChangesPath (replied to later, from the feed's thread) and kProxiesPath.
   void handle(const HttpRequest& request, HttpReply reply);
 
-  struct ProxyStatus {
-    std::string id;
-    std::string address;
-    int64_t revision = 0;  // what it said it holds when it last asked
-    std::chrono::system_clock::time_point lastSeen;
-  };
-  // The proxies that asked this API server, most recent first.
-  std::vector<ProxyStatus> proxies() const;
+  // The proxies that asked this API server since it started, most recent first:
+  //   {"revision":N,"items":[{"id","address","revision","lagRevisions","lastSeen"}]}
+  std::string proxiesJson() const;
   int64_t revision() const;
   // Prometheus text: trellis_fleet_revision, trellis_fleet_waiting_proxies, trellis_fleet_batches_total{full}.
   std::string renderMetrics() const;
@@ -83,6 +81,12 @@ class ConfigFeed {
   std::optional<std::string> configText_;
   std::string configDigest_;
   std::vector<Waiter> waiters_;
+  struct ProxyStatus {
+    std::string id;
+    std::string address;
+    int64_t revision = 0;  // what it said it holds when it last asked
+    std::chrono::system_clock::time_point lastSeen;
+  };
   std::map<std::string, ProxyStatus> proxies_;
   uint64_t batches_[2] = {};  // [incremental, full]
   std::thread thread_;

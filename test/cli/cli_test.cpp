@@ -66,6 +66,8 @@ TEST(CliPlan, ListRequests) {
   EXPECT_EQ(p.request.method, "POST");
   EXPECT_EQ(p.request.path, "/targetgroups/arn%3Aaws%3Avpc-lattice%3Aus-east-1%3A111122223333%3Atargetgroup%2Ftg-1/listtargets");
   EXPECT_EQ(p.request.body, "{}");
+  ASSERT_TRUE(planList("proxies", {}, p, err));  // signed for "trellis": docs/fleet.md
+  EXPECT_EQ(p.request.path, "/_trellis/v1/proxies");
 
   EXPECT_FALSE(planList("listeners", {}, p, err));
   EXPECT_EQ(err, "usage: trellis get listeners SERVICE");

@@ -225,10 +225,15 @@ test('a change on one API server reaches every host, and traffic follows', { ski
       }
     });
   }
-  // The API servers know their followers.
-  const listed = await (await fetch(`${apiA.admin}/proxies`)).json();
-  const seenOnB = await (await fetch(`${apiB.admin}/proxies`)).json();
-  assert.deepEqual([...listed.proxies, ...seenOnB.proxies].map((p) => p.id).sort(), ['host1', 'host2', 'host3']);
+  // The API servers know their followers: `trellis get proxies` on each lists the hosts that poll it.
+  const cli = process.env.TRELLIS_CLI ?? path.resolve(path.dirname(trellisdPath), '../cli/trellis');
+  const listed = [];
+  for (const a of [apiA, apiB]) {
+    const { stdout } = await execFileAsync(cli, ['--endpoint', a.endpoint, '-o', 'json', 'get', 'proxies'], {
+      env: { PATH: process.env.PATH, AWS_ACCESS_KEY_ID: ADMIN.accessKeyId, AWS_SECRET_ACCESS_KEY: ADMIN.secretAccessKey, AWS_REGION: 'us-east-1' } });
+    listed.push(...JSON.parse(stdout).items.map((p) => p.id));
+  }
+  assert.deepEqual(listed.sort(), ['host1', 'host2', 'host3']);
 });
 
 test('with both API servers and etcd down for 60 s the hosts serve every request; a host restarted then serves from its replica', { skip }, async () => {
