@@ -1,6 +1,7 @@
 #include "compile/builder.h"
 
 #include <algorithm>
+#include <iomanip>
 #include <sstream>
 #include <utility>
 
@@ -97,6 +98,7 @@ void SnapshotBuilder::buildOnce() {
   {
     std::lock_guard lock(mutex_);
     publishedRevision_ = std::max(publishedRevision_, revision);
+    publishedAt_ = std::chrono::system_clock::now();
     if (since != std::chrono::steady_clock::time_point{}) {
       double seconds = std::chrono::duration<double>(now - since).count();
       for (size_t i = 0; i < std::size(kBuckets); ++i) {
@@ -140,6 +142,10 @@ std::string SnapshotBuilder::renderMetrics() const {
       << "trellis_snapshot_propagation_seconds_sum " << propagationSum_ << "\n"
       << "trellis_snapshot_propagation_seconds_count " << propagationCount_ << "\n"
       << "# TYPE trellis_snapshot_revision gauge\ntrellis_snapshot_revision " << publishedRevision_ << "\n"
+      // Wall-clock time of the last publication: hosts on one clock compare it with when a change was made.
+      << "# TYPE trellis_snapshot_published_timestamp_seconds gauge\ntrellis_snapshot_published_timestamp_seconds "
+      << std::fixed << std::setprecision(6)
+      << std::chrono::duration<double>(publishedAt_.time_since_epoch()).count() << std::defaultfloat << "\n"
       << "# TYPE trellis_snapshot_build_failures_total counter\ntrellis_snapshot_build_failures_total "
       << buildFailures_ << "\n";
   return out.str();

@@ -44,7 +44,7 @@ class SnapshotBuilder : public snapshot::SnapshotSource {
   void subscribe(std::function<void()> fn) override { holder_.subscribe(std::move(fn)); }
 
   // Prometheus text: trellis_snapshot_propagation_seconds (commit notification → published) and
-  // trellis_snapshot_revision.
+  // trellis_snapshot_revision, trellis_snapshot_published_timestamp_seconds.
   std::string renderMetrics() const;
 
  private:
@@ -66,6 +66,7 @@ class SnapshotBuilder : public snapshot::SnapshotSource {
   bool stopping_ = false;
   int64_t wantedRevision_ = 0;
   int64_t publishedRevision_ = -1;
+  std::chrono::system_clock::time_point publishedAt_{};
   std::chrono::steady_clock::time_point oldestPending_{};
   bool pending_ = false;
   std::thread thread_;

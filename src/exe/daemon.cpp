@@ -359,7 +359,8 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     } else {
       follow = followerOptions(options, config);
       if (streamedConfig) follow->configDigest = fleet::configDigest(configText);
-      replica = std::make_unique<store::SqliteStore>((std::filesystem::path(options.dataDir) / "replica").string());
+      replica = std::make_unique<store::SqliteStore>((std::filesystem::path(options.dataDir) / "replica").string(),
+                                                     store::kDefaultKeptRevisions, store::Durability::Replica);
     }
   } catch (const std::invalid_argument& e) {
     std::cerr << "trellisd: " << e.what() << "\n";

@@ -114,14 +114,14 @@ constexpr int kBusyTimeoutMs = 5000;
 
 int sqliteSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
 
-SqliteStore::SqliteStore(const std::string& dataDir, int64_t keptRevisions)
+SqliteStore::SqliteStore(const std::string& dataDir, int64_t keptRevisions, Durability durability)
     : dataDir_(dataDir),
       dbPath_((std::filesystem::path(dataDir) / kSqliteDatabaseFile).string()),
       keptRevisions_(std::max<int64_t>(1, keptRevisions)) {
   static_assert(std::size(kStatementSql) == kStatementCount);
   try {
     lockDirectory();
-    openDatabase();
+    openDatabase(durability);
     migrate();
     syncDirectory();
     std::lock_guard lock(mutex_);
@@ -169,7 +169,7 @@ void SqliteStore::lockDirectory() {
     throw std::runtime_error("cannot write " + lockPath + ": " + std::strerror(errno));
 }
 
-void SqliteStore::openDatabase() {
+void SqliteStore::openDatabase(Durability durability) {
   int rc =
       sqlite3_open_v2(dbPath_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) fail("cannot open database");
@@ -185,8 +185,9 @@ void SqliteStore::openDatabase() {
     // Some filesystems cannot do WAL; the rollback journal is just as durable, only slower.
     if (mode != "wal") logWarn("store: ", dbPath_, " is not in WAL mode (journal_mode=", mode, ")");
   }
-  // FULL: the WAL is fsynced at every commit, so an acknowledged commit survives power loss.
-  exec("PRAGMA synchronous = FULL");
+  // FULL: the WAL is fsynced at every commit, so an acknowledged commit survives power loss. NORMAL: only at
+  // checkpoints; the database stays consistent, and the last commits may be lost.
+  exec(durability == Durability::EveryCommit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   // Up to 64 MiB of pages in memory (the default is 2 MiB): at 10,000 services the hot pages no longer fit in
   // 2 MiB and every read went back to the kernel for them.
   exec("PRAGMA cache_size = -65536");

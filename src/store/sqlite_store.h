@@ -19,10 +19,16 @@ inline constexpr const char* kLockFile = "trellisd.lock";
 // How many revisions of deletions changesSince can report; older asks get `compacted`.
 inline constexpr int64_t kDefaultKeptRevisions = 10000;
 
+// EveryCommit: a commit is fsynced before it returns (what the API acknowledges to its callers). Replica: a crash
+// may lose the last commits but never leaves half of one (WAL with synchronous=NORMAL), for a data-plane host's
+// replica, which catches up from the API servers' revision anyway.
+enum class Durability { EveryCommit, Replica };
+
 class SqliteStore final : public Store {
  public:
   // Takes the directory lock, opens and migrates the database. Throws std::runtime_error.
-  explicit SqliteStore(const std::string& dataDir, int64_t keptRevisions = kDefaultKeptRevisions);
+  explicit SqliteStore(const std::string& dataDir, int64_t keptRevisions = kDefaultKeptRevisions,
+                       Durability durability = Durability::EveryCommit);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -68,7 +74,7 @@ class SqliteStore final : public Store {
   };
 
   void lockDirectory();
-  void openDatabase();
+  void openDatabase(Durability durability);
   void migrate();
   void syncDirectory();
   void exec(const char* sql);
