@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit, fuzz (briefly), and integration tests with real clients,
 # on a Debug build with AddressSanitizer and UndefinedBehaviorSanitizer; then the proxy, snapshot, compile,
-# store and DNS tests again under ThreadSanitizer (trellisd runs about nine kinds of thread).
+# store, DNS and fleet tests again under ThreadSanitizer (trellisd runs about nine kinds of thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test

@@ -419,6 +419,14 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
       std::string problem = reloader.adoptStreamed(text);
       if (!problem.empty()) logError("fleet: refused the control plane's config, keeping the running one: ", problem);
     };
+    if (dataPlane)
+      follow->healthReport = [&dataPlane] {
+        std::vector<fleet::TargetReport> out;
+        for (auto& t : dataPlane->targetHealth().checked())
+          out.push_back({std::move(t.targetGroupId), std::move(t.targetId), t.port, std::move(t.health.status),
+                         std::move(t.health.reasonCode)});
+        return out;
+      };
     follower.emplace(*replica, *follow);
   }
   std::optional<api::Api> api;
@@ -430,10 +438,15 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
       return 1;
     }
     api.emplace(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
+    // ListTargets: this node's prober when it carries traffic, else what the data-plane hosts report.
     if (dataPlane)
       api->resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
         auto health = dataPlane->targetHealth().status(tg, target, static_cast<uint16_t>(port));
         return std::make_pair(health.status, health.reasonCode);
+      };
+    else
+      api->resources().targetStatus = [&feed](const std::string& tg, const std::string& target, int port) {
+        return feed->fleetHealth(tg, target, static_cast<uint16_t>(port));
       };
   }
   // The API port also carries the config stream to data-plane hosts (a long poll: answered later).

@@ -86,6 +86,42 @@ std::optional<ChangeBatch> decodeChangeBatch(std::string_view body, std::string&
   return batch;
 }
 
+std::string encodeHealthReport(const std::vector<TargetReport>& targets) {
+  json list = json::array();
+  for (const auto& t : targets)
+    list.push_back({{"targetGroupId", t.targetGroupId},
+                    {"targetId", t.targetId},
+                    {"port", t.port},
+                    {"status", t.status},
+                    {"reasonCode", t.reasonCode}});
+  return json{{"targets", list}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<std::vector<TargetReport>> decodeHealthReport(std::string_view body, std::string& error) {
+  json doc = json::parse(body, nullptr, false);
+  auto list = doc.is_object() ? doc.find("targets") : doc.end();
+  if (!doc.is_object() || list == doc.end() || !list->is_array()) {
+    error = "the report must be an object with a targets array";
+    return std::nullopt;
+  }
+  std::vector<TargetReport> out;
+  for (const auto& entry : *list) {
+    const std::string* group = entry.is_object() ? text(entry, "targetGroupId") : nullptr;
+    const std::string* target = group ? text(entry, "targetId") : nullptr;
+    const std::string* status = target ? text(entry, "status") : nullptr;
+    auto port = status ? entry.find("port") : entry.end();
+    auto reason = status ? entry.find("reasonCode") : entry.end();
+    if (!status || (*status != "HEALTHY" && *status != "UNHEALTHY" && *status != "INITIAL") || port == entry.end() ||
+        !port->is_number_unsigned() || port->get<uint64_t>() > 65535 || reason == entry.end() || !reason->is_string()) {
+      error = "each target needs targetGroupId, targetId, port (0-65535), status (HEALTHY, UNHEALTHY or INITIAL) "
+              "and reasonCode";
+      return std::nullopt;
+    }
+    out.push_back({*group, *target, static_cast<uint16_t>(port->get<uint64_t>()), *status, reason->get<std::string>()});
+  }
+  return out;
+}
+
 std::string contentDigest(const std::vector<store::Record>& records) {
   std::vector<const store::Record*> sorted;
   for (const auto& record : records) sorted.push_back(&record);

@@ -27,6 +27,18 @@ std::string encodeChangeBatch(const ChangeBatch& batch);
 // or nothing.
 std::optional<ChangeBatch> decodeChangeBatch(std::string_view body, std::string& error);
 
+// What a data-plane host sees of one target it health-checks (POST /_trellis/v1/health, docs/fleet.md).
+struct TargetReport {
+  std::string targetGroupId;
+  std::string targetId;
+  uint16_t port = 0;
+  std::string status;  // HEALTHY, UNHEALTHY or INITIAL
+  std::string reasonCode;
+};
+//   {"targets":[{"targetGroupId":G,"targetId":T,"port":P,"status":S,"reasonCode":R}]}
+std::string encodeHealthReport(const std::vector<TargetReport>& targets);
+std::optional<std::vector<TargetReport>> decodeHealthReport(std::string_view body, std::string& error);
+
 // A hash of records' kinds, ids and values, whatever their order or revisions: equal on two hosts when they hold the
 // same records, and so compile the same snapshot from the same config.
 std::string contentDigest(const std::vector<store::Record>& records);

@@ -64,8 +64,9 @@ ChangeBatch readChangeBatch(store::Store& store, int64_t since) {
   return batch;
 }
 
-ConfigFeed::ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config)
-    : store_(store), config_(std::move(config)) {}
+ConfigFeed::ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config,
+                       std::chrono::seconds healthLease)
+    : store_(store), config_(std::move(config)), healthLease_(healthLease) {}
 
 ConfigFeed::~ConfigFeed() { stop(); }
 
@@ -120,8 +121,11 @@ bool ConfigFeed::needsConfig(const Waiter& waiter) const {
 
 void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   bool changes = request.path == kChangesPath;
-  if (!changes && request.path != kProxiesPath) return reply(error(404, "ResourceNotFoundException", "no such path"));
-  if (request.method != "GET") return reply(error(405, "ValidationException", "use GET"));
+  bool health = request.path == kHealthPath;
+  if (!changes && !health && request.path != kProxiesPath)
+    return reply(error(404, "ResourceNotFoundException", "no such path"));
+  if (request.method != (health ? "POST" : "GET"))
+    return reply(error(405, "ValidationException", std::string("use ") + (health ? "POST" : "GET")));
 
   auto config = config_();
   auth::SigV4Request input{request.method, request.path, request.query, request.headers, request.body};
@@ -131,6 +135,7 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   if (!verified.ok()) return reply(error(verified.status, verified.errorCode, verified.message));
   std::string resource = "arn:" + config->partition + ":trellis:" + config->region + ":" + config->accountId +
                          ":configuration";
+  changes = changes || health;  // a host reports with the identity it follows with
   const std::string action = changes ? kReceiveAction : kListProxiesAction;
   // The stream carries every service's routing and policies and the identities' keys: only an identity granted it
   // explicitly may follow. Listing proxies is like any API call: an identity without a policy may.
@@ -142,6 +147,9 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
                      : auth::authorizeAction(*verified.identity, action, resource, {}, now);
   if (!allowed.allowed) return reply(error(403, "AccessDeniedException", allowed.message));
   if (!changes) return reply(HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson()});
+  const std::string* id = request.header(kProxyIdHeader);
+  std::string proxy = id && !id->empty() ? id->substr(0, 256) : request.peerAddress;
+  if (health) return reply(takeHealthReport(proxy, request.body));
 
   auto query = parseQuery(request.query);
   std::optional<int64_t> since;
@@ -166,10 +174,8 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
     if (stopping_) return reply(error(503, "ServiceUnavailableException", "this API server is stopping"));
     if (waiters_.size() >= kMaxWaiters)
       return reply(error(503, "ServiceUnavailableException", "this API server follows too many proxies"));
-    const std::string* id = request.header(kProxyIdHeader);
-    std::string key = id && !id->empty() ? id->substr(0, 256) : request.peerAddress;
-    if (proxies_.size() >= kMaxRememberedProxies && !proxies_.count(key)) proxies_.clear();
-    proxies_[key] = {key, request.peerAddress, *since, std::chrono::system_clock::now()};
+    if (proxies_.size() >= kMaxRememberedProxies && !proxies_.count(proxy)) proxies_.clear();
+    proxies_[proxy] = {proxy, request.peerAddress, *since, std::chrono::system_clock::now()};
     waiters_.push_back(
         {*since, heldConfig, std::chrono::steady_clock::now() + std::chrono::seconds(wait), std::move(reply)});
   }
@@ -234,6 +240,48 @@ void ConfigFeed::answer(std::vector<Waiter> ready, std::vector<Waiter> expired) 
     ready[i].reply(it->second);
   }
   for (auto& waiter : expired) waiter.reply(batchResponse(encodeChangeBatch(ChangeBatch{waiter.since, false, {}, {}, {}})));
+}
+
+HttpResponse ConfigFeed::takeHealthReport(const std::string& proxy, const std::string& body) {
+  std::string problem;
+  auto targets = decodeHealthReport(body, problem);
+  if (!targets) return error(400, "ValidationException", problem);
+  HealthReport report{std::chrono::steady_clock::now(), {}};
+  for (auto& t : *targets)
+    report.targets[{std::move(t.targetGroupId), std::move(t.targetId), t.port}] = {std::move(t.status),
+                                                                                   std::move(t.reasonCode)};
+  std::lock_guard lock(mutex_);
+  if (health_.size() >= kMaxRememberedProxies && !health_.count(proxy)) {
+    auto now = std::chrono::steady_clock::now();  // make room: drop the reports whose lease ran out
+    std::erase_if(health_, [&](const auto& entry) { return now - entry.second.at > healthLease_; });
+    if (health_.size() >= kMaxRememberedProxies) return error(503, "ServiceUnavailableException", "too many hosts");
+  }
+  health_[proxy] = std::move(report);
+  return HttpResponse{200, {{"content-type", "application/json"}}, "{}"};
+}
+
+std::pair<std::string, std::string> ConfigFeed::fleetHealth(const std::string& targetGroupId,
+                                                            const std::string& targetId, uint16_t port) const {
+  TargetKey key{targetGroupId, targetId, port};
+  auto now = std::chrono::steady_clock::now();
+  int checkers = 0, healthy = 0, unhealthy = 0;
+  std::map<std::string, int> reasons;  // of the failing verdicts: the most common one is reported
+  std::lock_guard lock(mutex_);
+  for (const auto& [proxy, report] : health_) {
+    if (now - report.at > healthLease_) continue;  // a host that went away stops counting
+    auto it = report.targets.find(key);
+    if (it == report.targets.end()) continue;
+    ++checkers;
+    if (it->second.first == "HEALTHY") ++healthy;
+    if (it->second.first == "UNHEALTHY") ++unhealthy, ++reasons[it->second.second];
+  }
+  if (checkers == 0) return {};
+  if (2 * unhealthy > checkers)
+    return {"UNHEALTHY", std::max_element(reasons.begin(), reasons.end(), [](const auto& a, const auto& b) {
+                           return a.second < b.second;
+                         })->first};
+  if (healthy > 0) return {"HEALTHY", ""};
+  return {"INITIAL", "Elb.RegistrationInProgress"};
 }
 
 std::string ConfigFeed::proxiesJson() const {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/http_server.h"
@@ -29,6 +30,8 @@ inline constexpr const char* kReceiveAction = "trellis:ReceiveConfiguration";
 // GET: the proxies following this API server (`trellis get proxies`), as proxiesJson().
 inline constexpr const char* kProxiesPath = "/_trellis/v1/proxies";
 inline constexpr const char* kListProxiesAction = "trellis:ListProxies";
+// POST: a data-plane host's view of the targets it health-checks (encodeHealthReport), by the identity it follows with.
+inline constexpr const char* kHealthPath = "/_trellis/v1/health";
 // What a proxy sends to say who it is (its --proxy-id), for the list of proxies.
 inline constexpr const char* kProxyIdHeader = "x-trellis-proxy-id";
 
@@ -38,8 +41,10 @@ ChangeBatch readChangeBatch(store::Store& store, int64_t since);
 
 class ConfigFeed {
  public:
-  // `config` gives the identities that may follow and the region requests are signed for.
-  ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config);
+  // `config` gives the identities that may follow and the region requests are signed for. A host's health report
+  // counts for `healthLease` after it arrives (hosts report at least every third of it).
+  ConfigFeed(store::Store& store, std::function<model::ConfigPtr()> config,
+             std::chrono::seconds healthLease = std::chrono::seconds(30));
   ~ConfigFeed();
   ConfigFeed(const ConfigFeed&) = delete;
   ConfigFeed& operator=(const ConfigFeed&) = delete;
@@ -51,12 +56,17 @@ class ConfigFeed {
   void notifyCommitted(int64_t revision);
   // The config file proxies should hold (at start and after each reload); never called: proxies keep their own.
   void setConfigText(std::string text);
-  // The HTTP routes for kChangesPath (replied to later, from the feed's thread) and kProxiesPath.
+  // The HTTP routes for kChangesPath (replied to later, from the feed's thread), kProxiesPath and kHealthPath.
   void handle(const HttpRequest& request, HttpReply reply);
 
   // The proxies that asked this API server since it started, most recent first:
   //   {"revision":N,"items":[{"id","address","revision","lagRevisions","lastSeen"}]}
   std::string proxiesJson() const;
+  // ListTargets' status and reason of a target from the hosts that check it and reported within the lease:
+  // UNHEALTHY when most of them see it failing, else HEALTHY when one sees it pass, else INITIAL. An empty
+  // status when no live host checks it.
+  std::pair<std::string, std::string> fleetHealth(const std::string& targetGroupId, const std::string& targetId,
+                                                  uint16_t port) const;
   int64_t revision() const;
   // Prometheus text: trellis_fleet_revision, trellis_fleet_waiting_proxies, trellis_fleet_batches_total{full}.
   std::string renderMetrics() const;
@@ -71,6 +81,7 @@ class ConfigFeed {
   void run();
   void answer(std::vector<Waiter> ready, std::vector<Waiter> expired);
   bool needsConfig(const Waiter& waiter) const;  // under mutex_
+  HttpResponse takeHealthReport(const std::string& proxy, const std::string& body);
 
   store::Store& store_;
   std::function<model::ConfigPtr()> config_;
@@ -88,6 +99,13 @@ class ConfigFeed {
     std::chrono::system_clock::time_point lastSeen;
   };
   std::map<std::string, ProxyStatus> proxies_;
+  using TargetKey = std::tuple<std::string, std::string, uint16_t>;
+  struct HealthReport {
+    std::chrono::steady_clock::time_point at;
+    std::map<TargetKey, std::pair<std::string, std::string>> targets;  // status, reason
+  };
+  std::chrono::seconds healthLease_;
+  std::map<std::string, HealthReport> health_;  // by proxy id
   uint64_t batches_[2] = {};  // [incremental, full]
   std::thread thread_;
 };

@@ -69,6 +69,11 @@ void Follower::start() {
     nameThisThread("fleet-follower");
     run();
   });
+  if (options_.healthReport)
+    reporter_ = std::thread([this] {
+      nameThisThread("fleet-health");
+      report();
+    });
 }
 
 void Follower::stop() {
@@ -77,8 +82,10 @@ void Follower::stop() {
     stopping_ = true;
   }
   cancel_.cancel();
+  reportCancel_.cancel();
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (reporter_.joinable()) reporter_.join();
 }
 
 void Follower::pause(std::chrono::milliseconds duration) {
@@ -87,7 +94,7 @@ void Follower::pause(std::chrono::milliseconds duration) {
 }
 
 void Follower::run() {
-  size_t current = 0;
+  size_t current = current_;
   int failedInARow = 0;
   std::string lastProblem;
   while (!cancel_.cancelled()) {
@@ -108,6 +115,7 @@ void Follower::run() {
       lastProblem = problem;
       connected_ = false;
       current = (current + 1) % endpoints_.size();
+      current_ = current;
       // Straight to the next server; once all have failed, back off up to 2 s between rounds.
       if (++failedInARow >= static_cast<int>(endpoints_.size()))
         pause(std::chrono::milliseconds(std::min(2000, 100 << std::min(failedInARow / static_cast<int>(endpoints_.size()), 5))));
@@ -147,6 +155,38 @@ void Follower::pollOnce(const Endpoint& endpoint, const std::string& url) {
   }
 }
 
+// Checks every second whether the view changed; posts it then, and every healthRefresh regardless (the lease).
+// A failed post is tried again at the next check: the API server the poll thread moved to gets it.
+void Follower::report() {
+  std::string sent;
+  auto sentAt = std::chrono::steady_clock::time_point{};
+  while (!reportCancel_.cancelled()) {
+    std::string body = encodeHealthReport(options_.healthReport());
+    auto now = std::chrono::steady_clock::now();
+    if (body != sent || now - sentAt >= options_.healthRefresh) {
+      const Endpoint& endpoint = endpoints_[current_ % endpoints_.size()];
+      const std::string path = endpoint.basePath + kHealthPath;
+      HeaderList headers{{"host", endpoint.hostHeader}, {kProxyIdHeader, options_.proxyId},
+                         {"content-type", "application/json"}};
+      auth::signRequest("POST", endpoint.hostHeader, path, "", headers, body, options_.credentials, options_.region,
+                        kSigningService, systemNow());
+      try {
+        auto result = httpExchange(endpoint, "POST", path, headers, body, std::chrono::seconds(5), &reportCancel_);
+        if (result.status == 200) {
+          sent = body;
+          sentAt = now;
+          ++reportsSent_;
+        } else {
+          logDebug("fleet: health report refused: HTTP ", result.status, " ", result.body.substr(0, 200));
+        }
+      } catch (const std::exception& e) {
+        logDebug("fleet: health report not sent: ", e.what());
+      }
+    }
+    pause(std::chrono::seconds(1));
+  }
+}
+
 std::string Follower::renderMetrics() const {
   int64_t contact = lastContactMs_.load();
   double since = contact ? (steadyMillis() - contact) / 1000.0 : -1;
@@ -169,7 +209,11 @@ std::string Follower::renderMetrics() const {
          "\n# HELP trellis_fleet_last_contact_seconds Since an API server last answered (-1: never).\n"
          "# TYPE trellis_fleet_last_contact_seconds gauge\n"
          "trellis_fleet_last_contact_seconds " +
-         std::to_string(since) + "\n";
+         std::to_string(since) +
+         "\n# HELP trellis_fleet_health_reports_total Reports of this host's target health the API servers took.\n"
+         "# TYPE trellis_fleet_health_reports_total counter\n"
+         "trellis_fleet_health_reports_total " +
+         std::to_string(reportsSent_.load()) + "\n";
 }
 
 }  // namespace trellis::fleet

@@ -32,6 +32,10 @@ struct FollowerOptions {
   // held). Runs on the follower's thread before the batch's records are applied; it must not throw.
   std::function<void(const std::string& configText)> onConfig;
   std::string configDigest;
+  // What this host sees of the targets it checks; posted to the API server it follows when it changes, and
+  // every `healthRefresh` in any case (the API server's lease is three times that). Empty: no reports.
+  std::function<std::vector<TargetReport>()> healthReport;
+  std::chrono::seconds healthRefresh{10};
 };
 
 // Applies one batch to the replica: at its revision, all of it or nothing. A whole copy deletes what it does not
@@ -50,19 +54,23 @@ class Follower {
   void stop();  // ends a poll in flight at once
 
   // Prometheus text: trellis_fleet_replica_revision, trellis_fleet_connected, trellis_fleet_full_copies_total,
-  // trellis_fleet_stream_failures_total, trellis_fleet_last_contact_seconds.
+  // trellis_fleet_stream_failures_total, trellis_fleet_last_contact_seconds, trellis_fleet_health_reports_total.
   std::string renderMetrics() const;
 
  private:
   void run();
   void pollOnce(const Endpoint& endpoint, const std::string& url);
   void pause(std::chrono::milliseconds duration);
+  void report();  // the reporter thread
 
   store::SqliteStore& replica_;
   FollowerOptions options_;
   std::vector<Endpoint> endpoints_;
   HttpCancel cancel_;
+  HttpCancel reportCancel_;
   std::thread thread_;
+  std::thread reporter_;
+  std::atomic<size_t> current_{0};  // the API server the poll thread follows; the reporter posts to it
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -71,6 +79,7 @@ class Follower {
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> fullCopies_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> reportsSent_{0};
   std::atomic<int64_t> lastContactMs_{0};  // steady clock, ms; 0: never
 };
 

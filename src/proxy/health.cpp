@@ -180,6 +180,22 @@ TargetHealth HealthChecker::status(const std::string& targetGroupId, const std::
   return {"INITIAL", e.reason};
 }
 
+std::vector<CheckedTarget> HealthChecker::checked() const {
+  std::lock_guard lock(mutex_);
+  std::vector<CheckedTarget> out;
+  for (const auto& [key, entry] : entries_) {
+    if (!entry.group->used || !entry.group->healthCheck.enabled || entry.target->draining ||
+        !entry.target->resolvable())
+      continue;  // not checked here: status() says why
+    const auto& [group, target, port] = key;
+    TargetHealth health{"INITIAL", entry.reason};
+    if (entry.state == State::Healthy) health = {"HEALTHY", ""};
+    if (entry.state == State::Unhealthy) health = {"UNHEALTHY", entry.reason};
+    out.push_back({group, target, port, health});
+  }
+  return out;
+}
+
 SSL_CTX* HealthChecker::tlsClient() {
   bool verify = snapshot_->verifyTargetCertificates;
   const std::string& caFile = snapshot_->targetCaFile;

@@ -27,6 +27,7 @@ class HealthChecker : public TargetHealthView {
   // A new snapshot: targets appear, disappear, change config.
   void update(snapshot::SnapshotPtr snap);
   TargetHealth status(const std::string& targetGroupId, const std::string& targetId, uint16_t port) const override;
+  std::vector<CheckedTarget> checked() const override;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace trellis::proxy {
 
@@ -13,9 +14,20 @@ struct TargetHealth {
   std::string reasonCode;
 };
 
+// One target this data plane health-checks, and what it sees of it (HEALTHY, UNHEALTHY or INITIAL).
+struct CheckedTarget {
+  std::string targetGroupId;
+  std::string targetId;
+  uint16_t port = 0;
+  TargetHealth health;
+};
+
 class TargetHealthView {
  public:
   virtual ~TargetHealthView() = default;
+  // Every target whose checks run here (in use, checks enabled, not draining, resolvable): what a data-plane
+  // host reports to the API servers (docs/fleet.md).
+  virtual std::vector<CheckedTarget> checked() const = 0;
   // `port` is the target's traffic port (the target group's port when the target has none).
   // Unknown targets read as INITIAL until the data plane has seen a snapshot with them.
   virtual TargetHealth status(const std::string& targetGroupId, const std::string& targetId, uint16_t port) const = 0;

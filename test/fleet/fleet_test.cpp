@@ -53,8 +53,9 @@ bool eventually(const std::function<bool()>& holds) {
 
 // An API server's config stream on loopback: a feed over `primary` behind a real HTTP server.
 struct FeedServer {
-  FeedServer(store::Store& primary, model::ConfigPtr config)
-      : feed(primary, [config] { return config; }),
+  FeedServer(store::Store& primary, model::ConfigPtr config,
+             std::chrono::seconds healthLease = std::chrono::seconds(30))
+      : feed(primary, [config] { return config; }, healthLease),
         server("feed", AsyncHttpHandler([this](const HttpRequest& r, HttpReply reply) { feed.handle(r, reply); })) {
     // The store keeps its watchers: this one outlives the server, and stops calling it when it goes.
     primary.watch([target = target](int64_t revision) {
@@ -276,6 +277,40 @@ TEST_F(FleetTest, TheConfigFileTravelsOnceAndAgainWhenItChanges) {
   primary.commit({}, {Op::put("service", "svc-2", "1")});
   ASSERT_TRUE(eventually([&] { return replica.revision() == 2; }));
   EXPECT_EQ(seen().size(), 2u) << "a config the proxy holds is not sent again";
+}
+
+TEST_F(FleetTest, ListTargetsSeesWhatMostLiveHostsSeeAndAHostThatLeftStopsCounting) {
+  store::SqliteStore primary(dir("primary"));
+  primary.commit({}, {Op::put("service", "svc-1", "1")});
+  FeedServer feed(primary, config_, std::chrono::seconds(2));
+  auto host = [&](const std::string& id, const std::string& status) {
+    auto options = follow({feed.url()});
+    options.proxyId = id;
+    options.healthRefresh = std::chrono::seconds(1);
+    options.healthReport = [status] {
+      return std::vector<TargetReport>{{"tg-1", "10.0.0.1", 80, status, status == "UNHEALTHY" ? "Target.Timeout" : ""}};
+    };
+    return options;
+  };
+  EXPECT_EQ(feed.feed.fleetHealth("tg-1", "10.0.0.1", 80).first, "") << "no host checks it yet";
+  store::SqliteStore r1(dir("r1")), r2(dir("r2")), r3(dir("r3"));
+  Follower failing1(r1, host("h1", "UNHEALTHY"));
+  Follower passing(r2, host("h2", "HEALTHY"));
+  failing1.start();
+  passing.start();
+  ASSERT_TRUE(eventually([&] { return failing1.renderMetrics().find("health_reports_total 0") == std::string::npos &&
+                                      passing.renderMetrics().find("health_reports_total 0") == std::string::npos; }));
+  EXPECT_EQ(feed.feed.fleetHealth("tg-1", "10.0.0.1", 80).first, "HEALTHY") << "one of two failing is not most";
+  {
+    Follower failing2(r3, host("h3", "UNHEALTHY"));
+    failing2.start();
+    ASSERT_TRUE(eventually([&] { return feed.feed.fleetHealth("tg-1", "10.0.0.1", 80).first == "UNHEALTHY"; }));
+    EXPECT_EQ(feed.feed.fleetHealth("tg-1", "10.0.0.1", 80).second, "Target.Timeout");
+  }
+  // h3 is gone: once its lease runs out, one of two is failing again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(feed.feed.fleetHealth("tg-1", "10.0.0.1", 80).first, "HEALTHY");
+  EXPECT_EQ(feed.feed.fleetHealth("tg-1", "10.0.0.9", 80).first, "") << "a target nobody checks";
 }
 
 TEST_F(FleetTest, StoppingEndsAPollInFlightAtOnce) {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import {
   CreateServiceNetworkCommand, CreateServiceCommand, CreateTargetGroupCommand, RegisterTargetsCommand,
   CreateListenerCommand, UpdateListenerCommand, CreateRuleCommand, CreateServiceNetworkServiceAssociationCommand,
-  CreateServiceNetworkVpcAssociationCommand,
+  CreateServiceNetworkVpcAssociationCommand, ListTargetsCommand,
 } from '@aws-sdk/client-vpc-lattice';
 import { startTrellis, startEchoBackend, until, freePort, trellisdPath, BASE_CONFIG, ADMIN, ACCOUNT } from './harness.mjs';
 
@@ -169,7 +169,8 @@ before(async () => {
   ids.tg = {};
   for (const b of backends) {
     ids.tg[b.name] = (await c.send(new CreateTargetGroupCommand({ name: `fleet-${b.name}`, type: 'IP',
-      config: { port: b.port, protocol: 'HTTP', vpcIdentifier: HOSTS[0].vpc } }))).id;
+      config: { port: b.port, protocol: 'HTTP', vpcIdentifier: HOSTS[0].vpc,
+        healthCheck: { enabled: true, healthCheckIntervalSeconds: 5, healthyThresholdCount: 2, path: '/health' } } }))).id;
     await c.send(new RegisterTargetsCommand({ targetGroupIdentifier: ids.tg[b.name], targets: [{ id: TARGET_IP }] }));
   }
   ids.port = await freePort();
@@ -210,6 +211,11 @@ test('a change on one API server reaches every host, and traffic follows', { ski
     const { stdout } = await execFileAsync('ip', ['netns', 'exec', h.ns, 'dig', '+short', '-p', '5353', `@${h.address}`, ids.host]);
     assert.equal(stdout.trim(), h.address);
   }
+  // The API servers run no prober: ListTargets says what the hosts that check the target report.
+  await until('the hosts to report the target healthy', async () => {
+    const { items } = await apiA.client.send(new ListTargetsCommand({ targetGroupIdentifier: ids.tg.two }));
+    return items[0]?.status === 'HEALTHY';
+  }, 60000);
   // A reloaded config reaches every host (and is what a host restarts with).
   const reloaded = { ...config, identities: [...config.identities, { arn: `arn:aws:iam::${ACCOUNT}:role/late`, accessKeyId: 'AKIAEXAMPLELATE00001', secretAccessKey: 'late-secret-key-for-tests-only-000000000' }] };
   for (const a of [apiA, apiB]) {
