@@ -213,7 +213,8 @@ std::string DataPlane::renderMetrics() const {
   for (auto& copy : copies) {
     if (copy.wait_for(std::chrono::seconds(2)) == std::future_status::ready) merged.add(copy.get());
   }
-  return renderPrometheus(merged) + (d.accessLogs ? d.accessLogs->renderMetrics() : std::string());
+  return renderPrometheus(merged) + renderHealthMetrics(d.health) +
+         (d.accessLogs ? d.accessLogs->renderMetrics() : std::string());
 }
 
 std::vector<ListenerBindStatus> DataPlane::listenerStatus() const {

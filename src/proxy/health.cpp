@@ -196,6 +196,23 @@ std::vector<CheckedTarget> HealthChecker::checked() const {
   return out;
 }
 
+std::string renderHealthMetrics(const TargetHealthView& health) {
+  std::map<std::string, std::pair<int, int>> counts;  // by target group: healthy, unhealthy
+  for (const auto& t : health.checked()) {
+    auto& [healthy, unhealthy] = counts[t.targetGroupId];
+    healthy += t.health.status == "HEALTHY";
+    unhealthy += t.health.status == "UNHEALTHY";
+  }
+  std::string out =
+      "# HELP HealthyHostCount Targets passing their health checks.\n# TYPE HealthyHostCount gauge\n";
+  for (const auto& [group, n] : counts)
+    out += "HealthyHostCount{target_group=\"" + group + "\"} " + std::to_string(n.first) + "\n";
+  out += "# HELP UnHealthyHostCount Targets failing their health checks.\n# TYPE UnHealthyHostCount gauge\n";
+  for (const auto& [group, n] : counts)
+    out += "UnHealthyHostCount{target_group=\"" + group + "\"} " + std::to_string(n.second) + "\n";
+  return out;
+}
+
 SSL_CTX* HealthChecker::tlsClient() {
   bool verify = snapshot_->verifyTargetCertificates;
   const std::string& caFile = snapshot_->targetCaFile;

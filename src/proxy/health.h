@@ -65,4 +65,8 @@ class HealthChecker : public TargetHealthView {
   std::string tlsClientCaFile_;
 };
 
+// Lattice's target-group health metrics as Prometheus gauges, HealthyHostCount and UnHealthyHostCount by
+// target_group, from what `health` sees (https://docs.aws.amazon.com/vpc-lattice/latest/ug/monitoring-cloudwatch.html).
+std::string renderHealthMetrics(const TargetHealthView& health);
+
 }  // namespace trellis::proxy

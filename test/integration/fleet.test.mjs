@@ -1,7 +1,8 @@
 // A fleet: one etcd member, two API servers (--roles api) and three data-plane hosts (--roles proxy,dns), each
 // host in its own network namespace with its own address and VPC, and clients in those namespaces. The hosts have
 // no config file of their own: the API servers' reaches them on the stream. Changes made on one API server reach
-// every host; the hosts serve with no control plane at all (API servers and etcd down),
+// every host, and so does a reloaded config; ListTargets on an API server shows what the hosts' health checks
+// see; the hosts serve with no control plane at all (API servers and etcd down; their health checks go on),
 // a host restarted in the outage serves from its replica, and a host whose API server dies moves to the other
 // without a whole copy. Needs root for the namespaces (skipped without).
 import { test, before, after } from 'node:test';
@@ -176,6 +177,10 @@ before(async () => {
   ids.port = await freePort();
   ids.listener = (await c.send(new CreateListenerCommand({ serviceIdentifier: ids.svc, name: 'fleet-http', protocol: 'HTTP',
     port: ids.port, defaultAction: { forward: { targetGroups: [{ targetGroupIdentifier: ids.tg.one }] } } }))).id;
+  // Group one stays in use (and health-checked) when the default action moves to group two.
+  await c.send(new CreateRuleCommand({ serviceIdentifier: ids.svc, listenerIdentifier: ids.listener, name: 'keep-one',
+    priority: 2, match: { httpMatch: { pathMatch: { match: { prefix: '/keep-one' } } } },
+    action: { forward: { targetGroups: [{ targetGroupIdentifier: ids.tg.one }] } } }));
   await c.send(new CreateServiceNetworkServiceAssociationCommand({ serviceIdentifier: ids.svc, serviceNetworkIdentifier: ids.sn }));
   for (const h of HOSTS)
     await c.send(new CreateServiceNetworkVpcAssociationCommand({ serviceNetworkIdentifier: ids.sn, vpcIdentifier: h.vpc }));
@@ -265,6 +270,16 @@ test('with both API servers and etcd down for 60 s the hosts serve every request
   assert.equal(first.status, 200, 'the first request after the restart');
   assert.equal(first.backend, 'two');
   assert.equal(await metric(hosts[3].admin, 'trellis_fleet_connected'), 0);
+
+  // Health checks go on in the outage: a target that stops answering is seen failing by every host, and passing
+  // again once it is back. (It is not routed to meanwhile: the listener forwards to the other group.)
+  const one = backends.findIndex((b) => b.name === 'one');
+  const onePort = backends[one].port;
+  const healthOf = async (h, name) => metric(hosts[h.i].admin, `${name}\\{target_group="${ids.tg.one}"\\}`);
+  backends[one].close();
+  for (const h of HOSTS) await until(`host ${h.i} to see backend one failing`, async () => (await healthOf(h, 'UnHealthyHostCount')) === 1, 40000);
+  backends[one] = await startEchoBackend('one', TARGET_IP, onePort);
+  for (const h of HOSTS) await until(`host ${h.i} to see backend one passing`, async () => (await healthOf(h, 'HealthyHostCount')) === 1, 40000);
 
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, 60000 - (Date.now() - outageStarted))));
   await startEtcd();
