@@ -5,9 +5,5 @@
 # usage: bench/fleet.sh     env: PROXIES=3,50 COMMITS=200 SERVICES=1000
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-"$repo/scripts/setup.sh" --test >/dev/null  # Node.js and the SDK (test/integration/node_modules)
-cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++ -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" --target trellisd >/dev/null
-echo "commit $(git -C "$repo" rev-parse --short HEAD), $(nproc) CPUs, $(date -u +%F)"
+bench_trellisd
 TRELLISD=$build/src/exe/trellisd node "$repo/bench/fleet.mjs"

@@ -11,10 +11,23 @@ bench_require() {  # tools...: installs the bench packages (scripts/setup.sh --b
   (($(nproc) >= 2)) || { echo "bench: needs 2 CPUs (load generator on CPU0, servers on CPU1)"; exit 1; }
 }
 
+bench_configure() {  # the release build in $build
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ -DBUILD_TESTING=OFF >/dev/null
+}
+
+# For the control-plane benchmarks (bench/api_scale.sh, bench/fleet.sh): Node.js with the SDK
+# (test/integration/node_modules) and a release trellisd in $build; prints what is measured.
+bench_trellisd() {
+  "$repo/scripts/setup.sh" --test >/dev/null
+  bench_configure
+  cmake --build "$build" --target trellisd >/dev/null
+  echo "commit $(git -C "$repo" rev-parse --short HEAD), $(nproc) CPUs, $(date -u +%F)"
+}
+
 bench_build() {  # sets TRELLIS_BIN (unless given) and probe
   if [[ -z ${TRELLIS_BIN:-} ]]; then
-    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
-      -DCMAKE_CXX_COMPILER=clang++ -DBUILD_TESTING=OFF >/dev/null
+    bench_configure
     cmake --build "$build" --target trellis_bench_proxy latency_probe >/dev/null
     TRELLIS_BIN=$build/bench/trellis_bench_proxy
   fi
