@@ -135,18 +135,18 @@ void ConfigFeed::handle(const HttpRequest& request, HttpReply reply) {
   if (!verified.ok()) return reply(error(verified.status, verified.errorCode, verified.message));
   std::string resource = "arn:" + config->partition + ":trellis:" + config->region + ":" + config->accountId +
                          ":configuration";
-  changes = changes || health;  // a host reports with the identity it follows with
-  const std::string action = changes ? kReceiveAction : kListProxiesAction;
+  bool host = changes || health;  // a host's calls: it reports with the identity it follows with
+  const std::string action = host ? kReceiveAction : kListProxiesAction;
   // The stream carries every service's routing and policies and the identities' keys: only an identity granted it
   // explicitly may follow. Listing proxies is like any API call: an identity without a policy may.
-  auto allowed = changes && verified.identity->policy.empty()
+  auto allowed = host && verified.identity->policy.empty()
                      ? auth::ApiAuthorization{false, "User: " + verified.identity->arn +
                                                          " is not authorized to perform: " + action +
                                                          " on resource: " + resource +
                                                          " because no identity-based policy grants it"}
                      : auth::authorizeAction(*verified.identity, action, resource, {}, now);
   if (!allowed.allowed) return reply(error(403, "AccessDeniedException", allowed.message));
-  if (!changes) return reply(HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson()});
+  if (!host) return reply(HttpResponse{200, {{"content-type", "application/json"}}, proxiesJson()});
   const std::string* id = request.header(kProxyIdHeader);
   std::string proxy = id && !id->empty() ? id->substr(0, 256) : request.peerAddress;
   if (health) return reply(takeHealthReport(proxy, request.body));
