@@ -343,22 +343,28 @@ std::pair<std::string, std::string> targetProblem(Resources& r, const json& doc,
       return {"InvalidTargetId", id + " is not an " + std::string(v6 ? "IPv6" : "IPv4") + " address"};
     return {};
   }
-  if (type == "INSTANCE") {
-    const auto& instances = r.config().instances;
-    auto it = std::find_if(instances.begin(), instances.end(), [&](const auto& i) { return i.id == id; });
-    if (it == instances.end()) return {"InvalidTargetId", "The instance " + id + " does not exist"};
+  // INSTANCE and ALB targets are the config's (instances:, albs:), in the target group's VPC.
+  auto inVpc = [&](const auto& known, auto idOf, const std::string& what) -> std::pair<std::string, std::string> {
+    auto it = std::find_if(known.begin(), known.end(), [&](const auto& k) { return idOf(k) == id; });
+    if (it == known.end()) return {"InvalidTargetId", "The " + what + " " + id + " does not exist"};
     if (it->vpcId != cfg.value("vpcIdentifier", ""))
-      return {"TargetNotInVpc", "The instance " + id + " is in " + it->vpcId + ", not in the target group's VPC " +
-                                    cfg.value("vpcIdentifier", "")};
+      return {"TargetNotInVpc", "The " + what + " " + id + " is in " + it->vpcId +
+                                    ", not in the target group's VPC " + cfg.value("vpcIdentifier", "")};
+    return {};
+  };
+  if (type == "INSTANCE") return inVpc(r.config().instances, [](const auto& i) { return i.id; }, "instance");
+  auto arn = model::parseArn(id);
+  if (type == "LAMBDA") {
+    if (!(arn && arn->service == "lambda" && startsWith(arn->resource, "function:")))
+      return {"InvalidTargetId", id + " is not a Lambda function ARN"};
+    // https://docs.aws.amazon.com/vpc-lattice/latest/ug/lambda-functions.html: same account and Region.
+    if (arn->region != r.config().region || arn->accountId != r.config().accountId)
+      return {"InvalidTargetId", "The Lambda function " + id + " is not in the target group's account and Region"};
     return {};
   }
-  auto arn = model::parseArn(id);
-  if (type == "LAMBDA" && !(arn && arn->service == "lambda" && startsWith(arn->resource, "function:")))
-    return {"InvalidTargetId", id + " is not a Lambda function ARN"};
-  if (type == "ALB" &&
-      !(arn && arn->service == "elasticloadbalancing" && startsWith(arn->resource, "loadbalancer/app/")))
+  if (!(arn && arn->service == "elasticloadbalancing" && startsWith(arn->resource, "loadbalancer/app/")))
     return {"InvalidTargetId", id + " is not an Application Load Balancer ARN"};
-  return {};
+  return inVpc(r.config().albs, [](const auto& a) { return a.arn; }, "load balancer");
 }
 
 json registerTargets(Resources& r, Call& call) {

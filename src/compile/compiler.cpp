@@ -1,6 +1,7 @@
 #include "compile/compiler.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -405,8 +406,78 @@ struct CompiledAccessLog {
 template <class T>
 using Ptr = std::shared_ptr<const T>;
 
-Ptr<TargetGroup> compileTargetGroup(const json& doc, const std::unordered_map<std::string, std::string>& instances,
-                                    HealthCells* cells) {
+// What target groups take from the config: the addresses of INSTANCE and ALB targets, the Lambda endpoint.
+struct ConfiguredTargets {
+  std::unordered_map<std::string, std::string> addresses;  // instance id or ALB ARN → IP address
+  std::shared_ptr<const LambdaEndpoint> lambda;             // null: no `lambda:` endpoint
+};
+
+// "host", "[v6]" or "name" of an http(s) URL → a socket address (a name is resolved now, on the builder
+// thread, once per config).
+bool resolveHost(std::string host, uint16_t port, SocketAddress& out) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (makeSocketAddress(host, port, out)) return true;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return false;
+  char ip[INET6_ADDRSTRLEN] = {};
+  const void* at = found->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr)
+                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
+  bool ok = inet_ntop(found->ai_family, at, ip, sizeof ip) && makeSocketAddress(ip, port, out);
+  freeaddrinfo(found);
+  return ok;
+}
+
+// The config's `lambda:` endpoint (http(s)://host[:port][/prefix], checked by the config parser).
+std::shared_ptr<const LambdaEndpoint> compileLambdaEndpoint(const model::Config& config) {
+  const std::string& url = config.lambda.endpoint;
+  if (url.empty()) return nullptr;
+  bool tls = startsWith(url, "https://");
+  std::string_view rest = std::string_view(url).substr(tls ? 8 : 7);
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && authority.find(']', colon) != std::string_view::npos) colon = std::string_view::npos;
+  uint16_t port = tls ? 443 : 80;
+  if (colon != std::string_view::npos) {
+    unsigned value = 0;
+    auto digits = authority.substr(colon + 1);
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (error != std::errc() || end != digits.data() + digits.size() || value == 0 || value > 65535) {
+      logWarn("snapshot: lambda endpoint ", url, " has no valid port: LAMBDA targets are unreachable");
+      return nullptr;
+    }
+    port = static_cast<uint16_t>(value);
+  }
+  auto server = std::make_shared<TargetGroup>();
+  server->serial = nextSerial();
+  server->id = server->name = "lambda-endpoint";
+  server->protocol = tls ? TargetProtocol::Https : TargetProtocol::Http;
+  server->healthCheck.enabled = false;
+  Target target;
+  target.id = std::string(authority);
+  target.port = port;
+  std::string host(authority.substr(0, colon));
+  if (!resolveHost(host, port, target.socketAddress)) {
+    logWarn("snapshot: lambda endpoint host ", host, " does not resolve: LAMBDA targets are unreachable");
+    return nullptr;
+  }
+  target.ipPort = target.id;
+  target.health = std::make_shared<HealthCell>();
+  server->targets = std::vector<Target>{std::move(target)};
+  auto endpoint = std::make_shared<LambdaEndpoint>();
+  endpoint->server = std::move(server);
+  endpoint->host = std::string(authority);
+  endpoint->pathPrefix = std::string(path);
+  endpoint->settings = config.lambda;
+  endpoint->region = config.region;
+  return endpoint;
+}
+
+Ptr<TargetGroup> compileTargetGroup(const json& doc, const ConfiguredTargets& configured, HealthCells* cells) {
   auto group = std::make_shared<TargetGroup>();
   group->serial = nextSerial();
   group->id = str(doc, "id");
@@ -419,16 +490,25 @@ Ptr<TargetGroup> compileTargetGroup(const json& doc, const std::unordered_map<st
   group->protocolVersion = parseProtocolVersion(str(cfg, "protocolVersion", "HTTP1"));
   group->vpcId = str(cfg, "vpcIdentifier");
   group->healthCheck = compileHealthCheck(cfg);
-  if (group->type == "LAMBDA" || group->type == "ALB") group->healthCheck.enabled = false;
+  bool lambda = group->type == "LAMBDA";
+  if (lambda || group->type == "ALB") group->healthCheck.enabled = false;
+  if (lambda) {
+    group->lambdaEventV2 = str(cfg, "lambdaEventStructureVersion") == "V2";
+    group->lambda = configured.lambda;
+  }
   std::vector<Target> targets;
   for (const auto& t : doc.value("targets", json::array())) {
     Target target;
     target.id = str(t, "id");
     target.port = static_cast<uint16_t>(integer(t, "port", group->port));
     target.draining = t.contains("drainingSince") && !t["drainingSince"].is_null();
-    if (group->type == "INSTANCE") {
-      auto instance = instances.find(target.id);
-      if (instance != instances.end()) target.address = instance->second;
+    if (lambda) {
+      // Invoked through the endpoint: its address makes the function routable, its ARN names it in logs.
+      if (group->lambda) target.socketAddress = group->lambda->server->targets[0].socketAddress;
+      target.ipPort = target.id;
+    } else if (group->type == "INSTANCE" || group->type == "ALB") {
+      auto address = configured.addresses.find(target.id);
+      if (address != configured.addresses.end()) target.address = address->second;
     } else {
       target.address = target.id;
     }
@@ -620,7 +700,7 @@ const IdSet& membersOf(const std::unordered_map<std::string, IdSet>& index, cons
 // indexes that say which services, networks and target groups a changed record feeds.
 struct SnapshotCompiler::Cache {
   model::Config config;
-  std::unordered_map<std::string, std::string> instances;  // INSTANCE target id → address, from the config
+  ConfiguredTargets configured;
   SnapshotPtr last;  // the next snapshot starts as a copy of its maps
 
   Memo<TargetGroup> targetGroups;
@@ -662,7 +742,9 @@ std::shared_ptr<const Snapshot> SnapshotCompiler::compile(const store::StoreCont
                                                           const model::Config& config) {
   cache_ = std::make_unique<Cache>();
   cache_->config = config;
-  for (const auto& instance : config.instances) cache_->instances[instance.id] = instance.address;
+  for (const auto& instance : config.instances) cache_->configured.addresses[instance.id] = instance.address;
+  for (const auto& alb : config.albs) cache_->configured.addresses[alb.arn] = alb.address;
+  cache_->configured.lambda = compileLambdaEndpoint(config);
   Dirty dirty;
   for (const auto& record : contents.records) noteChange(record.kind, record.id, &record, dirty);
   return build(contents.revision, dirty);
@@ -715,7 +797,7 @@ void SnapshotCompiler::noteChange(const std::string& kind, const std::string& id
     if (after) dirty.listeners.insert(after->listenerId);
   } else if (kind == "targetgroup") {
     cache.targetGroups.update(
-        id, record, [&](const json& doc) { return compileTargetGroup(doc, cache.instances, cells_); }, changed);
+        id, record, [&](const json& doc) { return compileTargetGroup(doc, cache.configured, cells_); }, changed);
     if (changed) dirty.targetGroups.insert(id);
   } else if (kind == "servicenetwork") {
     cache.serviceNetworks.update(id, record, compileServiceNetwork, changed);

@@ -187,6 +187,12 @@ class Parser {
   void vpc(const YAML::Node& node, Config& config) const;
   void securityGroup(const YAML::Node& node, Config& config) const;
   void instance(const YAML::Node& node, Config& config) const;
+  void alb(const YAML::Node& node, Config& config) const;
+  void lambda(const YAML::Node& node, LambdaSettings& lambda) const;
+  // `node` names one of the configured VPCs (read before the lists that name them).
+  std::string knownVpc(const YAML::Node& node, const Config& config) const;
+  // An http:// or https:// URL of printable characters with a host.
+  std::string httpUrl(const YAML::Node& node, const std::string& what) const;
   void quotas(const YAML::Node& node, Quotas& quotas) const;
   void dns(const YAML::Node& node, DnsSettings& dns) const;
   void accessLogs(const YAML::Node& node, AccessLogSettings& settings) const;
@@ -429,14 +435,7 @@ void Parser::instance(const YAML::Node& node, Config& config) const {
                if (other.id == instance.id) fail(v, "duplicate instance '" + instance.id + "'");
            },
            true},
-          {"vpcId",
-           [&](const YAML::Node& v) {
-             instance.vpcId = text(v, "vpcId");
-             bool known = false;
-             for (const auto& vpc : config.vpcs) known = known || vpc.id == instance.vpcId;
-             if (!known) fail(v, "vpcId '" + instance.vpcId + "' is not one of the configured vpcs");
-           },
-           true},
+          {"vpcId", [&](const YAML::Node& v) { instance.vpcId = knownVpc(v, config); }, true},
           {"address",
            [&](const YAML::Node& v) {
              instance.address = text(v, "address");
@@ -444,6 +443,63 @@ void Parser::instance(const YAML::Node& node, Config& config) const {
            },
            true}});
   config.instances.push_back(std::move(instance));
+}
+
+std::string Parser::knownVpc(const YAML::Node& node, const Config& config) const {
+  std::string id = text(node, "vpcId");
+  for (const auto& vpc : config.vpcs)
+    if (vpc.id == id) return id;
+  fail(node, "vpcId '" + id + "' is not one of the configured vpcs");
+}
+
+std::string Parser::httpUrl(const YAML::Node& node, const std::string& what) const {
+  std::string url = text(node, what);
+  size_t scheme = startsWith(url, "http://") ? 7 : startsWith(url, "https://") ? 8 : 0;
+  if (scheme == 0 || url.size() == scheme || url[scheme] == '/' || !allOf(url, [](char c) { return c > ' ' && c < 127; }))
+    fail(node, what + " must look like http(s)://host[:port][/path], not '" + url + "'");
+  return url;
+}
+
+void Parser::alb(const YAML::Node& node, Config& config) const {
+  Alb alb;
+  fields(node, "alb",
+         {{"arn",
+           [&](const YAML::Node& v) {
+             alb.arn = text(v, "alb arn");
+             auto arn = parseArn(alb.arn);
+             if (!arn || arn->service != "elasticloadbalancing" || !startsWith(arn->resource, "loadbalancer/app/"))
+               fail(v, "'" + alb.arn + "' is not an Application Load Balancer ARN (arn:aws:elasticloadbalancing:" +
+                           "REGION:ACCOUNT:loadbalancer/app/NAME/ID)");
+             for (const auto& other : config.albs)
+               if (other.arn == alb.arn) fail(v, "duplicate alb '" + alb.arn + "'");
+           },
+           true},
+          {"vpcId", [&](const YAML::Node& v) { alb.vpcId = knownVpc(v, config); }, true},
+          {"address",
+           [&](const YAML::Node& v) {
+             alb.address = text(v, "address");
+             if (!isIpAddress(alb.address)) fail(v, "address '" + alb.address + "' is not an IP address");
+           },
+           true}});
+  config.albs.push_back(std::move(alb));
+}
+
+void Parser::lambda(const YAML::Node& node, LambdaSettings& lambda) const {
+  auto credential = [&](std::string_view key, std::string& field) {
+    return Field{key, [this, key, &field](const YAML::Node& v) {
+                   field = text(v, "lambda " + std::string(key));
+                   if (!allOf(field, [](char c) { return c > ' ' && c < 127; }))
+                     fail(v, "lambda " + std::string(key) + " must be printable characters without spaces");
+                 }};
+  };
+  fields(node, "lambda",
+         {{"endpoint", [&](const YAML::Node& v) { lambda.endpoint = httpUrl(v, "lambda endpoint"); }, true},
+          credential("accessKeyId", lambda.accessKeyId), credential("secretAccessKey", lambda.secretAccessKey),
+          credential("sessionToken", lambda.sessionToken),
+          {"timeoutSeconds",
+           [&](const YAML::Node& v) { lambda.timeoutSeconds = int(integer(v, "lambda timeoutSeconds", 1, 900)); }}});
+  if (lambda.accessKeyId.empty() != lambda.secretAccessKey.empty())
+    fail(node, "lambda accessKeyId and secretAccessKey go together");
 }
 
 void Parser::quotas(const YAML::Node& node, Quotas& q) const {
@@ -477,17 +533,7 @@ void Parser::accessLogs(const YAML::Node& node, AccessLogSettings& settings) con
              YAML::Mark caFileMark;
              keyMark_ = it->first.Mark();
              fields(it->second, "firehose stream " + name,
-                    {{"url",
-                      [&](const YAML::Node& v) {
-                        endpoint.url = text(v, "url");
-                        size_t scheme = startsWith(endpoint.url, "http://")    ? 7
-                                        : startsWith(endpoint.url, "https://") ? 8
-                                                                               : 0;
-                        if (scheme == 0 || endpoint.url.size() == scheme ||
-                            !allOf(endpoint.url, [](char c) { return c > ' ' && c < 127; }))
-                          fail(v, "url must look like http(s)://host[:port][/path], not '" + endpoint.url + "'");
-                      },
-                      true},
+                    {{"url", [&](const YAML::Node& v) { endpoint.url = httpUrl(v, "url"); }, true},
                      {"accessKey",
                       [&](const YAML::Node& v) {
                         endpoint.accessKey = text(v, "accessKey");
@@ -570,7 +616,7 @@ Config Parser::parse(const std::string& yamlText) {
 
   // Scalars first, in file order; the lists after, in dependency order (identities need the
   // partition, security groups and instances need the VPCs), wherever they appear in the file.
-  YAML::Node identities, vpcs, securityGroups, instances, defaultVpc;  // null until seen
+  YAML::Node identities, vpcs, securityGroups, instances, albs, defaultVpc;  // null until seen
   auto keep = [](YAML::Node& slot) { return [&slot](const YAML::Node& v) { slot.reset(v); }; };
   fields(
       root, "the configuration",
@@ -611,6 +657,8 @@ Config Parser::parse(const std::string& yamlText) {
         }},
        {"securityGroups", keep(securityGroups)},
        {"instances", keep(instances)},
+       {"albs", keep(albs)},
+       {"lambda", [&](const YAML::Node& v) { lambda(v, config.lambda); }},
        {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
        {"drainSeconds", [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
        {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }},
@@ -667,6 +715,7 @@ Config Parser::parse(const std::string& yamlText) {
   }
   sequence(securityGroups, "securityGroups", [&](const YAML::Node& n) { securityGroup(n, config); });
   sequence(instances, "instances", [&](const YAML::Node& n) { instance(n, config); });
+  sequence(albs, "albs", [&](const YAML::Node& n) { alb(n, config); });
   return config;
 }
 

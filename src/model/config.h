@@ -46,6 +46,22 @@ struct Instance {
   std::string address;
 };
 
+// An Application Load Balancer that ALB target groups can name (RegisterTargets with its ARN), under `albs:`.
+struct Alb {
+  std::string arn;  // arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID
+  std::string vpcId;
+  std::string address;  // the IP address its listeners answer on
+};
+
+// Where the functions of LAMBDA target groups run, under `lambda:`: a server speaking the Lambda Invoke API
+// (POST /2015-03-31/functions/{name}/invocations), as the AWS SDKs call it with an endpoint override.
+struct LambdaSettings {
+  std::string endpoint;  // http(s)://host[:port][/prefix]; empty: LAMBDA targets are unreachable (503)
+  // SigV4 for service `lambda` in the config's region; empty: requests go unsigned.
+  std::string accessKeyId, secretAccessKey, sessionToken;
+  int timeoutSeconds = 60;  // an invocation that takes longer answers 504
+};
+
 // Adjustable quotas, overridable under `quotas:` in the config. Defaults:
 // https://docs.aws.amazon.com/vpc-lattice/latest/ug/quotas.html
 struct Quotas {
@@ -112,6 +128,8 @@ struct Config {
   std::string defaultVpc;
   std::vector<SecurityGroup> securityGroups;
   std::vector<Instance> instances;
+  std::vector<Alb> albs;
+  LambdaSettings lambda;
   Quotas quotas;
   int drainSeconds = 60;  // deregistration delay for targets
   DnsSettings dns;

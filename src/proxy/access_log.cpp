@@ -1,6 +1,5 @@
 #include "proxy/access_log.h"
 
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <ctime>
@@ -79,14 +78,6 @@ std::string formatAccessLog(const AccessLogEntry& e) {
 }
 
 namespace {
-
-std::string base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 int64_t unixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -167,7 +158,7 @@ void FirehoseDelivery::takeBatch(Stream& stream, int64_t nowMillis) {
   while (!stream.waiting.empty() && count < options_.maxBatchRecords &&
          (count == 0 || bytes + stream.waiting.front().size() <= options_.maxBatchBytes)) {
     bytes += stream.waiting.front().size();
-    records += (count++ ? ",{\"data\":\"" : "{\"data\":\"") + base64(stream.waiting.front()) + "\"}";
+    records += (count++ ? ",{\"data\":\"" : "{\"data\":\"") + base64Encode(stream.waiting.front()) + "\"}";
     stream.waiting.pop_front();
   }
   stream.oldestSince = std::chrono::steady_clock::now();  // the rest has waited at most this long: close enough

@@ -32,8 +32,9 @@ enum class Resend : uint8_t {
 struct UpstreamFailure {
   Failure kind = Failure::TargetConnectionError;
   Resend resend = Resend::Any;
+  int localStatus = 0;  // the client's answer when the target has its own (413: too large for a function)
   // The client's answer when nothing of the response went out yet: 504 for a timeout, else 502.
-  int status() const { return kind == Failure::TargetDataTimeout ? 504 : 502; }
+  int status() const { return localStatus ? localStatus : kind == Failure::TargetDataTimeout ? 504 : 502; }
   // Every failure but a timeout may come from the connection rather than the request, so even a rule
   // without a retry policy gets the proxy's one retry on another target for it.
   bool ofConnection() const { return kind != Failure::TargetDataTimeout; }

@@ -92,6 +92,18 @@ struct HealthCheck {
   bool matches(int status) const;
 };
 
+struct TargetGroup;
+
+// The config's `lambda:` endpoint, compiled: where LAMBDA target groups send their invocations. Shared by
+// every LAMBDA group of the snapshots compiled from one config.
+struct LambdaEndpoint {
+  std::shared_ptr<const TargetGroup> server;  // HTTP or HTTPS, one target: the endpoint's address
+  std::string host;                           // the Host field and the host signed ("h:p" unless default)
+  std::string pathPrefix;                     // the URL's path, without a trailing '/'
+  model::LambdaSettings settings;             // credentials and timeout
+  std::string region;                         // signed for
+};
+
 struct TargetGroup {
   uint64_t serial = 0;  // one per compiled target group record revision
   std::string id, arn, name;
@@ -103,6 +115,10 @@ struct TargetGroup {
   HealthCheck healthCheck;
   SharedVector<Target> targets;
   bool used = false;  // referenced by some listener or rule
+  // LAMBDA: the event format (lambdaEventStructureVersion V2, else V1) and where the function runs (null:
+  // no endpoint configured). Its target's ipPort is the function's ARN, for logs.
+  bool lambdaEventV2 = false;
+  std::shared_ptr<const LambdaEndpoint> lambda;
 };
 
 struct WeightedTargetGroup {

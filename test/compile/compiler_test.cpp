@@ -108,6 +108,57 @@ TEST(SnapshotCompiler, ResolvesTargets) {
   EXPECT_FALSE(a.healthCheck.matches(204));
 }
 
+TEST(SnapshotCompiler, LambdaAndAlbTargetsComeFromTheConfig) {
+  const std::string kTgFn = "tg-0000000000000000c", kTgAlb = "tg-0000000000000000d";
+  const std::string fn = "arn:aws:lambda:us-east-1:111122223333:function:echo:live";
+  const std::string alb = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/50dc6c495c0c9188";
+  StoreFixture s = basicStore();
+  s.put("targetgroup", kTgFn,
+        {{"id", kTgFn},
+         {"name", "fn"},
+         {"arn", "arn:aws:vpc-lattice:us-east-1:111122223333:targetgroup/" + kTgFn},
+         {"type", "LAMBDA"},
+         {"config", {{"lambdaEventStructureVersion", "V2"}}},
+         {"status", "ACTIVE"},
+         {"targets", {{{"id", fn}}}}});
+  s.targetGroup(kTgAlb, 8443, {{alb}}, {}, "ALB");
+  model::Config c = config();
+  c.albs.push_back({alb, "vpc-1", "10.1.0.9"});
+  c.lambda.endpoint = "http://127.0.0.1:9001/prefix/";
+  c.lambda.timeoutSeconds = 7;
+
+  auto snap = compileSnapshot(s.contents(), c);
+  const TargetGroup& f = *snap->targetGroups.at(kTgFn);
+  ASSERT_TRUE(f.lambda);
+  EXPECT_TRUE(f.lambdaEventV2);
+  EXPECT_FALSE(f.healthCheck.enabled);
+  EXPECT_EQ(f.lambda->host, "127.0.0.1:9001");
+  EXPECT_EQ(f.lambda->pathPrefix, "/prefix");
+  EXPECT_EQ(f.lambda->settings.timeoutSeconds, 7);
+  EXPECT_EQ(f.lambda->server->protocol, TargetProtocol::Http);
+  ASSERT_EQ(f.targets.size(), 1u);
+  EXPECT_EQ(f.targets[0].ipPort, fn);  // logs name the function
+  EXPECT_TRUE(f.targets[0].resolvable());
+  const TargetGroup& a = *snap->targetGroups.at(kTgAlb);
+  EXPECT_EQ(a.targets[0].ipPort, "10.1.0.9:8443");
+  EXPECT_FALSE(a.healthCheck.enabled);  // the load balancer checks its own targets
+
+  c.lambda.endpoint = "https://[::1]";
+  snap = compileSnapshot(s.contents(), c);
+  const LambdaEndpoint& tls = *snap->targetGroups.at(kTgFn)->lambda;
+  EXPECT_EQ(tls.server->protocol, TargetProtocol::Https);
+  EXPECT_EQ(tls.server->targets[0].port, 443);
+  EXPECT_EQ(tls.host, "[::1]");
+  EXPECT_EQ(tls.pathPrefix, "");
+
+  c.lambda.endpoint.clear();  // nowhere to run functions: the target cannot be routed to
+  snap = compileSnapshot(s.contents(), c);
+  EXPECT_FALSE(snap->targetGroups.at(kTgFn)->lambda);
+  EXPECT_FALSE(snap->targetGroups.at(kTgFn)->targets[0].resolvable());
+  c.albs.clear();
+  EXPECT_FALSE(compileSnapshot(s.contents(), c)->targetGroups.at(kTgAlb)->targets[0].resolvable());
+}
+
 TEST(SnapshotCompiler, HealthCheckConfigAndMatchers) {
   StoreFixture s;
   s.targetGroup(kTgA, 80, {{"10.0.0.1"}},

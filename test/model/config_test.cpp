@@ -342,6 +342,42 @@ TEST(Config, Instances) {
               7, "duplicate instance");
 }
 
+TEST(Config, AlbsAndTheLambdaEndpoint) {
+  const std::string arn = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/50dc6c495c0c9188";
+  auto albs = [](const std::string& body) { return std::string(kBase) + "albs:\n" + body; };
+  Config c = parseConfig(albs("  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.7}\n"), "t.yaml");
+  ASSERT_EQ(c.albs.size(), 1u);
+  EXPECT_EQ(c.albs[0].arn, arn);
+  EXPECT_EQ(c.albs[0].vpcId, "vpc-0123456789abcdef0");
+  EXPECT_EQ(c.albs[0].address, "10.0.3.7");
+  expectError(albs("  - {arn: arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/n/1, "
+                   "vpcId: vpc-0123456789abcdef0, address: 10.0.3.7}\n"),
+              6, "is not an Application Load Balancer ARN");
+  expectError(albs("  - {arn: " + arn + ", vpcId: vpc-00000000, address: 10.0.3.7}\n"), 6,
+              "not one of the configured vpcs");
+  expectError(albs("  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: web.internal}\n"), 6,
+              "address 'web.internal' is not an IP address");
+  expectError(albs("  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.7}\n"
+                   "  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.8}\n"),
+              7, "duplicate alb");
+
+  auto lambda = [](const std::string& body) { return std::string(kBase) + "lambda:\n" + body; };
+  c = parseConfig(lambda("  endpoint: http://localhost:9001/fn\n  accessKeyId: AKIAX\n  secretAccessKey: s\n"
+                         "  timeoutSeconds: 5\n"),
+                  "t.yaml");
+  EXPECT_EQ(c.lambda.endpoint, "http://localhost:9001/fn");
+  EXPECT_EQ(c.lambda.accessKeyId, "AKIAX");
+  EXPECT_EQ(c.lambda.secretAccessKey, "s");
+  EXPECT_EQ(c.lambda.timeoutSeconds, 5);
+  EXPECT_EQ(parseConfig(kBase, "t.yaml").lambda.endpoint, "");  // none: LAMBDA targets are unreachable
+  EXPECT_EQ(parseConfig(kBase, "t.yaml").lambda.timeoutSeconds, 60);
+  expectError(lambda("  timeoutSeconds: 5\n"), 6, "lambda needs 'endpoint'");
+  expectError(lambda("  endpoint: \"localhost:9001\"\n"), 6, "lambda endpoint must look like http(s)://host");
+  expectError(lambda("  endpoint: http:///path\n"), 6, "lambda endpoint must look like http(s)://host");
+  expectError(lambda("  endpoint: http://h\n  timeoutSeconds: 0\n"), 7, "lambda timeoutSeconds");
+  expectError(lambda("  endpoint: http://h\n  accessKeyId: AKIAX\n"), 6, "accessKeyId and secretAccessKey go together");
+}
+
 TEST(Config, Dns) {
   auto dns = [](const std::string& body) { return std::string(kBase) + "dns:\n" + body; };
   Config defaults = parseConfig(kBase, "t.yaml");

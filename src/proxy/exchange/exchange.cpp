@@ -178,8 +178,10 @@ void Exchange::startUpstream(const snapshot::Target* avoid) {
   }
   static thread_local ForwardedHeaders forwarded;  // reused: its vectors keep their capacity
   ForwardedFor to{client_, requestId_, *service_, network_, *group_, vpc_, auth_.caller};
-  const auto& fields = forwarded.build(head_, to, upstreamIsHttp2(group_->protocolVersion));
-  UpstreamPool::Opened opened = w_.upstreams().open({*group_, *target_, head_, fields, *groupStats_, attempts_ == 1}, *this);
+  const auto& fields = group_->type == "LAMBDA" ? forwarded.buildForFunction(head_, to)
+                                                : forwarded.build(head_, to, upstreamIsHttp2(group_->protocolVersion));
+  UpstreamPool::Opened opened = w_.upstreams().open(
+      {*group_, *target_, head_, fields, *groupStats_, attempts_ == 1, service_, network_, vpc_, auth_.caller}, *this);
   if (opened.atLimit) return respondLocal(503, Failure::TargetConnectionError);
   if (!opened.stream) return upstreamFailed(opened.failure);
   upstream_ = opened.stream;

@@ -46,7 +46,7 @@ void ForwardedHeaders::dropNamedByConnection(const RequestHead& head) {
   });
 }
 
-const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, const ForwardedFor& to, bool http2) {
+void ForwardedHeaders::copyClientFields(const RequestHead& head, bool http2, bool keepLength) {
   fields_.clear();
   bool named = false;  // a Connection field names others to drop
   for (const auto& [name, value] : head.headers) {
@@ -54,10 +54,20 @@ const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, 
       named = named || name == "connection";
       if (!(http2 && name == "te")) continue;
     }
-    if ((!http2 && name == "content-length") || ownedByProxy(name)) continue;
+    if ((!keepLength && name == "content-length") || ownedByProxy(name)) continue;
     fields_.emplace_back(name, value);
   }
   if (named) dropNamedByConnection(head);
+}
+
+const std::vector<HeaderView>& ForwardedHeaders::buildForFunction(const RequestHead& head, const ForwardedFor& to) {
+  copyClientFields(head, false, true);
+  fields_.emplace_back("x-forwarded-for", to.client.ip);
+  return fields_;
+}
+
+const std::vector<HeaderView>& ForwardedHeaders::build(const RequestHead& head, const ForwardedFor& to, bool http2) {
+  copyClientFields(head, http2, http2);
   fields_.emplace_back("x-forwarded-for", to.client.ip);
   fields_.emplace_back("x-forwarded-port", to.client.portText);
   fields_.emplace_back("x-forwarded-proto", to.client.transport.tls() ? "https" : "http");

@@ -35,8 +35,14 @@ class ForwardedHeaders {
   // RFC 9113 8.2.2). The views point into `head`, `for`'s objects and this object: valid until the next
   // build.
   const std::vector<HeaderView>& build(const RequestHead& head, const ForwardedFor& to, bool http2);
+  // The fields of a Lambda function's event: the client's own that cross a proxy (Content-Length kept), then
+  // X-Forwarded-For,
+  // the one field Lattice adds for functions (their requestContext carries the rest).
+  const std::vector<HeaderView>& buildForFunction(const RequestHead& head, const ForwardedFor& to);
 
  private:
+  // The client's fields that may cross the proxy; Content-Length too when `keepLength`.
+  void copyClientFields(const RequestHead& head, bool http2, bool keepLength);
   void dropNamedByConnection(const RequestHead& head);
   std::vector<HeaderView> fields_;
   std::vector<std::string_view> connectionTokens_;

@@ -64,6 +64,11 @@ struct UpstreamRequest {
   const std::vector<HeaderView>& fields;
   TargetGroupCounters& stats;  // the worker's counters of `group`
   bool firstAttempt;  // retries never reuse a pooled HTTP/1.1 connection: it may be why the first failed
+  // Where it came from, for a target that gets the request as an event (LAMBDA: lambda_upstream.h).
+  const snapshot::Service* service;
+  const snapshot::ServiceNetwork* network;  // null: reached without one
+  const snapshot::Vpc* sourceVpc;
+  const snapshot::Caller* caller;  // set only when SigV4 auth succeeded
 };
 
 class UpstreamPool {
