@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <functional>
 #include <tuple>
 
 #include "api/actions.h"
@@ -345,14 +346,14 @@ std::pair<std::string, std::string> targetProblem(Resources& r, const json& doc,
   }
   // INSTANCE and ALB targets are the config's (instances:, albs:), in the target group's VPC.
   auto inVpc = [&](const auto& known, auto idOf, const std::string& what) -> std::pair<std::string, std::string> {
-    auto it = std::find_if(known.begin(), known.end(), [&](const auto& k) { return idOf(k) == id; });
+    auto it = std::find_if(known.begin(), known.end(), [&](const auto& k) { return std::invoke(idOf, k) == id; });
     if (it == known.end()) return {"InvalidTargetId", "The " + what + " " + id + " does not exist"};
     if (it->vpcId != cfg.value("vpcIdentifier", ""))
-      return {"TargetNotInVpc", "The " + what + " " + id + " is in " + it->vpcId +
-                                    ", not in the target group's VPC " + cfg.value("vpcIdentifier", "")};
+      return {"TargetNotInVpc", "The " + what + " " + id + " is in " + it->vpcId + ", not in the target group's VPC " +
+                                    cfg.value("vpcIdentifier", "")};
     return {};
   };
-  if (type == "INSTANCE") return inVpc(r.config().instances, [](const auto& i) { return i.id; }, "instance");
+  if (type == "INSTANCE") return inVpc(r.config().instances, &model::Instance::id, "instance");
   auto arn = model::parseArn(id);
   if (type == "LAMBDA") {
     if (!(arn && arn->service == "lambda" && startsWith(arn->resource, "function:")))
@@ -364,7 +365,7 @@ std::pair<std::string, std::string> targetProblem(Resources& r, const json& doc,
   }
   if (!(arn && arn->service == "elasticloadbalancing" && startsWith(arn->resource, "loadbalancer/app/")))
     return {"InvalidTargetId", id + " is not an Application Load Balancer ARN"};
-  return inVpc(r.config().albs, [](const auto& a) { return a.arn; }, "load balancer");
+  return inVpc(r.config().albs, &model::Alb::arn, "load balancer");
 }
 
 json registerTargets(Resources& r, Call& call) {

@@ -32,7 +32,8 @@ std::string base64Encode(std::string_view data) {
 bool base64Decode(std::string_view text, std::string& out) {
   out.clear();
   if (text.size() % 4 != 0) return false;
-  size_t padding = text.size() >= 1 && text.back() == '=' ? (text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1) : 0;
+  size_t padding =
+      text.size() >= 1 && text.back() == '=' ? (text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1) : 0;
   // EVP_DecodeBlock skips leading and trailing blanks: none are allowed here.
   for (size_t i = 0; i < text.size() - padding; ++i) {
     char c = text[i];

@@ -8,9 +8,9 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_set>
-#include <nlohmann/json.hpp>
 
 #include "auth/policy.h"
 #include "common/log.h"
@@ -409,7 +409,7 @@ using Ptr = std::shared_ptr<const T>;
 // What target groups take from the config: the addresses of INSTANCE and ALB targets, the Lambda endpoint.
 struct ConfiguredTargets {
   std::unordered_map<std::string, std::string> addresses;  // instance id or ALB ARN → IP address
-  std::shared_ptr<const LambdaEndpoint> lambda;             // null: no `lambda:` endpoint
+  std::shared_ptr<const LambdaEndpoint> lambda;            // null: no `lambda:` endpoint
 };
 
 // "host", "[v6]" or "name" of an http(s) URL → a socket address (a name is resolved now, on the builder
@@ -422,8 +422,9 @@ bool resolveHost(std::string host, uint16_t port, SocketAddress& out) {
   addrinfo* found = nullptr;
   if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return false;
   char ip[INET6_ADDRSTRLEN] = {};
-  const void* at = found->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr)
-                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
+  const void* at = found->ai_family == AF_INET6
+                       ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr)
+                       : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
   bool ok = inet_ntop(found->ai_family, at, ip, sizeof ip) && makeSocketAddress(ip, port, out);
   freeaddrinfo(found);
   return ok;
@@ -440,7 +441,8 @@ std::shared_ptr<const LambdaEndpoint> compileLambdaEndpoint(const model::Config&
   std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   size_t colon = authority.rfind(':');
-  if (colon != std::string_view::npos && authority.find(']', colon) != std::string_view::npos) colon = std::string_view::npos;
+  if (colon != std::string_view::npos && authority.find(']', colon) != std::string_view::npos)
+    colon = std::string_view::npos;
   uint16_t port = tls ? 443 : 80;
   if (colon != std::string_view::npos) {
     unsigned value = 0;

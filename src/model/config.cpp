@@ -455,7 +455,8 @@ std::string Parser::knownVpc(const YAML::Node& node, const Config& config) const
 std::string Parser::httpUrl(const YAML::Node& node, const std::string& what) const {
   std::string url = text(node, what);
   size_t scheme = startsWith(url, "http://") ? 7 : startsWith(url, "https://") ? 8 : 0;
-  if (scheme == 0 || url.size() == scheme || url[scheme] == '/' || !allOf(url, [](char c) { return c > ' ' && c < 127; }))
+  if (scheme == 0 || url.size() == scheme || url[scheme] == '/' ||
+      !allOf(url, [](char c) { return c > ' ' && c < 127; }))
     fail(node, what + " must look like http(s)://host[:port][/path], not '" + url + "'");
   return url;
 }
@@ -494,7 +495,8 @@ void Parser::lambda(const YAML::Node& node, LambdaSettings& lambda) const {
   };
   fields(node, "lambda",
          {{"endpoint", [&](const YAML::Node& v) { lambda.endpoint = httpUrl(v, "lambda endpoint"); }, true},
-          credential("accessKeyId", lambda.accessKeyId), credential("secretAccessKey", lambda.secretAccessKey),
+          credential("accessKeyId", lambda.accessKeyId),
+          credential("secretAccessKey", lambda.secretAccessKey),
           credential("sessionToken", lambda.sessionToken),
           {"timeoutSeconds",
            [&](const YAML::Node& v) { lambda.timeoutSeconds = int(integer(v, "lambda timeoutSeconds", 1, 900)); }}});
@@ -663,8 +665,7 @@ Config Parser::parse(const std::string& yamlText) {
        {"drainSeconds", [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
        {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }},
        {"accessLogs", [&](const YAML::Node& v) { accessLogs(v, config.accessLogs); }},
-       {"dataPlane",
-        [&](const YAML::Node& v) {
+       {"dataPlane", [&](const YAML::Node& v) {
           fields(v, "dataPlane",
                  {{"connectionLifetimeSeconds",
                    [&](const YAML::Node& n) {

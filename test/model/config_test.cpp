@@ -357,8 +357,10 @@ TEST(Config, AlbsAndTheLambdaEndpoint) {
               "not one of the configured vpcs");
   expectError(albs("  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: web.internal}\n"), 6,
               "address 'web.internal' is not an IP address");
-  expectError(albs("  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.7}\n"
-                   "  - {arn: " + arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.8}\n"),
+  expectError(albs("  - {arn: " + arn +
+                   ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.7}\n"
+                   "  - {arn: " +
+                   arn + ", vpcId: vpc-0123456789abcdef0, address: 10.0.3.8}\n"),
               7, "duplicate alb");
 
   auto lambda = [](const std::string& body) { return std::string(kBase) + "lambda:\n" + body; };

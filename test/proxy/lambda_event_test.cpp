@@ -1,11 +1,11 @@
 // Lattice's Lambda event (V1 and V2) and the function's answer, on their own: every field the user guide
 // shows (https://docs.aws.amazon.com/vpc-lattice/latest/ug/lambda-functions.html), repeated fields and
 // query keys, the base64 rule, and the answers a proxy must refuse.
+#include "proxy/upstream/lambda_event.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
-#include "proxy/upstream/lambda_event.h"
 
 namespace trellis::proxy {
 namespace {
@@ -17,8 +17,11 @@ LambdaRequest request(bool v2) {
   r.v2 = v2;
   r.method = "POST";
   r.target = "/orders/7?id=1&tag=a&tag=b%20c&flag";
-  r.headers = {{"host", "svc.example"},        {"accept", "text/html"},       {"accept", "application/json"},
-               {"content-type", "application/json"}, {"x-forwarded-for", "10.0.0.9"}};
+  r.headers = {{"host", "svc.example"},
+               {"accept", "text/html"},
+               {"accept", "application/json"},
+               {"content-type", "application/json"},
+               {"x-forwarded-for", "10.0.0.9"}};
   r.body = R"({"n":1})";
   r.serviceNetworkArn = "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0";
   r.serviceArn = "arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0123456789abcdef0";
@@ -51,13 +54,15 @@ TEST(LambdaEvent, V2ListsValuesAndCarriesTheRequestContext) {
   EXPECT_EQ(event["queryStringParameters"], json({{"id", {"1"}}, {"tag", {"a", "b c"}}, {"flag", {""}}}));
   EXPECT_EQ(event["isBase64Encoded"], false);
   const json& context = event["requestContext"];
-  EXPECT_EQ(context["serviceNetworkArn"], "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0");
+  EXPECT_EQ(context["serviceNetworkArn"],
+            "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0");
   EXPECT_EQ(context["serviceArn"], "arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0123456789abcdef0");
   EXPECT_EQ(context["targetGroupArn"], "arn:aws:vpc-lattice:us-east-1:111122223333:targetgroup/tg-0123456789abcdef0");
   EXPECT_EQ(context["region"], "us-east-1");
   EXPECT_EQ(context["timeEpoch"], "1690497599177430");  // microseconds, as a string
   // Without auth, the identity is only where the request came from.
-  EXPECT_EQ(context["identity"], json({{"sourceVpcArn", "arn:aws:ec2:us-east-1:111122223333:vpc/vpc-0123456789abcdef0"}}));
+  EXPECT_EQ(context["identity"],
+            json({{"sourceVpcArn", "arn:aws:ec2:us-east-1:111122223333:vpc/vpc-0123456789abcdef0"}}));
   EXPECT_FALSE(event.contains("raw_path"));
   EXPECT_FALSE(event.contains("query_string_parameters"));
 }
@@ -91,7 +96,8 @@ TEST(LambdaEvent, BodiesGoBase64UnlessTextTypedAndUnencoded) {
     json event = json::parse(lambdaEvent(r));
     return std::make_pair(event["is_base64_encoded"].get<bool>(), event["body"].get<std::string>());
   };
-  EXPECT_EQ(encoded({{"content-type", "text/plain; charset=utf-8"}}, "héllo"), std::make_pair(false, std::string("héllo")));
+  EXPECT_EQ(encoded({{"content-type", "text/plain; charset=utf-8"}}, "héllo"),
+            std::make_pair(false, std::string("héllo")));
   EXPECT_EQ(encoded({{"content-type", "application/xml"}}, "<a/>"), std::make_pair(false, std::string("<a/>")));
   EXPECT_EQ(encoded({{"content-type", "APPLICATION/JAVASCRIPT"}}, "x()"), std::make_pair(false, std::string("x()")));
   EXPECT_EQ(encoded({{"content-type", "application/octet-stream"}}, std::string("\0\1\2\xff", 4)),

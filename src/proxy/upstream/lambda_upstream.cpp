@@ -35,8 +35,14 @@ int64_t epochMicros() {
 }  // namespace
 
 LambdaInvocation::LambdaInvocation(LambdaPool& pool, const UpstreamRequest& request, UpstreamStreamSink& sink)
-    : pool_(pool), sink_(&sink), group_(request.group), target_(request.target), stats_(request.stats),
-      method_(request.head.method), path_(request.head.target), headOnly_(request.head.method == "HEAD") {
+    : pool_(pool),
+      sink_(&sink),
+      group_(request.group),
+      target_(request.target),
+      stats_(request.stats),
+      method_(request.head.method),
+      path_(request.head.target),
+      headOnly_(request.head.method == "HEAD") {
   // The request's views live only as long as this call: copied.
   fields_.reserve(request.fields.size());
   for (const auto& [name, value] : request.fields) fields_.emplace_back(name, value);
@@ -80,9 +86,8 @@ bool LambdaInvocation::invoke(UpstreamFailure& failure) {
 
   std::string path, query;
   invokePath(target_.id, endpoint.pathPrefix, path, query);
-  HeaderList headers{{"host", endpoint.host},
-                     {"content-type", "application/json"},
-                     {"x-amz-invocation-type", "RequestResponse"}};
+  HeaderList headers{
+      {"host", endpoint.host}, {"content-type", "application/json"}, {"x-amz-invocation-type", "RequestResponse"}};
   const model::LambdaSettings& settings = endpoint.settings;
   if (!settings.accessKeyId.empty()) {
     auth::signRequest("POST", endpoint.host, path, query, headers, payload,

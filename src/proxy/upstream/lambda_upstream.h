@@ -64,11 +64,11 @@ class LambdaInvocation : public Pollable, public UpstreamStream, private Upstrea
   const snapshot::TargetGroup& group_;
   const snapshot::Target& target_;
   TargetGroupCounters& stats_;
-  LambdaRequest event_;       // its views point into the copies below
+  LambdaRequest event_;  // its views point into the copies below
   std::string method_, path_, body_;
   std::vector<std::pair<std::string, std::string>> fields_;
   std::string serviceArn_, networkArn_, vpcArn_;
-  bool headOnly_ = false;  // HEAD: the answer's body is not sent
+  bool headOnly_ = false;           // HEAD: the answer's body is not sent
   UpstreamStream* call_ = nullptr;  // the Invoke request in flight
   bool invoked_ = false;
   bool failing_ = false;  // failLater: the sink hears it at the end of the turn
