@@ -94,11 +94,34 @@ const MemberIndex kTargetGroupsByVpc = {"index.targetgroup.vpcIdentifier", "targ
 const MemberIndex kTargetGroupsByType = {"index.targetgroup.type", "targetgroup",
                                          [](const json& doc) { return memberString(doc, "type"); }};
 
+const MemberIndex kResourceGatewaysByVpc = {"index.resourcegateway.vpcId", "resourcegateway",
+                                            [](const json& doc) { return memberString(doc, "vpcId"); }};
+const MemberIndex kResourceConfigurationsByGateway = {
+    "index.resourceconfiguration.resourceGatewayId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "resourceGatewayId"); }};
+const MemberIndex kResourceConfigurationsByGroup = {
+    "index.resourceconfiguration.resourceConfigurationGroupId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "resourceConfigurationGroupId"); }};
+const MemberIndex kResourceConfigurationsByDomainVerification = {
+    "index.resourceconfiguration.domainVerificationId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "domainVerificationId"); }};
+const MemberIndex kResourceAssociationsByConfiguration = {
+    "index.servicenetworkresourceassociation.resourceConfigurationId", "servicenetworkresourceassociation",
+    [](const json& doc) { return memberString(doc, "resourceConfigurationId"); }};
+
 const std::vector<const MemberIndex*>& memberIndexes() {
-  static const std::vector<const MemberIndex*> all = {
-      &kServiceAssociationsByService, &kCustomDomainsByNetwork, &kVpcAssociationsByNetwork,
-      &kVpcAssociationsByVpc,         &kAccessLogsByResource,   &kTargetGroupsByVpc,
-      &kTargetGroupsByType};
+  static const std::vector<const MemberIndex*> all = {&kServiceAssociationsByService,
+                                                      &kCustomDomainsByNetwork,
+                                                      &kVpcAssociationsByNetwork,
+                                                      &kVpcAssociationsByVpc,
+                                                      &kAccessLogsByResource,
+                                                      &kTargetGroupsByVpc,
+                                                      &kTargetGroupsByType,
+                                                      &kResourceGatewaysByVpc,
+                                                      &kResourceConfigurationsByGateway,
+                                                      &kResourceConfigurationsByGroup,
+                                                      &kResourceConfigurationsByDomainVerification,
+                                                      &kResourceAssociationsByConfiguration};
   return all;
 }
 
