@@ -141,6 +141,24 @@ void indexDeleted(Tx& tx, std::string_view kind, const json& doc) {
   }
 }
 
+void createGuarded(Resources& r, Tx& tx, const Call& call, std::string_view kind, std::string_view nameIndex,
+                   const std::string& key, const json& doc, const std::optional<json>& tags, const json& response) {
+  tx.requireAbsent(nameIndex, key);
+  tx.put(nameIndex, key, {{"id", doc["id"]}});
+  tx.put(kind, doc["id"].get<std::string>(), doc);
+  indexCreated(tx, kind, doc);
+  r.putTags(tx, doc["arn"], tags);
+  r.remember(call, tx, response);
+}
+
+void deleteGuarded(Tx& tx, std::string_view kind, std::string_view nameIndex, const std::string& key, const Doc& doc) {
+  tx.requireRevision(kind, doc.id, doc.modRevision);
+  tx.del(kind, doc.id);
+  tx.del(nameIndex, key);
+  indexDeleted(tx, kind, doc.value);
+  tx.del("tags", doc.value["arn"].get<std::string>());
+}
+
 std::vector<store::Record> indexEntries(store::Store& store, std::string_view index, const std::string& prefix) {
   constexpr size_t kPage = 100;
   std::vector<store::Record> out;

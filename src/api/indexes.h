@@ -63,6 +63,15 @@ const std::vector<const MemberIndex*>& memberIndexes();
 void indexCreated(Tx& tx, std::string_view kind, const json& doc);
 void indexDeleted(Tx& tx, std::string_view kind, const json& doc);
 
+// ---- Documents with a uniqueness guard ----
+// Adds to `tx` the new document `doc` of `kind`, its guard entry `key` in `nameIndex` (which must not exist yet), its
+// member index entries, its tags and the idempotency record of `response`.
+void createGuarded(Resources& r, Tx& tx, const Call& call, std::string_view kind, std::string_view nameIndex,
+                   const std::string& key, const json& doc, const std::optional<json>& tags, const json& response);
+// Adds to `tx` the deletion of `doc` of `kind` (guarded by the revision it was read at), of its guard entry `key` in
+// `nameIndex`, its member index entries and its tags.
+void deleteGuarded(Tx& tx, std::string_view kind, std::string_view nameIndex, const std::string& key, const Doc& doc);
+
 // ---- Reading an index ----
 // The index entries under `prefix`, in key order.
 std::vector<store::Record> indexEntries(store::Store& store, std::string_view index, const std::string& prefix);

@@ -3,6 +3,7 @@
 // A verification answers the TXT record to publish and stays PENDING: this version of Trellis does not look the record
 // up yet (docs/vpc-resources.md), so it never claims a domain VERIFIED that nobody checked.
 #include "api/api.h"
+#include "api/indexes.h"
 #include "api/validation.h"
 #include "common/crypto.h"
 #include "common/strings.h"
@@ -51,11 +52,7 @@ json start(Resources& r, Call& call) {
   json response = pick(doc, {"id", "arn", "domainName", "status", "txtMethodConfig"});
 
   Tx tx;
-  tx.requireAbsent(kNameIndex, key);
-  tx.put(kNameIndex, key, {{"id", id}});
-  tx.put(kKind, id, doc);
-  r.putTags(tx, doc["arn"], tags);
-  r.remember(call, tx, response);
+  createGuarded(r, tx, call, kKind, kNameIndex, key, doc, tags, response);
   r.commit(tx, kType, key);
   return response;
 }
@@ -68,10 +65,7 @@ json get(Resources& r, Call& call) {
 json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::DomainVerification, call.labels[0], kIdentifier);
   Tx tx;
-  tx.requireRevision(kKind, doc.id, doc.modRevision);
-  tx.del(kKind, doc.id);
-  tx.del(kNameIndex, toLower(doc.value.value("domainName", "")));
-  tx.del("tags", doc.value["arn"].get<std::string>());
+  deleteGuarded(tx, kKind, kNameIndex, toLower(doc.value.value("domainName", "")), doc);
   r.commit(tx, kType, doc.id);
   return json::object();
 }

@@ -99,12 +99,7 @@ json create(Resources& r, Call& call) {
   Tx tx;
   touch(tx, "servicenetwork", network);
   touch(tx, "resourceconfiguration", configuration);
-  tx.requireAbsent(kPairIndex, pair);
-  tx.put(kPairIndex, pair, {{"id", id}});
-  tx.put(kKind, id, doc);
-  indexCreated(tx, kKind, doc);
-  r.putTags(tx, doc["arn"], tags);
-  r.remember(call, tx, response);
+  createGuarded(r, tx, call, kKind, kPairIndex, pair, doc, tags, response);
   r.commit(tx, kType, pair);
   return response;
 }
@@ -122,11 +117,8 @@ json get(Resources& r, Call& call) {
 json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::ServiceNetworkResourceAssociation, call.labels[0], kIdentifier);
   Tx tx;
-  tx.requireRevision(kKind, doc.id, doc.modRevision);
-  tx.del(kKind, doc.id);
-  tx.del(kPairIndex, doc.value.value("serviceNetworkId", "") + "/" + doc.value.value("resourceConfigurationId", ""));
-  indexDeleted(tx, kKind, doc.value);
-  tx.del("tags", doc.value["arn"].get<std::string>());
+  deleteGuarded(tx, kKind, kPairIndex,
+                doc.value.value("serviceNetworkId", "") + "/" + doc.value.value("resourceConfigurationId", ""), doc);
   r.commit(tx, kType, doc.id);
   return {{"id", doc.id}, {"arn", doc.value["arn"]}, {"status", "DELETE_IN_PROGRESS"}};
 }

@@ -23,6 +23,8 @@ constexpr std::string_view kNameIndex = "index.name.resourceconfiguration";
 constexpr const char* kType = "RESOURCE_CONFIGURATION";
 constexpr const char* kIdentifier = "resourceConfigurationIdentifier";
 
+constexpr StringRule kDomainRule = {.minLength = 3, .maxLength = 255, .check = checkDomainName};
+
 std::string checkConfigurationName(std::string_view v) { return checkName(v, 3, 40, "rcfg-"); }
 std::string checkGatewayIdentifier(std::string_view v) {
   if (model::idFromIdentifier(Kind::ResourceGateway, v)) return "";
@@ -173,10 +175,8 @@ json create(Resources& r, Call& call) {
   auto definition = readDefinition(errors, call.body);
   auto shareable = readBool(errors, call.body, "allowAssociationToShareableServiceNetwork",
                             "allowAssociationToShareableServiceNetwork");
-  auto customDomain = readString(errors, call.body, "customDomainName", "customDomainName",
-                                 {.minLength = 3, .maxLength = 255, .check = checkDomainName});
-  auto groupDomain = readString(errors, call.body, "groupDomain", "groupDomain",
-                                {.minLength = 3, .maxLength = 255, .check = checkDomainName});
+  auto customDomain = readString(errors, call.body, "customDomainName", "customDomainName", kDomainRule);
+  auto groupDomain = readString(errors, call.body, "groupDomain", "groupDomain", kDomainRule);
   auto verificationIdentifier =
       readString(errors, call.body, "domainVerificationIdentifier", "domainVerificationIdentifier",
                  {.minLength = 20, .maxLength = 2048, .check = checkDomainVerificationIdentifier});
@@ -282,12 +282,7 @@ json create(Resources& r, Call& call) {
   if (gateway) touch(tx, "resourcegateway", *gateway);
   if (group) touch(tx, kKind, *group);
   if (verification) tx.requireRevision("domainverification", verification->id, verification->modRevision);
-  tx.requireAbsent(kNameIndex, *name);
-  tx.put(kNameIndex, *name, {{"id", id}});
-  tx.put(kKind, id, doc);
-  indexCreated(tx, kKind, doc);
-  r.putTags(tx, doc["arn"], tags);
-  r.remember(call, tx, response);
+  createGuarded(r, tx, call, kKind, kNameIndex, *name, doc, tags, response);
   r.commit(tx, kType, *name);
   return response;
 }
@@ -351,11 +346,7 @@ json remove(Resources& r, Call& call) {
   std::string arn = doc.value["arn"];
   Tx tx;
   // Associations and children created meanwhile touch this configuration, so this fails rather than orphan them.
-  tx.requireRevision(kKind, doc.id, doc.modRevision);
-  tx.del(kKind, doc.id);
-  tx.del(kNameIndex, doc.value["name"].get<std::string>());
-  indexDeleted(tx, kKind, doc.value);
-  tx.del("tags", arn);
+  deleteGuarded(tx, kKind, kNameIndex, doc.value["name"].get<std::string>(), doc);
   tx.del("resourcepolicy", arn);
   deleteAccessLogSubscriptions(r, tx, doc.id);
   forgetEndpointAssociations(r, tx, doc.value);

@@ -84,12 +84,7 @@ json create(Resources& r, Call& call) {
                                     doc);
 
   Tx tx;
-  tx.requireAbsent(kNameIndex, *name);
-  tx.put(kNameIndex, *name, {{"id", id}});
-  tx.put(kKind, id, doc);
-  indexCreated(tx, kKind, doc);
-  r.putTags(tx, doc["arn"], tags);
-  r.remember(call, tx, response);
+  createGuarded(r, tx, call, kKind, kNameIndex, *name, doc, tags, response);
   r.commit(tx, kType, *name);
   return response;
 }
@@ -121,11 +116,7 @@ json remove(Resources& r, Call& call) {
                        " resource configuration(s). Delete them first.");
   Tx tx;
   // Configurations created meanwhile touch the gateway, so this fails rather than orphan them.
-  tx.requireRevision(kKind, doc.id, doc.modRevision);
-  tx.del(kKind, doc.id);
-  tx.del(kNameIndex, doc.value["name"].get<std::string>());
-  indexDeleted(tx, kKind, doc.value);
-  tx.del("tags", doc.value["arn"].get<std::string>());
+  deleteGuarded(tx, kKind, kNameIndex, doc.value["name"].get<std::string>(), doc);
   r.commit(tx, kType, doc.id);
   return {{"id", doc.id}, {"arn", doc.value["arn"]}, {"name", doc.value["name"]}, {"status", "DELETE_IN_PROGRESS"}};
 }

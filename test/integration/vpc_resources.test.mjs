@@ -106,6 +106,11 @@ test('resource gateway lifecycle: create, get, update, list, tags, delete', asyn
   assert.deepEqual(tags.tags, { team: 'data' });
   await send(new TagResourceCommand({ resourceArn: created.arn, tags: { tier: 'gold' } }));
   await send(new UntagResourceCommand({ resourceArn: created.arn, tagKeys: ['team'] }));
+  for (const tagKeys of [undefined, []]) {
+    const noKeys = await expectError(send(new UntagResourceCommand({ resourceArn: created.arn, tagKeys })));
+    assert.equal(noKeys.name, 'ValidationException');
+    assert.deepEqual(fields(noKeys), ['tagKeys']);
+  }
   assert.deepEqual((await send(new ListTagsForResourceCommand({ resourceArn: created.arn }))).tags, { tier: 'gold' });
 
   const deleted = await send(new DeleteResourceGatewayCommand({ resourceGatewayIdentifier: created.id }));
