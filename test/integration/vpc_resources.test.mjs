@@ -398,6 +398,10 @@ test('service network resource associations: lifecycle, duplicates, children, in
   const byConfig = await send(new ListServiceNetworkResourceAssociationsCommand({ resourceConfigurationIdentifier: cfg.arn,
     includeChildren: true }));
   assert.deepEqual(byConfig.items.map((a) => a.id), [created.id]);
+  // The network logs its resources' connections to a destination of their own.
+  const resourceLogs = await send(new CreateAccessLogSubscriptionCommand({ resourceIdentifier: sn.id,
+    destinationArn: 'arn:aws:s3:::network-resource-logs', serviceNetworkLogType: 'RESOURCE' }));
+  assert.equal(resourceLogs.serviceNetworkLogType, 'RESOURCE');
   const counted = (await send(new ListServiceNetworksCommand({}))).items.find((n) => n.id === sn.id);
   assert.equal(counted.numberOfAssociatedResourceConfigurations, 1);
 
