@@ -350,7 +350,7 @@ TEST_F(Indexes, VpcResourcesEqualFullScans) {
   };
   int serial = 0;
   std::map<std::string, int> wins;
-  for (int step = 0; step < 400; ++step) {
+  for (int step = 0; step < 250; ++step) {
     int op = static_cast<int>(random() % 10);
     std::string what;
     json out;
