@@ -212,7 +212,7 @@ json create(Resources& r, Call& call) {
     }
     if (definition && !definitionFits(*type, *definition))
       errors.add("resourceConfigurationDefinition", definitionRule(*type));
-    if (verificationIdentifier && !customDomain && !groupDomain)
+    if (has("domainVerificationIdentifier") && !has("customDomainName") && !has("groupDomain"))
       errors.add("domainVerificationIdentifier", "Member requires customDomainName (or groupDomain for type GROUP)");
   }
   errors.throwIfAny();
