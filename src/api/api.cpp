@@ -1,5 +1,7 @@
 #include "api/api.h"
 
+#include <algorithm>
+
 #include "api/routes.h"
 #include "api/validation.h"
 #include "auth/policy_api.h"
@@ -148,6 +150,26 @@ json Resources::page(std::string_view kind, const Call& call, const std::functio
   return fillPage(limit, token.value_or(""), json::array(), "", next, keep, summarize);
 }
 
+json Resources::pageEntries(const std::string& prefix, const std::vector<std::pair<std::string, json>>& entries,
+                            const Call& call) {
+  auto [limit, token] = readPageRequest(call);
+  if (token && token->compare(0, prefix.size(), prefix) != 0) {
+    FieldErrors errors;
+    errors.add("nextToken", "Member is not a valid pagination token");
+    errors.throwIfAny();
+  }
+  auto next = [&](const std::string& after, size_t want) {
+    std::vector<PageEntry> out;
+    auto it = std::upper_bound(entries.begin(), entries.end(), after,
+                               [](const std::string& key, const auto& entry) { return key < entry.first; });
+    for (; it != entries.end() && out.size() < want; ++it) out.push_back({it->first, it->second});
+    return out;
+  };
+  return fillPage(
+      limit, token.value_or(prefix), json::array(), prefix, next, [](const json&) { return true; },
+      [](const json& item) { return item; });
+}
+
 json Resources::pageIndex(std::string_view index, const std::string& prefix, std::string_view kind, const Call& call,
                           const std::function<bool(const json&)>& keep,
                           const std::function<json(const json&)>& summarize, const std::optional<Doc>& lead) {
@@ -235,6 +257,58 @@ std::optional<std::string> readAuthType(FieldErrors& errors, const json& body, b
   return readString(errors, body, "authType", "authType", {.required = required, .oneOf = {"NONE", "AWS_IAM"}});
 }
 
+json queryObject(const Call& call, std::initializer_list<const char*> names) {
+  json out = json::object();
+  for (const char* name : names)
+    if (auto value = call.queryValue(name)) out[name] = *value;
+  return out;
+}
+
+std::optional<std::vector<std::string>> readSecurityGroupIds(FieldErrors& errors, const json& body, bool required,
+                                                             size_t minItems) {
+  const json* list = readArray(errors, body, "securityGroupIds", "securityGroupIds", required, minItems, 5);
+  if (!list) return std::nullopt;
+  std::vector<std::string> out;
+  bool ok = true;
+  for (size_t i = 0; i < list->size(); ++i) {
+    std::string path = "securityGroupIds[" + std::to_string(i) + "]";
+    json holder = {{"v", (*list)[i]}};
+    auto id = readString(errors, holder, "v", path,
+                         {.required = true, .minLength = 5, .maxLength = 200, .check = checkSecurityGroupId});
+    if (!id) {
+      ok = false;
+    } else if (std::find(out.begin(), out.end(), *id) != out.end()) {
+      errors.add(path, "Duplicate security group id " + *id);
+      ok = false;
+    } else {
+      out.push_back(*id);
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+void checkSecurityGroupsInVpc(const model::Config& config, const std::vector<std::string>& groups,
+                              const std::string& vpcId) {
+  FieldErrors errors;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const auto& all = config.securityGroups;
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& sg) { return sg.id == groups[i]; });
+    if (it == all.end())
+      throw notFound("SECURITY_GROUP", groups[i], "The security group " + groups[i] + " could not be found.");
+    if (it->vpcId != vpcId)
+      errors.add("securityGroupIds[" + std::to_string(i) + "]",
+                 "The security group " + groups[i] + " belongs to " + it->vpcId + ", not to " + vpcId);
+  }
+  errors.throwIfAny();
+}
+
+void requireVpc(const model::Config& config, const std::string& vpcId) {
+  const auto& vpcs = config.vpcs;
+  if (std::none_of(vpcs.begin(), vpcs.end(), [&](const auto& vpc) { return vpc.id == vpcId; }))
+    throw notFound("VPC", vpcId, "The VPC " + vpcId + " could not be found.");
+}
+
 void enforceQuota(size_t count, int limit, const std::string& resourceType, const std::string& quotaCode,
                   const std::string& what, const std::string& resourceId) {
   if (count >= static_cast<size_t>(limit))
@@ -253,6 +327,10 @@ Api::Api(store::Store& store, ConfigSource config, Authenticator authenticate)
   registerPolicyOps(handlers_);
   registerAccessLogOps(handlers_);
   registerTagOps(handlers_);
+  registerResourceGatewayOps(handlers_);
+  registerResourceConfigurationOps(handlers_);
+  registerResourceAssociationOps(handlers_);
+  registerDomainVerificationOps(handlers_);
 }
 
 namespace {
@@ -279,7 +357,9 @@ std::string resourceArnOf(const Call& call, const model::ArnContext& arns) {
   if (startsWith(last, "arn:")) return last;
   using model::Kind;
   for (Kind kind : {Kind::ServiceNetwork, Kind::Service, Kind::TargetGroup, Kind::ServiceNetworkServiceAssociation,
-                    Kind::ServiceNetworkVpcAssociation, Kind::AccessLogSubscription}) {
+                    Kind::ServiceNetworkVpcAssociation, Kind::AccessLogSubscription, Kind::ResourceGateway,
+                    Kind::ResourceConfiguration, Kind::ServiceNetworkResourceAssociation,
+                    Kind::ResourceEndpointAssociation, Kind::DomainVerification}) {
     if (model::isId(kind, last)) return model::arnFor(arns, kind, last);
   }
   // Listener and rule ids live under their service (and listener) in the path.

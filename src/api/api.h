@@ -78,6 +78,9 @@ class Resources {
   // One page of `kind` filtered by `keep`, each item turned into a summary by `summarize`.
   json page(std::string_view kind, const Call& call, const std::function<bool(const json&)>& keep,
             const std::function<json(const json&)>& summarize);
+  // One page of `entries` (sorted by key, each key extending `prefix`), for lists of what the config holds.
+  json pageEntries(const std::string& prefix, const std::vector<std::pair<std::string, json>>& entries,
+                   const Call& call);
   // One page of the documents of `kind` named by the entries of `index` whose keys extend `prefix` (indexes.h;
   // a key equal to `prefix` is not listed), in the index's key order, filtered and summarized as by page();
   // `lead`, when given, comes first (a listener's default rule, which has no index entry).
@@ -113,6 +116,17 @@ std::string dumpJson(const json& value);
 json pick(const json& doc, std::initializer_list<const char*> keys);
 // The authType member shared by networks and services: NONE (default) or AWS_IAM.
 std::optional<std::string> readAuthType(class FieldErrors& errors, const json& body, bool required);
+// The query members of a List call as a JSON object, so they validate like body members.
+json queryObject(const Call& call, std::initializer_list<const char*> names);
+// Security group ids (`minItems` to 5), checked for shape and duplicates; nullopt (with errors recorded) when bad or
+// absent. Whether the groups exist is checked once the whole input is valid (checkSecurityGroupsInVpc).
+std::optional<std::vector<std::string>> readSecurityGroupIds(class FieldErrors& errors, const json& body, bool required,
+                                                             size_t minItems);
+// Every group must exist (ResourceNotFound) and belong to `vpcId` (ValidationException).
+void checkSecurityGroupsInVpc(const model::Config& config, const std::vector<std::string>& groups,
+                              const std::string& vpcId);
+// The VPC must be one of the config's (ResourceNotFound).
+void requireVpc(const model::Config& config, const std::string& vpcId);
 // Throws ServiceQuotaExceeded when `count` has reached `limit`.
 void enforceQuota(size_t count, int limit, const std::string& resourceType, const std::string& quotaCode,
                   const std::string& what, const std::string& resourceId = "");
@@ -149,5 +163,9 @@ void registerAssociationOps(HandlerMap& handlers);
 void registerPolicyOps(HandlerMap& handlers);
 void registerAccessLogOps(HandlerMap& handlers);
 void registerTagOps(HandlerMap& handlers);
+void registerResourceGatewayOps(HandlerMap& handlers);
+void registerResourceConfigurationOps(HandlerMap& handlers);
+void registerResourceAssociationOps(HandlerMap& handlers);
+void registerDomainVerificationOps(HandlerMap& handlers);
 
 }  // namespace trellis::api

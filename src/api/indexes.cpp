@@ -94,11 +94,34 @@ const MemberIndex kTargetGroupsByVpc = {"index.targetgroup.vpcIdentifier", "targ
 const MemberIndex kTargetGroupsByType = {"index.targetgroup.type", "targetgroup",
                                          [](const json& doc) { return memberString(doc, "type"); }};
 
+const MemberIndex kResourceGatewaysByVpc = {"index.resourcegateway.vpcId", "resourcegateway",
+                                            [](const json& doc) { return memberString(doc, "vpcId"); }};
+const MemberIndex kResourceConfigurationsByGateway = {
+    "index.resourceconfiguration.resourceGatewayId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "resourceGatewayId"); }};
+const MemberIndex kResourceConfigurationsByGroup = {
+    "index.resourceconfiguration.resourceConfigurationGroupId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "resourceConfigurationGroupId"); }};
+const MemberIndex kResourceConfigurationsByDomainVerification = {
+    "index.resourceconfiguration.domainVerificationId", "resourceconfiguration",
+    [](const json& doc) { return memberString(doc, "domainVerificationId"); }};
+const MemberIndex kResourceAssociationsByConfiguration = {
+    "index.servicenetworkresourceassociation.resourceConfigurationId", "servicenetworkresourceassociation",
+    [](const json& doc) { return memberString(doc, "resourceConfigurationId"); }};
+
 const std::vector<const MemberIndex*>& memberIndexes() {
-  static const std::vector<const MemberIndex*> all = {
-      &kServiceAssociationsByService, &kCustomDomainsByNetwork, &kVpcAssociationsByNetwork,
-      &kVpcAssociationsByVpc,         &kAccessLogsByResource,   &kTargetGroupsByVpc,
-      &kTargetGroupsByType};
+  static const std::vector<const MemberIndex*> all = {&kServiceAssociationsByService,
+                                                      &kCustomDomainsByNetwork,
+                                                      &kVpcAssociationsByNetwork,
+                                                      &kVpcAssociationsByVpc,
+                                                      &kAccessLogsByResource,
+                                                      &kTargetGroupsByVpc,
+                                                      &kTargetGroupsByType,
+                                                      &kResourceGatewaysByVpc,
+                                                      &kResourceConfigurationsByGateway,
+                                                      &kResourceConfigurationsByGroup,
+                                                      &kResourceConfigurationsByDomainVerification,
+                                                      &kResourceAssociationsByConfiguration};
   return all;
 }
 
@@ -116,6 +139,24 @@ void indexDeleted(Tx& tx, std::string_view kind, const json& doc) {
     std::string member = index->memberOf(doc);
     if (!member.empty()) tx.del(index->name, member + "/" + doc["id"].get<std::string>());
   }
+}
+
+void createGuarded(Resources& r, Tx& tx, const Call& call, std::string_view kind, std::string_view nameIndex,
+                   const std::string& key, const json& doc, const std::optional<json>& tags, const json& response) {
+  tx.requireAbsent(nameIndex, key);
+  tx.put(nameIndex, key, {{"id", doc["id"]}});
+  tx.put(kind, doc["id"].get<std::string>(), doc);
+  indexCreated(tx, kind, doc);
+  r.putTags(tx, doc["arn"], tags);
+  r.remember(call, tx, response);
+}
+
+void deleteGuarded(Tx& tx, std::string_view kind, std::string_view nameIndex, const std::string& key, const Doc& doc) {
+  tx.requireRevision(kind, doc.id, doc.modRevision);
+  tx.del(kind, doc.id);
+  tx.del(nameIndex, key);
+  indexDeleted(tx, kind, doc.value);
+  tx.del("tags", doc.value["arn"].get<std::string>());
 }
 
 std::vector<store::Record> indexEntries(store::Store& store, std::string_view index, const std::string& prefix) {

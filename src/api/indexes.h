@@ -32,9 +32,10 @@ std::set<std::string> servicesUsing(Resources& r, const std::string& targetGroup
 std::set<std::string> targetGroupsOf(Resources& r, const std::string& serviceId, const std::string& excludeDocId);
 
 // ---- Name indexes: uniqueness guards that also list children ----
-// "index.name.<kind>" keyed "<name>" for networks, services and target groups, "<service id>/<name>" for
-// listeners, "<listener id>/<name>" for rules (default rules have none), "<network id>/<service id>" for
-// service associations, "<vpc id>" for VPC associations → {"id"}. Each ops_*.cpp writes its own.
+// "index.name.<kind>" keyed "<name>" for networks, services and target groups, "<service id>/<name>" for listeners,
+// "<listener id>/<name>" for rules (default rules have none), "<network id>/<service id>" for service associations,
+// "<vpc id>" for VPC associations, "<network id>/<resource configuration id>" for resource associations, the
+// lower-cased domain for domain verifications → {"id"}. Each ops_*.cpp writes its own.
 
 // ---- Member indexes: a kind by a member that never changes after create ----
 // "index.<kind>.<member>" keyed "<member's value>/<doc id>" → {"id"}, written by indexCreated and removed by
@@ -51,11 +52,25 @@ extern const MemberIndex kVpcAssociationsByVpc;          // a VPC's (at most one
 extern const MemberIndex kAccessLogsByResource;          // a network's or a service's subscriptions
 extern const MemberIndex kTargetGroupsByVpc;             // ListTargetGroups' vpcIdentifier filter
 extern const MemberIndex kTargetGroupsByType;            // its targetGroupType filter
+extern const MemberIndex kResourceGatewaysByVpc;                       // the resource-gateways-per-VPC quota
+extern const MemberIndex kResourceConfigurationsByGateway;             // a gateway's configurations
+extern const MemberIndex kResourceConfigurationsByGroup;               // a group's children
+extern const MemberIndex kResourceConfigurationsByDomainVerification;  // what a verification covers
+extern const MemberIndex kResourceAssociationsByConfiguration;         // a configuration's network associations
 // Every member index, for the build at start and the tests.
 const std::vector<const MemberIndex*>& memberIndexes();
 // Adds to `tx` the member index entries of document `doc` of `kind`, created or deleted.
 void indexCreated(Tx& tx, std::string_view kind, const json& doc);
 void indexDeleted(Tx& tx, std::string_view kind, const json& doc);
+
+// ---- Documents with a uniqueness guard ----
+// Adds to `tx` the new document `doc` of `kind`, its guard entry `key` in `nameIndex` (which must not exist yet), its
+// member index entries, its tags and the idempotency record of `response`.
+void createGuarded(Resources& r, Tx& tx, const Call& call, std::string_view kind, std::string_view nameIndex,
+                   const std::string& key, const json& doc, const std::optional<json>& tags, const json& response);
+// Adds to `tx` the deletion of `doc` of `kind` (guarded by the revision it was read at), of its guard entry `key` in
+// `nameIndex`, its member index entries and its tags.
+void deleteGuarded(Tx& tx, std::string_view kind, std::string_view nameIndex, const std::string& key, const Doc& doc);
 
 // ---- Reading an index ----
 // The index entries under `prefix`, in key order.

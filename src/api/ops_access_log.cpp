@@ -1,8 +1,8 @@
 // CreateAccessLogSubscription, GetAccessLogSubscription, UpdateAccessLogSubscription,
 // DeleteAccessLogSubscription, ListAccessLogSubscriptions.
 //
-// A subscription names a service network or service and one destination: a CloudWatch Logs log group,
-// an S3 bucket or a Firehose delivery stream. A resource has at most one subscription per destination
+// A subscription names a service network, service or resource configuration and one destination: a CloudWatch
+// Logs log group, an S3 bucket or a Firehose delivery stream. A resource has at most one subscription per destination
 // type (for service networks: per destination type and log type).
 #include "api/actions.h"
 #include "api/api.h"
@@ -107,8 +107,8 @@ json create(Resources& r, Call& call) {
               {"destinationArn", *destination},
               {"createdAt", now},
               {"lastUpdatedAt", now}};
-  // Service networks log SERVICE traffic unless told otherwise (RESOURCE logs cover resource
-  // configurations, which Trellis does not have).
+  // Service networks log SERVICE traffic unless told otherwise (RESOURCE: connections to the network's resource
+  // configurations).
   if (ref->kind == Kind::ServiceNetwork) doc["serviceNetworkLogType"] = logType.value_or("SERVICE");
   std::string type = destinationType(*destination);
   if (auto other = sameTypeSibling(r, doc, type)) throwDuplicate(doc, *other, type);

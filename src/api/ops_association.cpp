@@ -1,5 +1,5 @@
 // Service network associations: {Create,Get,Delete,List}ServiceNetworkServiceAssociation(s),
-// {Create,Get,Update,Delete,List}ServiceNetworkVpcAssociation(s), ListServiceNetworkVpcEndpointAssociations.
+// {Create,Get,Update,Delete,List}ServiceNetworkVpcAssociation(s).
 //
 // Associations become ACTIVE at once (Trellis has nothing to provision) and disappear at once on delete,
 // whose response still says DELETE_IN_PROGRESS as Lattice's does.
@@ -20,14 +20,6 @@ constexpr std::string_view kVpcAssoc = "servicenetworkvpcassociation";
 // associations, the VPC id for VPC associations (a VPC has at most one).
 constexpr std::string_view kServicePairIndex = "index.name.servicenetworkserviceassociation";
 constexpr std::string_view kVpcIndex = "index.name.servicenetworkvpcassociation";
-
-// The query members of a List call as a JSON object, so they validate like body members.
-json queryObject(const Call& call, std::initializer_list<const char*> names) {
-  json out = json::object();
-  for (const char* name : names)
-    if (auto value = call.queryValue(name)) out[name] = *value;
-  return out;
-}
 
 std::string accountId(Resources& r) { return r.arns().accountId; }
 
@@ -143,47 +135,6 @@ json listServiceAssociations(Resources& r, Call& call) {
 
 // ---- Service network <-> VPC ----
 
-// Security group ids (create: 0-5, update: 1-5), checked for shape and duplicates; nullopt (with errors
-// recorded) when bad or absent. Whether the groups exist is checked once the whole input is valid.
-std::optional<std::vector<std::string>> readSecurityGroupIds(FieldErrors& errors, const json& body, bool required,
-                                                             size_t minItems) {
-  const json* list = readArray(errors, body, "securityGroupIds", "securityGroupIds", required, minItems, 5);
-  if (!list) return std::nullopt;
-  std::vector<std::string> out;
-  bool ok = true;
-  for (size_t i = 0; i < list->size(); ++i) {
-    std::string path = "securityGroupIds[" + std::to_string(i) + "]";
-    json holder = {{"v", (*list)[i]}};
-    auto id = readString(errors, holder, "v", path,
-                         {.required = true, .minLength = 5, .maxLength = 200, .check = checkSecurityGroupId});
-    if (!id) {
-      ok = false;
-    } else if (std::find(out.begin(), out.end(), *id) != out.end()) {
-      errors.add(path, "Duplicate security group id " + *id);
-      ok = false;
-    } else {
-      out.push_back(*id);
-    }
-  }
-  if (!ok) return std::nullopt;
-  return out;
-}
-
-// Every group must exist (ResourceNotFound) and belong to the association's VPC (ValidationException).
-void checkSecurityGroupsInVpc(Resources& r, const std::vector<std::string>& groups, const std::string& vpcId) {
-  FieldErrors errors;
-  for (size_t i = 0; i < groups.size(); ++i) {
-    const auto& all = r.config().securityGroups;
-    auto it = std::find_if(all.begin(), all.end(), [&](const auto& sg) { return sg.id == groups[i]; });
-    if (it == all.end())
-      throw notFound("SECURITY_GROUP", groups[i], "The security group " + groups[i] + " could not be found.");
-    if (it->vpcId != vpcId)
-      errors.add("securityGroupIds[" + std::to_string(i) + "]",
-                 "The security group " + groups[i] + " belongs to " + it->vpcId + ", not to " + vpcId);
-  }
-  errors.throwIfAny();
-}
-
 // dnsOptions: a preference, and the domains it names only for the *_SPECIFIED_DOMAINS preferences.
 // Problems are recorded in `errors` (the caller throws before using the result).
 std::optional<json> readDnsOptions(FieldErrors& errors, const json& body, std::optional<bool> privateDnsEnabled) {
@@ -234,10 +185,8 @@ json createVpcAssociation(Resources& r, Call& call) {
   if (auto previous = r.replay(call)) return *previous;
 
   auto network = r.load(Kind::ServiceNetwork, *networkIdentifier, "serviceNetworkIdentifier");
-  const auto& vpcs = r.config().vpcs;
-  if (std::none_of(vpcs.begin(), vpcs.end(), [&](const auto& vpc) { return vpc.id == *vpcId; }))
-    throw notFound("VPC", *vpcId, "The VPC " + *vpcId + " could not be found.");
-  if (groups) checkSecurityGroupsInVpc(r, *groups, *vpcId);
+  requireVpc(r.config(), *vpcId);
+  if (groups) checkSecurityGroupsInVpc(r.config(), *groups, *vpcId);
 
   if (auto entry = r.store().get(kVpcIndex, *vpcId)) {
     std::string existing = json::parse(entry->value).value("id", "");
@@ -291,7 +240,7 @@ json updateVpcAssociation(Resources& r, Call& call) {
   auto groups = readSecurityGroupIds(errors, call.body, true, 1);
   errors.throwIfAny();
   auto doc = r.load(Kind::ServiceNetworkVpcAssociation, call.labels[0], "serviceNetworkVpcAssociationIdentifier");
-  checkSecurityGroupsInVpc(r, *groups, doc.value.value("vpcId", ""));
+  checkSecurityGroupsInVpc(r.config(), *groups, doc.value.value("vpcId", ""));
   doc.value["securityGroupIds"] = *groups;
   doc.value["lastUpdatedAt"] = r.now();
   Tx tx;
@@ -337,21 +286,6 @@ json listVpcAssociations(Resources& r, Call& call) {
   return r.pageIndex(kVpcAssociationsByNetwork.name, networkId + "/", kVpcAssoc, call, keep, summarize);
 }
 
-// Trellis has no VPC endpoints, so there is never a service-network endpoint association to list.
-// Like the other top-level List operations (the model gives them no ResourceNotFound), an unknown
-// network lists nothing rather than failing.
-json listVpcEndpointAssociations(Resources& r, Call& call) {
-  json query = queryObject(call, {"serviceNetworkIdentifier"});
-  FieldErrors errors;
-  readString(errors, query, "serviceNetworkIdentifier", "serviceNetworkIdentifier",
-             {.required = true, .minLength = 3, .maxLength = 2048, .check = checkServiceNetworkIdentifier});
-  errors.throwIfAny();
-  // Paging over a kind that is never written still validates maxResults and nextToken.
-  return r.page(
-      "servicenetworkvpcendpointassociation", call, [](const json&) { return false; },
-      [](const json& doc) { return doc; });
-}
-
 }  // namespace
 
 void registerAssociationOps(HandlerMap& handlers) {
@@ -364,7 +298,6 @@ void registerAssociationOps(HandlerMap& handlers) {
   handlers["UpdateServiceNetworkVpcAssociation"] = updateVpcAssociation;
   handlers["DeleteServiceNetworkVpcAssociation"] = deleteVpcAssociation;
   handlers["ListServiceNetworkVpcAssociations"] = listVpcAssociations;
-  handlers["ListServiceNetworkVpcEndpointAssociations"] = listVpcEndpointAssociations;
 }
 
 }  // namespace trellis::api

@@ -14,8 +14,7 @@ constexpr std::string_view kResourcePolicy = "resourcepolicy";
 // Service quota "Auth policy size": 10 KB, not adjustable (the model alone would allow 36864 characters).
 constexpr size_t kAuthPolicyMaxBytes = 10 * 1024;
 
-// The service network or service a path label names (resource configurations never exist in Trellis,
-// so naming one ends in ResourceNotFound).
+// The service network, service or resource configuration a path label names.
 struct Resource {
   model::Kind kind;
   Doc doc;
@@ -60,6 +59,10 @@ json putAuthPolicy(Resources& r, Call& call) {
     errors.add("policy", "The auth policy is " + std::to_string(policy->size()) +
                              " bytes; the quota for an auth policy is 10 KB (" + std::to_string(kAuthPolicyMaxBytes) +
                              " bytes)");
+  } else if (policy && identifier && parseResourceIdentifier(*identifier)->kind == model::Kind::ResourceConfiguration) {
+    // Auth policies govern HTTP requests to services; TCP connections to resources have no requests to authorize.
+    errors.add("resourceIdentifier",
+               "Auth policies apply to service networks and services, not to resource configurations");
   } else if (policy) {
     // The model says the JSON "must not contain newlines"; every JSON parser takes them, so they are accepted.
     if (auto problem = policyProblem(*policy); !problem.empty()) errors.add("policy", problem);

@@ -2,6 +2,7 @@
 #include "api/actions.h"
 #include "api/api.h"
 #include "api/indexes.h"
+#include "api/resources.h"
 #include "api/validation.h"
 
 namespace trellis::api {
@@ -86,11 +87,12 @@ json remove(Resources& r, Call& call) {
   auto doc = r.load(Kind::ServiceNetwork, call.labels[0], "serviceNetworkIdentifier");
   size_t services = serviceAssociations(r, doc.id);
   size_t vpcs = vpcAssociations(r, doc.id);
-  if (services + vpcs > 0)
+  size_t resources = resourceAssociations(r, doc.id);
+  if (services + vpcs + resources > 0)
     throw conflict("SERVICE_NETWORK", doc.id,
                    "The service network " + doc.id + " still has " + std::to_string(services) +
-                       " service association(s) and " + std::to_string(vpcs) +
-                       " VPC association(s). Delete them first.");
+                       " service association(s), " + std::to_string(vpcs) + " VPC association(s) and " +
+                       std::to_string(resources) + " resource association(s). Delete them first.");
   std::string arn = doc.value["arn"];
   Tx tx;
   tx.requireRevision(kKind, doc.id, doc.modRevision);
@@ -108,8 +110,11 @@ json list(Resources& r, Call& call) {
   return r.page(
       kKind, call, [](const json&) { return true; },
       [&r](const json& doc) {
-        return pick(withCounts(r, doc), {"id", "name", "arn", "createdAt", "lastUpdatedAt", "numberOfAssociatedVPCs",
-                                         "numberOfAssociatedServices"});
+        // Only the summary counts resource configurations (GetServiceNetwork has no such member).
+        json counted = withCounts(r, doc);
+        counted["numberOfAssociatedResourceConfigurations"] = resourceAssociations(r, doc["id"]);
+        return pick(counted, {"id", "name", "arn", "createdAt", "lastUpdatedAt", "numberOfAssociatedVPCs",
+                              "numberOfAssociatedServices", "numberOfAssociatedResourceConfigurations"});
       });
 }
 

@@ -88,8 +88,9 @@ json tagResource(Resources& r, Call& call) {
 
 json untagResource(Resources& r, Call& call) {
   FieldErrors errors;
-  // The SDKs omit the parameter for an empty list, so absent and empty both mean "remove nothing".
+  // Required (1-200 keys); the SDKs omit the parameter for an empty list, which is as absent.
   auto keys = call.queryValues("tagKeys");
+  if (keys.empty()) errors.add("tagKeys", "Member must not be null");
   if (keys.size() > kMaxTags) errors.add("tagKeys", "Member must have between 0 and 200 items");
   for (size_t i = 0; i < keys.size() && i < kMaxTags; ++i)
     if (keys[i].empty() || keys[i].size() > 128)

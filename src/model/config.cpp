@@ -193,6 +193,7 @@ class Parser {
   std::string knownVpc(const YAML::Node& node, const Config& config) const;
   // An http:// or https:// URL of printable characters with a host.
   std::string httpUrl(const YAML::Node& node, const std::string& what) const;
+  void vpcEndpoint(const YAML::Node& node, Config& config) const;
   void quotas(const YAML::Node& node, Quotas& quotas) const;
   void dns(const YAML::Node& node, DnsSettings& dns) const;
   void accessLogs(const YAML::Node& node, AccessLogSettings& settings) const;
@@ -504,6 +505,41 @@ void Parser::lambda(const YAML::Node& node, LambdaSettings& lambda) const {
     fail(node, "lambda accessKeyId and secretAccessKey go together");
 }
 
+void Parser::vpcEndpoint(const YAML::Node& node, Config& config) const {
+  VpcEndpoint endpoint;
+  YAML::Node target;
+  fields(node, "vpc endpoint",
+         {{"id",
+           [&](const YAML::Node& v) {
+             endpoint.id = text(v, "vpc endpoint id");
+             if (!isEc2Id(endpoint.id, "vpce-", isLowerHex) || endpoint.id.size() != 22)
+               fail(v, "'" + endpoint.id + "' is not a VPC endpoint id (vpce- and 17 hex digits)");
+             for (const auto& other : config.vpcEndpoints)
+               if (other.id == endpoint.id) fail(v, "duplicate VPC endpoint '" + endpoint.id + "'");
+           },
+           true},
+          {"vpcId", [&](const YAML::Node& v) { endpoint.vpcId = knownVpc(v, config); }, true},
+          {"type",
+           [&](const YAML::Node& v) {
+             endpoint.type = text(v, "type");
+             if (endpoint.type != "Resource" && endpoint.type != "ServiceNetwork")
+               fail(v, "type '" + endpoint.type + "' is not Resource or ServiceNetwork");
+           },
+           true},
+          {"target",
+           [&](const YAML::Node& v) {
+             endpoint.target = text(v, "target");
+             target.reset(v);
+           },
+           true}});
+  // The target is checked once the type is known, wherever the keys are in the entry.
+  Kind kind = endpoint.type == "Resource" ? Kind::ResourceConfiguration : Kind::ServiceNetwork;
+  if (!startsWith(endpoint.target, "arn:") || !idFromIdentifier(kind, endpoint.target))
+    fail(target, "target '" + endpoint.target + "' is not the ARN of a " +
+                     (kind == Kind::ServiceNetwork ? "service network" : "resource configuration"));
+  config.vpcEndpoints.push_back(std::move(endpoint));
+}
+
 void Parser::quotas(const YAML::Node& node, Quotas& q) const {
   auto quota = [&](std::string_view key, int& field) {
     return Field{key, [this, key, &field](const YAML::Node& v) {
@@ -516,7 +552,12 @@ void Parser::quotas(const YAML::Node& node, Quotas& q) const {
           quota("rulesPerListener", q.rulesPerListener), quota("targetGroupsPerService", q.targetGroupsPerService),
           quota("targetsPerTargetGroup", q.targetsPerTargetGroup),
           quota("serviceAssociationsPerServiceNetwork", q.serviceAssociationsPerServiceNetwork),
-          quota("vpcAssociationsPerServiceNetwork", q.vpcAssociationsPerServiceNetwork)});
+          quota("vpcAssociationsPerServiceNetwork", q.vpcAssociationsPerServiceNetwork),
+          quota("resourceGatewaysPerVpc", q.resourceGatewaysPerVpc),
+          quota("resourceConfigurations", q.resourceConfigurations),
+          quota("childResourceConfigurationsPerGroup", q.childResourceConfigurationsPerGroup),
+          quota("resourceAssociationsPerServiceNetwork", q.resourceAssociationsPerServiceNetwork),
+          quota("domainVerifications", q.domainVerifications)});
 }
 
 void Parser::accessLogs(const YAML::Node& node, AccessLogSettings& settings) const {
@@ -618,7 +659,7 @@ Config Parser::parse(const std::string& yamlText) {
 
   // Scalars first, in file order; the lists after, in dependency order (identities need the
   // partition, security groups and instances need the VPCs), wherever they appear in the file.
-  YAML::Node identities, vpcs, securityGroups, instances, albs, defaultVpc;  // null until seen
+  YAML::Node identities, vpcs, securityGroups, instances, albs, vpcEndpoints, defaultVpc;  // null until seen
   auto keep = [](YAML::Node& slot) { return [&slot](const YAML::Node& v) { slot.reset(v); }; };
   fields(
       root, "the configuration",
@@ -661,6 +702,7 @@ Config Parser::parse(const std::string& yamlText) {
        {"instances", keep(instances)},
        {"albs", keep(albs)},
        {"lambda", [&](const YAML::Node& v) { lambda(v, config.lambda); }},
+       {"vpcEndpoints", keep(vpcEndpoints)},
        {"quotas", [&](const YAML::Node& v) { quotas(v, config.quotas); }},
        {"drainSeconds", [&](const YAML::Node& v) { config.drainSeconds = int(integer(v, "drainSeconds", 0, 3600)); }},
        {"dns", [&](const YAML::Node& v) { dns(v, config.dns); }},
@@ -717,6 +759,7 @@ Config Parser::parse(const std::string& yamlText) {
   sequence(securityGroups, "securityGroups", [&](const YAML::Node& n) { securityGroup(n, config); });
   sequence(instances, "instances", [&](const YAML::Node& n) { instance(n, config); });
   sequence(albs, "albs", [&](const YAML::Node& n) { alb(n, config); });
+  sequence(vpcEndpoints, "vpcEndpoints", [&](const YAML::Node& n) { vpcEndpoint(n, config); });
   return config;
 }
 

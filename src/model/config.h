@@ -74,6 +74,21 @@ struct Quotas {
   int targetsPerTargetGroup = 1000;
   int serviceAssociationsPerServiceNetwork = 500;
   int vpcAssociationsPerServiceNetwork = 500;
+  int resourceGatewaysPerVpc = 100;
+  int resourceConfigurations = 2000;
+  int childResourceConfigurationsPerGroup = 60;
+  int resourceAssociationsPerServiceNetwork = 500;
+  int domainVerifications = 5;
+};
+
+// A VPC endpoint (AWS makes them with EC2's CreateVpcEndpoint, which Trellis has not), under `vpcEndpoints:`. Type
+// Resource reaches one resource configuration (a resource endpoint association); type ServiceNetwork reaches a service
+// network (listed by ListServiceNetworkVpcEndpointAssociations).
+struct VpcEndpoint {
+  std::string id;  // vpce- and 17 hex digits
+  std::string vpcId;
+  std::string type;    // "Resource" or "ServiceNetwork"
+  std::string target;  // the resource configuration's or the service network's ARN
 };
 
 // The DNS service directory (trellisd --dns-listen), under `dns:`.
@@ -130,6 +145,7 @@ struct Config {
   std::vector<Instance> instances;
   std::vector<Alb> albs;
   LambdaSettings lambda;
+  std::vector<VpcEndpoint> vpcEndpoints;
   Quotas quotas;
   int drainSeconds = 60;  // deregistration delay for targets
   DnsSettings dns;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "api/indexes.h"
+#include "common/strings.h"
 #include "store/store.h"
 
 namespace trellis::testing {
@@ -62,12 +63,23 @@ inline std::string indexMismatch(store::Store& store) {
   }
   for (const auto& record : store.list("servicenetworkvpcassociation"))
     named("servicenetworkvpcassociation", json::parse(record.value).value("vpcId", ""), record.id);
+  for (const char* kind : {"resourcegateway", "resourceconfiguration"})
+    for (const auto& record : store.list(kind)) named(kind, json::parse(record.value).value("name", ""), record.id);
+  for (const auto& record : store.list("servicenetworkresourceassociation")) {
+    json doc = json::parse(record.value);
+    named("servicenetworkresourceassociation",
+          doc.value("serviceNetworkId", "") + "/" + doc.value("resourceConfigurationId", ""), record.id);
+  }
+  for (const auto& record : store.list("domainverification")) {
+    named("domainverification", toLower(json::parse(record.value).value("domainName", "")), record.id);
+  }
 
   compare(byTargetGroup, entries(api::kForwardByTargetGroup, true));
   compare(byService, entries(api::kForwardByService, false));
   std::set<std::string> nameEntries;
   for (const char* kind : {"servicenetwork", "service", "targetgroup", "listener", "rule",
-                           "servicenetworkserviceassociation", "servicenetworkvpcassociation"})
+                           "servicenetworkserviceassociation", "servicenetworkvpcassociation", "resourcegateway",
+                           "resourceconfiguration", "servicenetworkresourceassociation", "domainverification"})
     nameEntries.merge(entries(std::string("index.name.") + kind, true));
   compare(names, nameEntries);
 

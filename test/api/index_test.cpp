@@ -336,6 +336,121 @@ TEST_F(Indexes, EqualFullScansThroughARandomSequenceOfCalls) {
   }
 }
 
+// Resource gateways, configurations (groups and their children), resource associations and domain verifications: the
+// indexes stay what a scan says through creates, deletes and refused deletes (a gateway in use, a group with children,
+// a configuration or a network with associations), and the Lists that page through them agree.
+TEST_F(Indexes, VpcResourcesEqualFullScans) {
+  std::mt19937 random(4242);
+  auto pick = [&](auto& list) -> auto& { return list[random() % list.size()]; };
+  auto anyOf = [&](const char* kind, const char* member = nullptr, const std::string& value = "") -> std::string {
+    std::vector<std::string> ids;
+    for (const auto& record : store_->list(kind))
+      if (!member || json::parse(record.value).value(member, "") == value) ids.push_back(record.id);
+    return ids.empty() ? "" : ids[random() % ids.size()];
+  };
+  int serial = 0;
+  std::map<std::string, int> wins;
+  for (int step = 0; step < 250; ++step) {
+    int op = static_cast<int>(random() % 10);
+    std::string what;
+    json out;
+    std::string gateway = anyOf("resourcegateway"), group = anyOf("resourceconfiguration", "type", "GROUP");
+    std::string configuration = anyOf("resourceconfiguration"), network = anyOf("servicenetwork");
+    if (op == 0 || gateway.empty()) {
+      what = "CreateResourceGateway";
+      out = call("POST", "/resourcegateways",
+                 {{"name", "gw-" + std::to_string(++serial)}, {"vpcIdentifier", pick(kVpcs)}});
+    } else if (op == 1 || op == 2) {
+      what = "CreateResourceConfiguration";
+      std::string type = group.empty() || random() % 3 == 0 ? (random() % 2 ? "GROUP" : "SINGLE") : "CHILD";
+      json body = {{"name", "rc-" + std::to_string(++serial)}, {"type", type}};
+      json ip = {{"ipResource", {{"ipAddress", "10.0.0." + std::to_string(serial % 250 + 1)}}}};
+      if (type == "CHILD") {
+        body["resourceConfigurationGroupIdentifier"] = group;
+        body["resourceConfigurationDefinition"] = ip;
+      } else {
+        body["resourceGatewayIdentifier"] = gateway;
+        body["portRanges"] = {"5432", "8000-8100"};
+        if (type == "SINGLE") body["resourceConfigurationDefinition"] = ip;
+      }
+      std::string verification = anyOf("domainverification");
+      if (type == "SINGLE" && !verification.empty() && random() % 2) {
+        body["customDomainName"] =
+            "db." + json::parse(store_->get("domainverification", verification)->value).value("domainName", "");
+        body["domainVerificationIdentifier"] = verification;
+      }
+      out = call("POST", "/resourceconfigurations", body);
+    } else if (op == 3) {
+      what = "DeleteResourceConfiguration";  // refused while associated or with children
+      if (configuration.empty()) continue;
+      out = call("DELETE", "/resourceconfigurations/" + configuration);
+      if (!out.is_null()) EXPECT_EQ(anyOf("resourceconfiguration", "resourceConfigurationGroupId", configuration), "");
+    } else if (op == 4) {
+      what = "DeleteResourceGateway";  // refused while configurations use it
+      out = call("DELETE", "/resourcegateways/" + gateway);
+      if (!out.is_null()) EXPECT_EQ(anyOf("resourceconfiguration", "resourceGatewayId", gateway), "");
+    } else if (op == 5 && (network.empty() || random() % 4 == 0)) {
+      what = "CreateServiceNetwork";
+      out = call("POST", "/servicenetworks", {{"name", "network-" + std::to_string(++serial)}});
+    } else if (op == 5) {
+      what = "DeleteServiceNetwork";  // refused while resources are associated
+      out = call("DELETE", "/servicenetworks/" + network);
+      if (!out.is_null()) EXPECT_EQ(anyOf("servicenetworkresourceassociation", "serviceNetworkId", network), "");
+    } else if (op == 6 || op == 7) {
+      what = "CreateServiceNetworkResourceAssociation";  // refused for a child or a pair already associated
+      if (network.empty() || configuration.empty()) continue;
+      out = call("POST", "/servicenetworkresourceassociations",
+                 {{"serviceNetworkIdentifier", network}, {"resourceConfigurationIdentifier", configuration}});
+    } else if (op == 8) {
+      what = "DeleteServiceNetworkResourceAssociation";
+      std::string association = anyOf("servicenetworkresourceassociation");
+      if (association.empty()) continue;
+      out = call("DELETE", "/servicenetworkresourceassociations/" + association);
+    } else {
+      std::string verification = anyOf("domainverification");
+      what = verification.empty() || random() % 2 ? "StartDomainVerification" : "DeleteDomainVerification";
+      out = what == "StartDomainVerification"
+                ? call("POST", "/domainverifications",
+                       {{"domainName", "d" + std::to_string(random() % 8) + ".example.com"}})
+                : call("DELETE", "/domainverifications/" + verification);
+    }
+    wins[what] += !out.is_null();
+    ASSERT_EQ(testing::indexMismatch(*store_), "") << "after step " << step << " (" << what << ")";
+  }
+  for (const char* what :
+       {"CreateResourceGateway", "DeleteResourceGateway", "CreateResourceConfiguration", "DeleteResourceConfiguration",
+        "CreateServiceNetworkResourceAssociation", "DeleteServiceNetworkResourceAssociation", "DeleteServiceNetwork",
+        "StartDomainVerification", "DeleteDomainVerification"})
+    EXPECT_GT(wins[what], 0) << what << " never succeeded";
+  EXPECT_FALSE(scan("resourceconfiguration", "type", "CHILD").empty());
+
+  for (int size : {1, 3, 100}) {
+    EXPECT_EQ(listAll("/resourcegateways", "", size).size(), store_->list("resourcegateway").size());
+    EXPECT_EQ(listAll("/resourceconfigurations", "", size).size(), store_->list("resourceconfiguration").size());
+    EXPECT_EQ(listAll("/domainverifications", "", size).size(), store_->list("domainverification").size());
+    for (const auto& record : store_->list("resourcegateway"))
+      EXPECT_EQ(listAll("/resourceconfigurations", "resourceGatewayIdentifier=" + record.id, size),
+                scan("resourceconfiguration", "resourceGatewayId", record.id));
+    for (const auto& record : store_->list("resourceconfiguration")) {
+      EXPECT_EQ(listAll("/resourceconfigurations", "resourceConfigurationGroupIdentifier=" + record.id, size),
+                scan("resourceconfiguration", "resourceConfigurationGroupId", record.id));
+      EXPECT_EQ(listAll("/servicenetworkresourceassociations", "resourceConfigurationIdentifier=" + record.id, size),
+                scan("servicenetworkresourceassociation", "resourceConfigurationId", record.id));
+    }
+    for (const auto& record : store_->list("domainverification"))
+      EXPECT_EQ(listAll("/resourceconfigurations", "domainVerificationIdentifier=" + record.id, size),
+                scan("resourceconfiguration", "domainVerificationId", record.id));
+    for (const auto& record : store_->list("servicenetwork")) {
+      auto associated = scan("servicenetworkresourceassociation", "serviceNetworkId", record.id);
+      EXPECT_EQ(listAll("/servicenetworkresourceassociations", "serviceNetworkIdentifier=" + record.id, size),
+                associated);
+      json networks = call("GET", "/servicenetworks");
+      for (const auto& item : networks["items"])
+        if (item["id"] == record.id) EXPECT_EQ(item["numberOfAssociatedResourceConfigurations"], associated.size());
+    }
+  }
+}
+
 TEST_F(Indexes, AreBuiltOnceForAStoreWrittenBeforeThem) {
   json service = call("POST", "/services", {{"name", "billing"}});
   json tg = call(

@@ -63,8 +63,24 @@ if out=$(lattice create-service-network --name demo-net 2>&1); then fail "duplic
 echo "$out" | grep -q "ConflictException" || fail "unexpected CLI error: $out"
 echo "ok - AWS CLI error path"
 
+# VPC resources with the CLI: a gateway, a configuration on it, associated with the network.
+rgw=$(lattice create-resource-gateway --name demo-gw --vpc-identifier vpc-0123456789abcdef0 \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+rcfg=$(lattice create-resource-configuration --name demo-db --type SINGLE --resource-gateway-identifier "$rgw" \
+  --port-ranges 5432 --resource-configuration-definition '{"ipResource": {"ipAddress": "127.0.0.9"}}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+lattice get-resource-configuration --resource-configuration-identifier "$rcfg" | grep -q '"portRanges"' \
+  || fail "get-resource-configuration has no portRanges"
+lattice create-service-network-resource-association --resource-configuration-identifier "$rcfg" \
+  --service-network-identifier "$sn" | grep -q '"ACTIVE"' || fail "resource association not ACTIVE"
+lattice list-service-network-resource-associations --service-network-identifier "$sn" | grep -q "\"$rcfg\"" \
+  || fail "resource association not listed"
+if out=$(lattice delete-resource-gateway --resource-gateway-identifier "$rgw" 2>&1); then fail "gateway in use deleted"; fi
+echo "$out" | grep -q "ConflictException" || fail "unexpected CLI error: $out"
+echo "ok - AWS CLI VPC resources"
+
 # --- boto3 ---
-ENDPOINT=$endpoint SVC=$svc python3 - <<'PY'
+ENDPOINT=$endpoint SVC=$svc RGW=$rgw python3 - <<'PY'
 import os, boto3, botocore.config
 from botocore.exceptions import ClientError
 c = boto3.client("vpc-lattice", endpoint_url=os.environ["ENDPOINT"])
@@ -85,5 +101,24 @@ try:
     raise SystemExit("unknown service found")
 except ClientError as e:
     assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
+# VPC resources: pagination, a missing member's fieldList, an unknown id, a domain verification.
+for i in range(3):
+    c.create_resource_configuration(name=f"boto-{i}", type="SINGLE", resourceGatewayIdentifier=os.environ["RGW"],
+                                    portRanges=["80-90"], resourceConfigurationDefinition={"dnsResource": {"domainName": "db.internal"}})
+pages = list(c.get_paginator("list_resource_configurations").paginate(
+    resourceGatewayIdentifier=os.environ["RGW"], PaginationConfig={"PageSize": 2}))
+assert [len(p["items"]) for p in pages] == [2, 2], [len(p["items"]) for p in pages]
+try:
+    loose.create_resource_configuration(name="boto-x", type="GROUP")
+    raise SystemExit("GROUP without a gateway accepted")
+except ClientError as e:
+    assert sorted(f["name"] for f in e.response["fieldList"]) == ["portRanges", "resourceGatewayIdentifier"], e.response
+try:
+    c.get_resource_gateway(resourceGatewayIdentifier="rgw-0123456789abcdef0")
+    raise SystemExit("unknown gateway found")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "ResourceNotFoundException", e.response
+dv = c.start_domain_verification(domainName="example.com")
+assert dv["status"] == "PENDING" and dv["txtMethodConfig"]["value"].startswith("vpc-lattice:"), dv
 print("ok - boto3")
 PY

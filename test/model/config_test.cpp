@@ -147,6 +147,11 @@ quotas:
   targetsPerTargetGroup: 9
   serviceAssociationsPerServiceNetwork: 10
   vpcAssociationsPerServiceNetwork: 11
+  resourceGatewaysPerVpc: 12
+  resourceConfigurations: 13
+  childResourceConfigurationsPerGroup: 14
+  resourceAssociationsPerServiceNetwork: 15
+  domainVerifications: 16
 drainSeconds: 0
 )",
                          "t.yaml");
@@ -172,6 +177,11 @@ drainSeconds: 0
   EXPECT_EQ(c.quotas.targetsPerTargetGroup, 9);
   EXPECT_EQ(c.quotas.serviceAssociationsPerServiceNetwork, 10);
   EXPECT_EQ(c.quotas.vpcAssociationsPerServiceNetwork, 11);
+  EXPECT_EQ(c.quotas.resourceGatewaysPerVpc, 12);
+  EXPECT_EQ(c.quotas.resourceConfigurations, 13);
+  EXPECT_EQ(c.quotas.childResourceConfigurationsPerGroup, 14);
+  EXPECT_EQ(c.quotas.resourceAssociationsPerServiceNetwork, 15);
+  EXPECT_EQ(c.quotas.domainVerifications, 16);
   EXPECT_EQ(c.drainSeconds, 0);
 }
 
@@ -378,6 +388,51 @@ TEST(Config, AlbsAndTheLambdaEndpoint) {
   expectError(lambda("  endpoint: http:///path\n"), 6, "lambda endpoint must look like http(s)://host");
   expectError(lambda("  endpoint: http://h\n  timeoutSeconds: 0\n"), 7, "lambda timeoutSeconds");
   expectError(lambda("  endpoint: http://h\n  accessKeyId: AKIAX\n"), 6, "accessKeyId and secretAccessKey go together");
+}
+
+TEST(Config, VpcEndpoints) {
+  auto endpoints = [](const std::string& body) { return std::string(kBase) + "vpcEndpoints:\n" + body; };
+  const std::string rcfg = "arn:aws:vpc-lattice:us-east-1:111122223333:resourceconfiguration/rcfg-0123456789abcdef0";
+  const std::string sn = "arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-0123456789abcdef0";
+  Config c = parseConfig(endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Resource, "
+                                   "target: " +
+                                   rcfg +
+                                   "}\n"
+                                   "  - {target: " +
+                                   sn +
+                                   ", type: ServiceNetwork, id: vpce-0123456789abcdef1, "
+                                   "vpcId: vpc-0123456789abcdef0}\n"),
+                         "t.yaml");
+  ASSERT_EQ(c.vpcEndpoints.size(), 2u);
+  EXPECT_EQ(c.vpcEndpoints[0].type, "Resource");
+  EXPECT_EQ(c.vpcEndpoints[0].target, rcfg);
+  EXPECT_EQ(c.vpcEndpoints[1].id, "vpce-0123456789abcdef1");
+  EXPECT_EQ(c.vpcEndpoints[1].vpcId, "vpc-0123456789abcdef0");
+  expectError(
+      endpoints("  - {id: vpce-01234567, vpcId: vpc-0123456789abcdef0, type: Resource, target: " + rcfg + "}\n"), 6,
+      "is not a VPC endpoint id");
+  expectError(
+      endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-00000000, type: Resource, target: " + rcfg + "}\n"), 6,
+      "not one of the configured vpcs");
+  expectError(endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Gateway, target: " +
+                        rcfg + "}\n"),
+              6, "is not Resource or ServiceNetwork");
+  // The target must be an ARN of what the type reaches.
+  expectError(endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: ServiceNetwork, "
+                        "target: " +
+                        rcfg + "}\n"),
+              6, "is not the ARN of a service network");
+  expectError(endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Resource, "
+                        "target: rcfg-0123456789abcdef0}\n"),
+              6, "is not the ARN of a resource configuration");
+  expectError(endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Resource}\n"), 6,
+              "vpc endpoint needs 'target'");
+  expectError(
+      endpoints("  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Resource, target: " + rcfg +
+                "}\n  - {id: vpce-0123456789abcdef0, vpcId: vpc-0123456789abcdef0, type: Resource, "
+                "target: " +
+                rcfg + "}\n"),
+      7, "duplicate VPC endpoint");
 }
 
 TEST(Config, Dns) {
