@@ -99,7 +99,7 @@ for (const b of $$('nav button')) {
   });
 }
 $('#search').addEventListener('input', drawGraph);
-$('#detail').addEventListener('change', () => { graph.view = null; drawGraph(); });
+$('#detail').addEventListener('change', () => setDetail($('#detail').value));
 $('#zoom-in').addEventListener('click', () => graph.zoom(0.8));
 $('#zoom-out').addEventListener('click', () => graph.zoom(1.25));
 $('#zoom-fit').addEventListener('click', () => graph.fit());
@@ -128,10 +128,35 @@ async function refreshMetrics() {
   if (selected) drawCharts();
 }
 
+// Above this many services the graph starts as the overview (networks as boxes of service tiles).
+const OVERVIEW_ABOVE = 60;
+let detailLevel = null;
+
 function drawGraph() {
   if (!topology) return;
-  const model = buildModel(topology, summary, $('#detail').value);
-  graph.render(model, $('#search').value.trim());
+  if (!detailLevel) {
+    detailLevel = topology.services.length > OVERVIEW_ABOVE ? 'overview' : 'full';
+    $('#detail').value = detailLevel;
+  }
+  const query = $('#search').value.trim();
+  if (detailLevel === 'overview') {
+    graph.renderOverview(buildModel(topology, summary, 'services'), query, (service) => {
+      // A tile opens that service's chain: networks, rules, target groups and targets.
+      $('#search').value = service.label;
+      setDetail('full');
+      const node = $(`#graph .node[data-kind="service"][data-id="${CSS.escape(service.id)}"]`);
+      if (node) node.dispatchEvent(new Event('click'));
+    });
+    return;
+  }
+  graph.render(buildModel(topology, summary, detailLevel), query);
+}
+
+function setDetail(level) {
+  detailLevel = level;
+  $('#detail').value = level;
+  graph.view = null;
+  drawGraph();
 }
 
 function nameOf(kind, id) {

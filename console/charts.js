@@ -9,7 +9,7 @@ function el(name, attrs = {}, parent) {
 }
 
 // series: [{t, ...}], lines: [{field, name, scale?}], unit: label suffix
-export function lineChart(title, series, lines, unit) {
+export function lineChart(title, series, lines, unit, floor = 1e-9) {
   const W = 320, H = 110, L = 40, B = 18;
   const box = document.createElement('figure');
   box.className = 'chart';
@@ -18,7 +18,7 @@ export function lineChart(title, series, lines, unit) {
   const points = series.filter((p) => p);
   const values = [];
   for (const p of points) for (const l of lines) if (p[l.field] != null) values.push(p[l.field] * (l.scale ?? 1));
-  const max = Math.max(1e-9, ...values) * 1.1;
+  const max = Math.max(floor, ...values) * 1.1;
   const t0 = points.length ? points[0].t : 0;
   const t1 = points.length ? points[points.length - 1].t : 1;
   const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - 4);
@@ -47,9 +47,9 @@ export function trafficCharts(series) {
   const wrap = document.createElement('div');
   wrap.className = 'charts';
   wrap.append(
-    lineChart('requests', series, [{ field: 'rps', name: 'req/s' }], ''),
-    lineChart('errors', series, [{ field: 'ratio5xx', name: '5xx', scale: 100 }, { field: 'ratio4xx', name: '4xx', scale: 100 }, { field: 'ratio3xx', name: '3xx', scale: 100 }], '%'),
-    lineChart('latency', series, [{ field: 'p50', name: 'p50' }, { field: 'p95', name: 'p95' }, { field: 'p99', name: 'p99' }], ' ms'),
+    lineChart('requests', series, [{ field: 'rps', name: 'req/s' }], '', 1),
+    lineChart('errors', series, [{ field: 'ratio5xx', name: '5xx', scale: 100 }, { field: 'ratio4xx', name: '4xx', scale: 100 }, { field: 'ratio3xx', name: '3xx', scale: 100 }], '%', 1),
+    lineChart('latency', series, [{ field: 'p50', name: 'p50' }, { field: 'p95', name: 'p95' }, { field: 'p99', name: 'p99' }], ' ms', 1),
   );
   return wrap;
 }

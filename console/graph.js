@@ -4,8 +4,8 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const NODE_H = 26;
 const GAP = 8;
-const COL_W = 250;
-const NODE_W = 200;
+const COL_W = 215;
+const NODE_W = 190;
 
 function el(name, attrs = {}, parent) {
   const e = document.createElementNS(SVG, name);
@@ -172,6 +172,54 @@ export class TopologyGraph {
     this.applyView();
   }
 
+  // The overview for many services: each service network a box of service tiles coloured by health (services in
+  // no network in a box of their own). A tile opens its chain in the full view.
+  renderOverview(model, query, onOpen) {
+    const q = (query ?? '').toLowerCase();
+    const svg = this.svg;
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    const members = new Map();
+    const placed = new Set();
+    for (const n of model.nodes.values()) if (n.kind === 'network') members.set(n.key, []);
+    for (const e of model.edges) {
+      if (members.has(e.from) && model.nodes.get(e.to)?.kind === 'service') { members.get(e.from).push(model.nodes.get(e.to)); placed.add(e.to); }
+    }
+    const loose = [...model.nodes.values()].filter((n) => n.kind === 'service' && !placed.has(n.key));
+    const boxes = [...members.entries()].map(([key, list]) => ({ key, label: model.nodes.get(key).label, health: model.nodes.get(key).health, list }))
+      .sort((a, b) => a.label.localeCompare(b.label));
+    if (loose.length) boxes.push({ key: 'none', label: 'in no service network', health: 'idle', list: loose });
+    const PER_ROW = 8, TILE_W = 150, TILE_H = 26, PAD = 10;
+    let y = 0;
+    let shown = 0;
+    for (const box of boxes) {
+      const list = box.list.filter((n) => !q || (n.search ?? n.label).toLowerCase().includes(q) || box.label.toLowerCase().includes(q))
+        .sort((a, b) => a.label.localeCompare(b.label));
+      if (q && !list.length) continue;
+      const rows = Math.max(1, Math.ceil(list.length / PER_ROW));
+      const g = el('g', { class: `overview-box ${box.health}`, transform: `translate(0,${y})`, 'data-key': box.key }, svg);
+      el('rect', { width: PER_ROW * (TILE_W + PAD) + PAD, height: rows * (TILE_H + PAD) + 30, rx: 8, class: 'group' }, g);
+      const title = el('text', { x: PAD, y: 18, class: 'box-title' }, g);
+      title.textContent = `${box.label} (${list.length} service${list.length === 1 ? '' : 's'})`;
+      list.forEach((n, i) => {
+        const tile = el('g', { class: `node service ${n.health ?? 'idle'}`, transform: `translate(${PAD + (i % PER_ROW) * (TILE_W + PAD)},${26 + Math.floor(i / PER_ROW) * (TILE_H + PAD)})`, 'data-key': n.key, 'data-kind': 'service', 'data-id': n.id, 'data-health': n.health ?? 'idle', 'data-label': n.label }, g);
+        el('rect', { width: TILE_W, height: TILE_H, rx: 13 }, tile);
+        el('circle', { cx: 10, cy: TILE_H / 2, r: 5, class: 'dot' }, tile);
+        const label = el('text', { x: 20, y: 11, class: 'label' }, tile);
+        label.textContent = shorten(n.label, 22);
+        const sub = el('text', { x: 20, y: 22, class: 'sub' }, tile);
+        sub.textContent = n.traffic ? `${n.traffic.rps.toFixed(1)} req/s, 5xx ${(n.traffic.ratio5xx * 100).toFixed(1)}%` : 'no traffic';
+        const tip = el('title', {}, tile);
+        tip.textContent = `${n.label}\n${n.sub ?? ''}`;
+        tile.addEventListener('click', () => onOpen(n));
+        shown++;
+      });
+      y += rows * (TILE_H + PAD) + 30 + 16;
+    }
+    this.bounds = { w: PER_ROW * (TILE_W + PAD) + PAD, h: y };
+    if (!this.view) this.fit();
+    return shown;
+  }
+
   render(model, query) {
     const visible = visibleFor(model, query);
     const shown = [...model.nodes.values()].filter((n) => !visible || visible.has(n.key));
@@ -207,6 +255,24 @@ export class TopologyGraph {
       const t = el('text', { x: c * COL_W, y: 12, class: 'column-title' }, svg);
       t.textContent = titles[c];
     }
+    // Group boxes: each network's services sit together (sorted by their first network), framed and named.
+    const groupLayer = el('g', { class: 'groups' }, svg);
+    const services = columns.get(2) ?? [];
+    let run = null;
+    const closeRun = () => {
+      if (!run || run.count < 2) return;
+      el('rect', { x: 2 * COL_W - 6, y: run.y0 - 4, width: NODE_W + 12, height: run.y1 - run.y0 + NODE_H + 8, rx: 6, class: 'group' }, groupLayer);
+      const name = el('text', { x: 2 * COL_W - 4, y: run.y0 - 6, class: 'group-label' }, groupLayer);
+      name.textContent = `${shorten(model.nodes.get(run.network)?.label ?? '', 24)} (${run.count})`;
+    };
+    for (const n of services) {
+      const network = (parents.get(n.key) ?? []).find((p) => position.has(p) && model.nodes.get(p)?.kind === 'network');
+      const y = at.get(n.key).y;
+      if (run && run.network === network) { run.y1 = y; run.count++; continue; }
+      closeRun();
+      run = network ? { network, y0: y, y1: y, count: 1 } : null;
+    }
+    closeRun();
     const edgeLayer = el('g', { class: 'edges' }, svg);
     for (const e of model.edges) {
       const a = at.get(e.from), b = at.get(e.to);
