@@ -10,14 +10,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { writeFileSync, existsSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
 import {
   CreateServiceNetworkCommand, CreateServiceCommand, CreateTargetGroupCommand, RegisterTargetsCommand,
   CreateListenerCommand, CreateRuleCommand, CreateServiceNetworkServiceAssociationCommand,
-  CreateServiceNetworkVpcAssociationCommand, CreateAccessLogSubscriptionCommand, GetRuleCommand,
+  CreateServiceNetworkVpcAssociationCommand, CreateAccessLogSubscriptionCommand, GetRuleCommand, ListTargetsCommand,
 } from '@aws-sdk/client-vpc-lattice';
 import { startTrellis, freePort, until, ADMIN, BASE_CONFIG, ACCOUNT } from './harness.mjs';
 
@@ -270,6 +270,26 @@ test('a target taken down turns unhealthy in the view, with its reason code', as
   await shot('unhealthy');
 });
 
+test('targets are registered and deregistered from the target group panel', async () => {
+  await clickNode(page, 'targetgroup', 'v1');
+  await page.waitForSelector('#details form.register');
+  await page.type('#details form.register input[name="targetId"]', '127.0.0.23');
+  await page.type('#details form.register input[name="port"]', '8080');
+  await page.click('#details form.register button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#details form.register .form-result').textContent === 'Registered');
+  const listed = async () => (await t.client.send(new ListTargetsCommand({ targetGroupIdentifier: groups.v1.id }))).items;
+  assert.ok((await listed()).some((x) => x.id === '127.0.0.23' && x.port === 8080));
+  await page.waitForSelector('#graph .node[data-kind="target"][data-label="127.0.0.23:8080"]', { timeout: 15000 });
+  await clickNode(page, 'targetgroup', 'v1');
+  await page.waitForFunction(() => [...document.querySelectorAll('#details table.targets tr')].some((r) => r.children[0].textContent === '127.0.0.23:8080'));
+  await page.evaluate(() => [...document.querySelectorAll('#details table.targets tr')].find((r) => r.children[0].textContent === '127.0.0.23:8080').querySelector('button.deregister').click());
+  await until('the target to be deregistered', async () => {
+    const target = (await listed()).find((x) => x.id === '127.0.0.23');
+    return !target || target.status === 'DRAINING';
+  }, 15000);
+  assert.ok((await listed()).some((x) => x.id === V1), 'the other target stays');
+});
+
 test('the access log is a live tail that filters', async () => {
   for (let i = 0; i < 3; i++) await get(t.dns, '/only-this-path');
   await view(page, 'logs');
@@ -373,5 +393,17 @@ test("a removed identity's session cookie is refused after the config reload", a
     assert.match(await leaver.$eval('#login-error', (e) => e.textContent), /session ended/);
   } finally {
     await context.close();
+  }
+});
+
+test("the Grafana dashboard asks only for series trellisd's /metrics serves", async () => {
+  const dashboard = JSON.parse(readFileSync(path.resolve(here, '../../examples/grafana/trellis.json'), 'utf8'));
+  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => x.expr));
+  assert.ok(exprs.length >= 10);
+  const metrics = await (await fetch(`${t.admin}/metrics`)).text();
+  const served = new Set(metrics.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+  for (const expr of exprs) {
+    for (const [, name] of expr.matchAll(/([A-Za-z_][A-Za-z0-9_]*)\{/g)) assert.ok(served.has(name), `${name} (in ${expr}) is not on /metrics`);
+    for (const [, name] of expr.matchAll(/\((trellis_[a-z_]+)\[/g)) assert.ok(served.has(name), `${name} is not on /metrics`);
   }
 });
