@@ -181,7 +181,7 @@ function drawTraffic() {
     row.addEventListener('click', async () => {
       const series = await call('GET', `/console/api/series?key=${enc(key)}`);
       const box = $('#traffic-charts');
-      box.replaceChildren(text('h3', `${nameOf(kind === 'service' ? 'service' : 'tg', id)}: last 15 minutes`), trafficCharts(series.body));
+      box.replaceChildren(text('h3', `${nameOf(kind === 'service' ? 'service' : 'tg', id)}: last 15 minutes`), trafficCharts(series.ok ? series.body : []));
     });
     body.append(row);
   }
@@ -345,6 +345,7 @@ async function drawCharts() {
     const head = text('h3', `${key.startsWith('service') ? 'Traffic' : `Target group ${nameOf('tg', key.split('/')[1])}`}${s ? `: ${s.rps.toFixed(1)} req/s now` : ''}`);
     head.dataset.key = key;
     if (s) head.dataset.rps = s.rps.toFixed(3);
+    if (!r.ok) continue;  // a target group the identity may not read
     parts.push(head, trafficCharts(r.body));
   }
   box.replaceChildren(...parts);

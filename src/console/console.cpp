@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "common/time.h"
+#include "model/ids.h"
 
 namespace trellis::console {
 
@@ -137,14 +138,38 @@ HttpResponse Console::route(const HttpRequest& request) {
   }
   if (path == "/console/api/session") return sessionInfo(caller, nullptr);
   if (path == "/console/api/topology") return topology(caller);
-  if (path == "/console/api/metrics")
+  if (path == "/console/api/metrics") {
+    json all = metrics_.summary();
+    json summary = json::object();
+    for (auto& [key, value] : all.items())
+      if (mayRead(caller, key)) summary[key] = std::move(value);
     return jsonResponse(200, {{"intervalMs", metrics_.interval().count()},
                               {"hasDataPlane", static_cast<bool>(sources_.metrics)},
-                              {"summary", metrics_.summary()}});
-  if (path == "/console/api/series") return jsonResponse(200, metrics_.series(queryParam(request, "key")));
+                              {"summary", summary}});
+  }
+  if (path == "/console/api/series") {
+    std::string key = queryParam(request, "key");
+    if (!mayRead(caller, key)) return problem(403, "AccessDeniedException", "your identity may not read " + key);
+    return jsonResponse(200, metrics_.series(key));
+  }
   if (path == "/console/api/logs") return logs(caller, request);
   if (startsWith(path, kLatticePrefix)) return passThrough(caller, request);
   return problem(404, "NotFound", "no such console endpoint");
+}
+
+// Traffic of a service or target group shows to identities that may Get it through the API.
+bool Console::mayRead(const Caller& caller, const std::string& key) const {
+  auto config = config_();
+  model::ArnContext arns{config->partition, config->region, config->accountId};
+  if (startsWith(key, "service/"))
+    return auth::authorizeApiCall(*caller.identity, "GetService",
+                                  model::arnFor(arns, model::Kind::Service, key.substr(8)))
+        .allowed;
+  if (startsWith(key, "targetgroup/"))
+    return auth::authorizeApiCall(*caller.identity, "GetTargetGroup",
+                                  model::arnFor(arns, model::Kind::TargetGroup, key.substr(12)))
+        .allowed;
+  return false;
 }
 
 HttpResponse Console::signIn(const HttpRequest& request) {

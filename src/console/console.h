@@ -63,6 +63,7 @@ class Console {
   HttpResponse passThrough(const Caller& caller, const HttpRequest& request);
   HttpResponse topology(const Caller& caller);
   HttpResponse logs(const Caller& caller, const HttpRequest& request);
+  bool mayRead(const Caller& caller, const std::string& key) const;
   // The API's answer to `method path?query` with `body`, signed as `identity`.
   HttpResponse callApi(const model::Identity& identity, const std::string& method, const std::string& path,
                        const std::string& query, const std::string& body, const std::string& peer);

@@ -149,7 +149,10 @@ class ConsoleHttp : public ::testing::Test {
     config_ = std::make_shared<const model::Config>(configWith(
         {identity("admin"),
          identity("reader", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["vpc-lattice:Get*",)"
-                            R"("vpc-lattice:List*"],"Resource":"*"}]})")}));
+                            R"("vpc-lattice:List*"],"Resource":"*"}]})"),
+         identity("team",
+                  R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"vpc-lattice:Get*",)"
+                  R"("Resource":"arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0aaaaaaaaaaaaaaaa"}]})")}));
     auto source = [this] { return std::atomic_load(&config_); };
     api_ = std::make_unique<api::Api>(*store_, source, [](const HttpRequest& request, const model::Config& config) {
       auth::SigV4Request input{request.method, request.path, request.query, request.headers, request.body};
@@ -159,7 +162,13 @@ class ConsoleHttp : public ::testing::Test {
       return std::variant<const model::Identity*, api::ApiError>(
           api::ApiError(result.status, result.errorCode, result.message));
     });
-    console_ = std::make_unique<Console>(*api_, source, ConsoleSources{});
+    ConsoleSources sources;
+    sources.metrics = [] {
+      return std::string("TotalRequestCount{service=\"svc-0aaaaaaaaaaaaaaaa\"} 10\n") +
+             "TotalRequestCount{service=\"svc-0bbbbbbbbbbbbbbbb\"} 20\n" +
+             "TotalRequestCount{target_group=\"tg-0cccccccccccccccc\"} 5\n";
+    };
+    console_ = std::make_unique<Console>(*api_, source, std::move(sources));
   }
   ~ConsoleHttp() override {
     console_.reset();
@@ -286,6 +295,20 @@ TEST_F(ConsoleHttp, ARemovedIdentitysCookieIsRefused) {
   EXPECT_EQ(send("GET", "/console/api/session", "", {{"cookie", cookie}}).status, 200);
   std::atomic_store(&config_, std::make_shared<const model::Config>(configWith({identity("admin")})));
   EXPECT_EQ(send("GET", "/console/api/session", "", {{"cookie", cookie}}).status, 401);
+}
+
+TEST_F(ConsoleHttp, TrafficShowsOnlyWhatTheIdentityMayGet) {
+  console_->metrics().sample();
+  auto everything = json::parse(send("GET", "/console/api/metrics", "", {{"cookie", signIn("admin").first}}).body);
+  EXPECT_EQ(everything["summary"].size(), 3u);
+  auto cookie = signIn("team").first;
+  auto some = json::parse(send("GET", "/console/api/metrics", "", {{"cookie", cookie}}).body);
+  ASSERT_EQ(some["summary"].size(), 1u) << some.dump();
+  EXPECT_TRUE(some["summary"].contains("service/svc-0aaaaaaaaaaaaaaaa"));
+  EXPECT_EQ(send("GET", "/console/api/series?key=service/svc-0aaaaaaaaaaaaaaaa", "", {{"cookie", cookie}}).status, 200);
+  EXPECT_EQ(send("GET", "/console/api/series?key=service/svc-0bbbbbbbbbbbbbbbb", "", {{"cookie", cookie}}).status, 403);
+  EXPECT_EQ(send("GET", "/console/api/series?key=targetgroup/tg-0cccccccccccccccc", "", {{"cookie", cookie}}).status,
+            403);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
@@ -406,4 +406,9 @@ test("the Grafana dashboard asks only for series trellisd's /metrics serves", as
     for (const [, name] of expr.matchAll(/([A-Za-z_][A-Za-z0-9_]*)\{/g)) assert.ok(served.has(name), `${name} (in ${expr}) is not on /metrics`);
     for (const [, name] of expr.matchAll(/\((trellis_[a-z_]+)\[/g)) assert.ok(served.has(name), `${name} is not on /metrics`);
   }
+});
+
+test('the console runs on threads of its own, named as docs/architecture.md says', () => {
+  const names = readdirSync(`/proc/${t.child.pid}/task`).map((tid) => { try { return readFileSync(`/proc/${t.child.pid}/task/${tid}/comm`, 'utf8').trim(); } catch { return ''; } });
+  assert.ok(names.includes('console') && names.includes('console-metrics'), names.join(', '));
 });
