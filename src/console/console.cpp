@@ -181,13 +181,20 @@ HttpResponse Console::signIn(const HttpRequest& request) {
   if (!body.is_object() || !body.value("accessKeyId", json()).is_string() ||
       !body.value("secretAccessKey", json()).is_string())
     return problem(400, "ValidationException", "accessKeyId and secretAccessKey are required");
+  if (int64_t wait = throttle_.retryAfter(request.peerAddress)) {
+    auto response = problem(429, "TooManyRequestsException", "too many failed sign-ins: try again later");
+    response.headers.emplace_back("retry-after", std::to_string(wait));
+    return response;
+  }
   auto config = config_();
   auto session =
       sessions_.signIn(*config, body["accessKeyId"].get<std::string>(), body["secretAccessKey"].get<std::string>());
   if (!session) {
+    throttle_.failed(request.peerAddress);
     logInfo("console: refused a sign-in from ", request.peerAddress);
     return problem(401, "UnauthenticatedException", "unknown access key or wrong secret");
   }
+  throttle_.succeeded(request.peerAddress);
   Caller caller{config->identityByAccessKey(session->accessKeyId), *session, request.peerAddress};
   std::string cookie = sessionCookie(*session, sessions_.lifetime(), options_.secureCookie);
   return sessionInfo(caller, &cookie);

@@ -73,6 +73,7 @@ class Console {
   ConsoleSources sources_;
   ConsoleOptions options_;
   SessionStore sessions_;
+  SignInThrottle throttle_;
   MetricsHistory metrics_;
 };
 

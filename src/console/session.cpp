@@ -98,6 +98,32 @@ void SessionStore::evictExpired(Clock::time_point now) {
   }
 }
 
+int64_t SignInThrottle::retryAfter(const std::string& peer, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = failures_.find(peer);
+  if (it == failures_.end()) return 0;
+  auto until = it->second.since + window_;
+  if (now >= until) {
+    failures_.erase(it);
+    return 0;
+  }
+  if (it->second.count < limit_) return 0;
+  return std::chrono::duration_cast<std::chrono::seconds>(until - now).count() + 1;
+}
+
+void SignInThrottle::failed(const std::string& peer, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (failures_.size() > 100000) failures_.clear();  // bounded: a flood of addresses only resets the count
+  auto& f = failures_[peer];
+  if (f.count == 0 || now >= f.since + window_) f = {0, now};
+  ++f.count;
+}
+
+void SignInThrottle::succeeded(const std::string& peer) {
+  std::lock_guard lock(mutex_);
+  failures_.erase(peer);
+}
+
 bool csrfTokenMatches(const Session& session, const std::string* header) {
   return header && !session.csrf.empty() && constantTimeEquals(*header, session.csrf);
 }

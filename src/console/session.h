@@ -62,6 +62,29 @@ class SessionStore {
   std::unordered_map<std::string, Session> sessions_;
 };
 
+// Failed sign-ins per client address: after `limit` failures within `window`, that address is refused until the
+// window has passed since its first failure, so a secret cannot be guessed at the rate the console answers.
+class SignInThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit SignInThrottle(int limit = 10, std::chrono::seconds window = std::chrono::seconds(60))
+      : limit_(limit), window_(window) {}
+  // Seconds to wait before the next attempt from `peer`; 0: it may try now.
+  int64_t retryAfter(const std::string& peer, Clock::time_point now = Clock::now());
+  void failed(const std::string& peer, Clock::time_point now = Clock::now());
+  void succeeded(const std::string& peer);
+
+ private:
+  struct Failures {
+    int count = 0;
+    Clock::time_point since;
+  };
+  int limit_;
+  std::chrono::seconds window_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Failures> failures_;
+};
+
 // Whether a request that changes something carries its session's CSRF token (constant-time compare).
 bool csrfTokenMatches(const Session& session, const std::string* header);
 // The Set-Cookie value naming a session (HttpOnly, SameSite=Strict, Path=/, Max-Age of the session's lifetime);

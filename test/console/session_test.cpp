@@ -115,6 +115,23 @@ TEST(Sessions, AFullStoreDropsTheOldestSession) {
   EXPECT_NE(sessions.resolve(config, third->id, nullptr, now), nullptr);
 }
 
+TEST(Throttle, RefusesAnAddressAfterTooManyFailuresForTheRestOfTheWindow) {
+  SignInThrottle throttle(3, std::chrono::seconds(60));
+  auto t0 = Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(throttle.retryAfter("10.0.0.1", t0), 0);
+    throttle.failed("10.0.0.1", t0);
+  }
+  EXPECT_EQ(throttle.retryAfter("10.0.0.1", t0 + std::chrono::seconds(10)), 51);
+  EXPECT_EQ(throttle.retryAfter("10.0.0.2", t0), 0) << "another address may still try";
+  EXPECT_EQ(throttle.retryAfter("10.0.0.1", t0 + std::chrono::seconds(60)), 0) << "the window has passed";
+  throttle.failed("10.0.0.3", t0);
+  throttle.succeeded("10.0.0.3");
+  throttle.failed("10.0.0.3", t0);
+  throttle.failed("10.0.0.3", t0);
+  EXPECT_EQ(throttle.retryAfter("10.0.0.3", t0), 0) << "a success starts the count again";
+}
+
 TEST(Csrf, TheTokenMustMatchExactly) {
   Session session;
   session.csrf = "abc123";
@@ -231,6 +248,16 @@ TEST_F(ConsoleHttp, SignInSetsTheCookieAndHidesTheSecret) {
   auto body = json::parse(ok.body);
   EXPECT_EQ(body["identity"], "arn:aws:iam::111122223333:role/admin");
   EXPECT_EQ(body["can"]["UpdateRule"], true);
+}
+
+TEST_F(ConsoleHttp, GuessingSecretsIsThrottled) {
+  std::string wrong = R"({"accessKeyId":"AKIAadmin","secretAccessKey":"guess"})";
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(send("POST", "/console/api/login", wrong, {{"content-type", "application/json"}}).status, 401);
+  auto refused = send("POST", "/console/api/login", R"({"accessKeyId":"AKIAadmin","secretAccessKey":"admin-secret"})",
+                      {{"content-type", "application/json"}});
+  EXPECT_EQ(refused.status, 429) << "even the right secret waits out the window";
+  EXPECT_NE(header(refused, "retry-after"), "");
 }
 
 TEST_F(ConsoleHttp, EveryEndpointButSignInNeedsASession) {
