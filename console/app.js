@@ -95,7 +95,10 @@ for (const b of $$('nav button')) {
   b.addEventListener('click', () => {
     for (const x of $$('nav button')) x.classList.toggle('active', x === b);
     for (const v of $$('.view')) v.hidden = v.id !== `view-${b.dataset.view}`;
-    if (b.dataset.view === 'graph') graph.fit();
+    // Hidden views are not redrawn as data arrives; they catch up when shown.
+    if (b.dataset.view === 'graph') { drawGraph(); graph.fit(); }
+    if (b.dataset.view === 'logs') drawLogs();
+    if (b.dataset.view === 'traffic') drawTraffic();
   });
 }
 $('#search').addEventListener('input', drawGraph);
@@ -115,7 +118,7 @@ async function refreshTopology() {
   topology = r.body;
   const denied = topology.denied.filter((d) => d.status === 403);
   notice(denied.length ? `Your identity may not read everything: ${denied.length} call(s) refused (${[...new Set(denied.map((d) => d.path.split('/')[1]))].join(', ')}).` : '');
-  drawGraph();
+  if (!$("#view-graph").hidden) drawGraph();
   drawTargets();
   if (selected) refreshDetails(false);
 }
@@ -124,7 +127,8 @@ async function refreshMetrics() {
   const r = await call('GET', '/console/api/metrics');
   if (!r.ok) return;
   summary = r.body.summary;
-  if (topology) { drawGraph(); drawTraffic(); }
+  if (topology && !$('#view-graph').hidden) drawGraph();
+  if (topology && !$('#view-traffic').hidden) drawTraffic();
   if (selected) drawCharts();
 }
 
@@ -209,7 +213,7 @@ async function refreshLogs() {
   logAfter = r.body.next;
   for (const e of r.body.entries) logEntries.unshift(e);
   logEntries.splice(1000);
-  if (r.body.entries.length) drawLogs();
+  if (r.body.entries.length && !$('#view-logs').hidden) drawLogs();
 }
 
 function matchesFilter(entry, filter) {
@@ -263,9 +267,10 @@ function link(label, kind, id) {
 
 async function refreshDetails(full) {
   const n = selected;
-  const box = $('#details');
   if (!full) { drawCharts(); return; }
-  box.replaceChildren(text('h2', n.label), text('p', n.kind, 'kind'));
+  // Built aside and shown only if this node is still the selected one once the API calls are back.
+  const box = document.createElement('div');
+  box.append(text('h2', n.label), text('p', n.kind, 'kind'));
   const charts = document.createElement('div');
   charts.id = 'detail-charts';
   if (n.kind === 'service') {
@@ -318,6 +323,8 @@ async function refreshDetails(full) {
   } else {
     box.append(jsonBlock(topology.vpcAssociations.filter((a) => a.vpcId === n.id)));
   }
+  if (selected !== n) return;
+  $('#details').replaceChildren(box);
   drawCharts();
 }
 

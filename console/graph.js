@@ -282,7 +282,7 @@ export class TopologyGraph {
       const mid = (x1 + x2) / 2;
       el('path', { d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`, class: `edge ${to.health ?? 'idle'}`, 'data-from': e.from, 'data-to': e.to }, edgeLayer);
       if (e.label) {
-        const label = el('text', { x: x2 - 6, y: y2 - 4, class: 'edge-label', 'text-anchor': 'end', 'data-edge': `${e.from}>${e.to}` }, edgeLayer);
+        const label = el('text', { x: mid, y: (y1 + y2) / 2 - 3, class: 'edge-label', 'text-anchor': 'middle', 'data-edge': `${e.from}>${e.to}` }, edgeLayer);
         label.textContent = e.label;
       }
     }

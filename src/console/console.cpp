@@ -1,6 +1,8 @@
 #include "console/console.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 
 #include "auth/policy_api.h"
 #include "auth/sigv4.h"
@@ -315,19 +317,28 @@ HttpResponse Console::topology(const Caller& caller) {
 
 HttpResponse Console::logs(const Caller& caller, const HttpRequest& request) {
   uint64_t after = std::strtoull(queryParam(request, "after").c_str(), nullptr, 10);
+  // A page that starts gets the newest entries only; later polls get what came since.
+  size_t limit = std::clamp<size_t>(std::strtoull(queryParam(request, "limit").c_str(), nullptr, 10), 1, 1000);
+  if (queryParam(request, "limit").empty()) limit = 200;
+  std::vector<ConsoleSources::LogLine> lines;
+  if (sources_.accessLogs) lines = sources_.accessLogs(after);
+  uint64_t next = lines.empty() ? after : lines.back().sequence;
+  if (lines.size() > limit) lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(limit));
   json entries = json::array();
-  uint64_t next = after;
-  if (sources_.accessLogs)
-    for (auto& [sequence, line] : sources_.accessLogs(after)) {
-      auto entry = json::parse(line, nullptr, false);
-      if (entry.is_discarded()) continue;
-      // An entry shows only to identities that may read its service through the API.
-      std::string service = entry.value("serviceArn", "");
-      if (!auth::authorizeApiCall(*caller.identity, "GetService", service).allowed) continue;
-      entry["_sequence"] = sequence;
-      entries.push_back(std::move(entry));
-      next = sequence;
-    }
+  std::map<std::string, bool> mayReadService;  // one policy evaluation per service, not per line
+  for (auto& [sequence, line] : lines) {
+    auto entry = json::parse(line, nullptr, false);
+    if (entry.is_discarded()) continue;
+    // An entry shows only to identities that may read its service through the API.
+    std::string service = entry.value("serviceArn", "");
+    auto known = mayReadService.find(service);
+    if (known == mayReadService.end())
+      known = mayReadService.emplace(service, auth::authorizeApiCall(*caller.identity, "GetService", service).allowed)
+                  .first;
+    if (!known->second) continue;
+    entry["_sequence"] = sequence;
+    entries.push_back(std::move(entry));
+  }
   return jsonResponse(200, {{"next", next}, {"entries", entries}});
 }
 

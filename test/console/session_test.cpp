@@ -185,6 +185,12 @@ class ConsoleHttp : public ::testing::Test {
              "TotalRequestCount{service=\"svc-0bbbbbbbbbbbbbbbb\"} 20\n" +
              "TotalRequestCount{target_group=\"tg-0cccccccccccccccc\"} 5\n";
     };
+    sources.accessLogs = [this](uint64_t after) {
+      std::vector<ConsoleSources::LogLine> out;
+      for (const auto& line : logLines_)
+        if (line.sequence > after) out.push_back(line);
+      return out;
+    };
     console_ = std::make_unique<Console>(*api_, source, std::move(sources));
   }
   ~ConsoleHttp() override {
@@ -230,6 +236,7 @@ class ConsoleHttp : public ::testing::Test {
   model::ConfigPtr config_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<Console> console_;
+  std::vector<ConsoleSources::LogLine> logLines_;
 };
 
 TEST_F(ConsoleHttp, SignInSetsTheCookieAndHidesTheSecret) {
@@ -336,6 +343,26 @@ TEST_F(ConsoleHttp, TrafficShowsOnlyWhatTheIdentityMayGet) {
   EXPECT_EQ(send("GET", "/console/api/series?key=service/svc-0bbbbbbbbbbbbbbbb", "", {{"cookie", cookie}}).status, 403);
   EXPECT_EQ(send("GET", "/console/api/series?key=targetgroup/tg-0cccccccccccccccc", "", {{"cookie", cookie}}).status,
             403);
+}
+
+TEST_F(ConsoleHttp, TheLogTailShowsTheNewestEntriesOfServicesTheIdentityMayGet) {
+  const std::string mine = "arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0aaaaaaaaaaaaaaaa";
+  const std::string other = "arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0bbbbbbbbbbbbbbbb";
+  for (uint64_t i = 1; i <= 300; ++i)
+    logLines_.push_back(
+        {i, json{{"serviceArn", i % 2 ? mine : other}, {"requestPath", "/" + std::to_string(i)}}.dump()});
+  logLines_.push_back({301, "not json"});
+  auto admin = signIn("admin").first;
+  auto first = json::parse(send("GET", "/console/api/logs?after=0", "", {{"cookie", admin}}).body);
+  EXPECT_EQ(first["entries"].size(), 199u) << "the newest 200 lines, less the one that does not parse";
+  EXPECT_EQ(first["entries"][0]["requestPath"], "/102");
+  EXPECT_EQ(first["next"], 301);
+  EXPECT_EQ(json::parse(send("GET", "/console/api/logs?after=301", "", {{"cookie", admin}}).body)["entries"].size(),
+            0u);
+  auto team = json::parse(send("GET", "/console/api/logs?after=290", "", {{"cookie", signIn("team").first}}).body);
+  ASSERT_EQ(team["entries"].size(), 5u);  // 291, 293, ..., 299
+  for (const auto& entry : team["entries"]) EXPECT_EQ(entry["serviceArn"], mine);
+  EXPECT_EQ(team["next"], 301) << "lines it may not see are passed over, not sent again";
 }
 
 }  // namespace
