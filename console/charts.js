@@ -30,7 +30,8 @@ export function lineChart(title, series, lines, unit, floor = 1e-9) {
   const zero = el('text', { x: L - 4, y: H - B, 'text-anchor': 'end', class: 'tick' }, svg);
   zero.textContent = '0';
   const span = el('text', { x: W - 4, y: H - 4, 'text-anchor': 'end', class: 'tick' }, svg);
-  span.textContent = points.length ? `${Math.round((t1 - t0) / 60000)} min` : 'waiting for samples';
+  const seconds = Math.round((t1 - t0) / 1000);
+  span.textContent = !points.length ? 'waiting for samples' : seconds < 120 ? `last ${seconds} s` : `last ${Math.round(seconds / 60)} min`;
   const legend = [];
   lines.forEach((l, i) => {
     const d = points.filter((p) => p[l.field] != null).map((p, j) => `${j ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p[l.field] * (l.scale ?? 1)).toFixed(1)}`).join(' ');

@@ -4,8 +4,8 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const NODE_H = 26;
 const GAP = 8;
-const COL_W = 215;
-const NODE_W = 190;
+const COL_W = 245;
+const NODE_W = 185;
 
 function el(name, attrs = {}, parent) {
   const e = document.createElementNS(SVG, name);
