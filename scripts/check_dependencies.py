@@ -5,6 +5,8 @@
 - The data plane and the DNS directory see snapshots only: src/proxy and src/dns include nothing of
   src/store, src/api, src/compile or src/fleet.
 - The snapshot stands without the store: src/snapshot includes nothing of src/store or src/compile.
+- The web console (src/console) goes through the API: it includes nothing of src/store, src/compile, src/proxy,
+  src/snapshot, src/fleet or src/dns.
 - Modules (a .h and its .cpp) form no include cycle.
 
 usage: scripts/check_dependencies.py [SRC_DIR]
@@ -18,6 +20,8 @@ FORBIDDEN = {
     "proxy": {"store", "api", "compile", "fleet"},
     "dns": {"store", "api", "compile", "fleet"},
     "snapshot": {"store", "compile"},
+    # The console sees the control plane only through the API, and the data plane through what exe hands it.
+    "console": {"store", "compile", "proxy", "snapshot", "fleet", "dns"},
 }
 INCLUDE = re.compile(r'\s*#\s*include\s+"([^"]+)"')
 

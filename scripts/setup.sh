@@ -8,6 +8,9 @@ build_pkgs=(cmake ninja-build clang libclang-rt-14-dev pkg-config libssl-dev lib
   libasio-dev node-llhttp libnghttp2-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler)
 test_pkgs=(curl openssl nghttp2-client wrk dnsutils iproute2 etcd-server etcd-client python3 python3-grpcio python3-protobuf)
+# The console's browser tests (test/integration/console.test.mjs): Debian's chromium, driven by puppeteer-core, and
+# a font for its screenshots.
+test_pkgs+=(chromium fonts-liberation)
 # Node.js may come from Debian (nodejs + npm) or be preinstalled with its own npm: only install when absent.
 if [[ "${1:-}" == "--test" ]] && ! { command -v node && command -v npm; } >/dev/null; then
   test_pkgs+=(nodejs npm)
@@ -43,7 +46,7 @@ if [[ "${1:-}" == "--bench" ]] && command -v systemctl >/dev/null; then
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
-  # Test-time npm packages (the real AWS SDK, SigV4 signers), pinned by test/integration/package-lock.json.
+  # Test-time npm packages (the real AWS SDK, SigV4 signers, puppeteer-core), pinned by test/integration/package-lock.json.
   if [[ ! -d test/integration/node_modules ]] || [[ test/integration/package-lock.json -nt test/integration/node_modules ]]; then
     (cd test/integration && npm ci --no-audit --no-fund --loglevel=error)
     touch test/integration/node_modules

@@ -18,12 +18,14 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "compile/builder.h"
+#include "console/console.h"
 #include "common/strings.h"
 #include "common/time.h"
 #include "dns/server.h"
 #include "fleet/feed.h"
 #include "fleet/follower.h"
 #include "model/config.h"
+#include "proxy/access_log.h"
 #include "proxy/data_plane.h"
 #include "store/etcd_store.h"
 #include "store/sqlite_store.h"
@@ -73,13 +75,16 @@ api::Authenticator makeAuthenticator() {
 }
 
 void printWelcome(const DaemonOptions& options, const model::Config& config, bool devIdentity, uint16_t apiPort,
-                  uint16_t adminPort, uint16_t dnsPort) {
+                  uint16_t adminPort, uint16_t dnsPort, uint16_t consolePort) {
   std::string host = options.apiListen.substr(0, options.apiListen.rfind(':'));
   std::string endpoint = "http://" + host + ":" + std::to_string(apiPort);
   std::cout << "trellisd is serving the VPC Lattice API at " << endpoint << " (region " << config.region
             << ", account " << config.accountId << ")\n"
             << "admin endpoint (/ready, /metrics) at http://" << options.adminListen.substr(0, options.adminListen.rfind(':'))
             << ":" << adminPort << "\n";
+  if (consolePort)
+    std::cout << "web console at http://" << options.consoleListen.substr(0, options.consoleListen.rfind(':')) << ":"
+              << consolePort << "/ (sign in with an identity's access key and secret)\n";
   if (dnsPort) std::cout << "DNS service directory for " << config.effectiveServiceDomain() << " on port " << dnsPort << "\n";
   if (devIdentity) {
     const auto& id = config.identities.front();
@@ -430,6 +435,7 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     follower.emplace(*replica, *follow);
   }
   std::optional<api::Api> api;
+  std::optional<api::Api> consoleApi;  // the console's calls, on its own thread: Api serves one thread at a time
   if (roles.api) {
     try {
       api::buildIndexesIfMissing(*store);  // a store of an older trellisd
@@ -438,16 +444,22 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
       return 1;
     }
     api.emplace(*store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
+    if (!options.consoleListen.empty())
+      consoleApi.emplace(
+          *store, [&currentConfig] { return currentConfig.load(); }, makeAuthenticator());
     // ListTargets: this node's prober when it carries traffic, else what the data-plane hosts report.
-    if (dataPlane)
-      api->resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
-        auto health = dataPlane->targetHealth().status(tg, target, static_cast<uint16_t>(port));
-        return std::make_pair(health.status, health.reasonCode);
-      };
-    else
-      api->resources().targetStatus = [&feed](const std::string& tg, const std::string& target, int port) {
-        return feed->fleetHealth(tg, target, static_cast<uint16_t>(port));
-      };
+    for (auto* served : {&api, &consoleApi}) {
+      if (!*served) continue;
+      if (dataPlane)
+        (*served)->resources().targetStatus = [&dataPlane](const std::string& tg, const std::string& target, int port) {
+          auto health = dataPlane->targetHealth().status(tg, target, static_cast<uint16_t>(port));
+          return std::make_pair(health.status, health.reasonCode);
+        };
+      else
+        (*served)->resources().targetStatus = [&feed](const std::string& tg, const std::string& target, int port) {
+          return feed->fleetHealth(tg, target, static_cast<uint16_t>(port));
+        };
+    }
   }
   // The API port also carries the config stream to data-plane hosts (a long poll: answered later).
   HttpServer apiServer("api", AsyncHttpHandler([&api, &feed](const HttpRequest& r, HttpReply reply) {
@@ -458,6 +470,22 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   AdminParts parts{snapshots ? &*snapshots : nullptr, dataPlane ? &*dataPlane : nullptr, feed ? &*feed : nullptr,
                    follower ? &*follower : nullptr, &records};
   HttpServer adminServer("admin", [&](const HttpRequest& r) { return adminResponse(r, ready, parts, reloader); });
+  // The console reads this node's own data-plane metrics and access logs (a fleet's other hosts: not yet).
+  std::optional<console::Console> webConsole;
+  if (consoleApi) {
+    console::ConsoleSources sources;
+    if (dataPlane) {
+      sources.metrics = [&dataPlane] { return dataPlane->renderMetrics(); };
+      sources.accessLogs = [](uint64_t after) {
+        std::vector<console::ConsoleSources::LogLine> out;
+        for (auto& entry : proxy::recentAccessLogs(after)) out.push_back({entry.sequence, std::move(entry.line)});
+        return out;
+      };
+    }
+    webConsole.emplace(
+        *consoleApi, [&currentConfig] { return currentConfig.load(); }, std::move(sources));
+  }
+  HttpServer consoleServer("console", [&webConsole](const HttpRequest& r) { return webConsole->handle(r); });
   std::unique_ptr<dns::DnsServer> dnsServer;
   try {
     // A data-plane host compiles its replica first and serves from it at once; the follower catches up after.
@@ -476,6 +504,10 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
       feed->start();
       apiServer.start(options.apiListen);
     }
+    if (webConsole) {
+      webConsole->start();
+      consoleServer.start(options.consoleListen);
+    }
     adminServer.start(options.adminListen);
   } catch (const std::exception& e) {
     std::cerr << "trellisd: " << e.what() << "\n";
@@ -483,7 +515,8 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
   }
   ready = true;
   if (roles.api) {
-    printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port(), dnsServer ? dnsServer->port() : 0);
+    printWelcome(options, config, devIdentity, apiServer.port(), adminServer.port(), dnsServer ? dnsServer->port() : 0,
+                 webConsole ? consoleServer.port() : 0);
   } else {
     std::cout << "trellisd is a data-plane host following " << options.controlPlane << " (replica at revision "
               << replica->revision() << ")\nadmin endpoint (/ready, /metrics) at http://"
@@ -506,6 +539,10 @@ int runDaemon(const DaemonOptions& options, const sigset_t& signals) {
     break;
   }
   ready = false;
+  if (webConsole) {
+    consoleServer.stop();
+    webConsole->stop();
+  }
   if (feed) feed->stop();  // answers the proxies' polls, which the API server's stop would otherwise wait out
   apiServer.stop();
   if (follower) follower->stop();

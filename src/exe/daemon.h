@@ -12,6 +12,7 @@ struct DaemonOptions {
   std::string etcdCa, etcdCert, etcdKey;
   std::string apiListen = "127.0.0.1:8440";
   std::string adminListen = "127.0.0.1:8441";
+  std::string consoleListen = "127.0.0.1:8442";  // the web console (api role only); empty: off
   std::string proxyBind = "127.0.0.1";
   std::string dnsListen;
   int workers = 0;

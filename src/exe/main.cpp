@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
   app.add_option("--etcd-key", options.etcdKey, "PEM private key of --etcd-cert")->check(CLI::ExistingFile);
   app.add_option("--api-listen", options.apiListen, "HOST:PORT of the Lattice REST API")->capture_default_str();
   app.add_option("--admin-listen", options.adminListen, "HOST:PORT of /ready and /metrics")->capture_default_str();
+  app.add_option("--console-listen", options.consoleListen,
+                 "HOST:PORT of the web console (with the api role; empty: no console)")
+      ->capture_default_str();
   app.add_option("--proxy-bind", options.proxyBind, "address the data plane's listener ports bind to")
       ->capture_default_str();
   app.add_option("--dns-listen", options.dnsListen, "HOST:PORT of the DNS service directory (empty: off)");

@@ -286,6 +286,31 @@ std::string FirehoseDelivery::renderMetrics() const {
   return out;
 }
 
+namespace {
+
+struct RecentLines {
+  static constexpr size_t kKept = 1000;
+  std::mutex mutex;
+  std::deque<RecentAccessLog> lines;
+  uint64_t last = 0;
+};
+
+RecentLines& recentLines() {
+  static RecentLines recent;
+  return recent;
+}
+
+}  // namespace
+
+std::vector<RecentAccessLog> recentAccessLogs(uint64_t after) {
+  auto& recent = recentLines();
+  std::lock_guard lock(recent.mutex);
+  std::vector<RecentAccessLog> out;
+  for (const auto& line : recent.lines)
+    if (line.sequence > after) out.push_back(line);
+  return out;
+}
+
 AccessLogWriter::AccessLogWriter(std::string dataDir, std::string region, std::string accountId)
     : dataDir_(std::move(dataDir)), region_(std::move(region)), accountId_(std::move(accountId)),
       writerHash_(randomHex(8)) {}
@@ -342,9 +367,11 @@ void AccessLogWriter::write(std::vector<AccessLogEntry>& batch) {
   namespace fs = std::filesystem;
   // Group the formatted lines by destination file so each file is opened once per batch.
   std::map<std::string, std::string> cloudwatch, s3;
+  std::vector<std::string> formatted;
   for (const auto& entry : batch) {
     if (entry.destinations.empty()) continue;
     std::string line = formatAccessLog(entry);
+    formatted.push_back(line);
     line.push_back('\n');
     for (const auto& d : entry.destinations) {
       const std::string& arn = d.destinationArn;
@@ -373,6 +400,14 @@ void AccessLogWriter::write(std::vector<AccessLogEntry>& batch) {
         logWarn("access logs: destination ", arn,
                 " is not a log group, bucket or delivery stream; entries for it are dropped");
       }
+    }
+  }
+  if (!formatted.empty()) {
+    auto& recent = recentLines();
+    std::lock_guard lock(recent.mutex);
+    for (auto& line : formatted) {
+      recent.lines.push_back({++recent.last, std::move(line)});
+      if (recent.lines.size() > RecentLines::kKept) recent.lines.pop_front();
     }
   }
   std::error_code ec;

@@ -51,6 +51,14 @@ struct AccessLogEntry {
 // The JSON line for one entry (no trailing newline). Missing values are "-" as Lattice writes them.
 std::string formatAccessLog(const AccessLogEntry& entry);
 
+// The last 1,000 lines this process's writers formatted, for the console's live tail; filled on the writer's
+// thread, once per batch, never on the request path. Lines numbered after `after`, oldest first.
+struct RecentAccessLog {
+  uint64_t sequence = 0;
+  std::string line;
+};
+std::vector<RecentAccessLog> recentAccessLogs(uint64_t after);
+
 // Delivers access-log records to Firehose HTTP endpoints (Firehose's "HTTP endpoint delivery request and
 // response specifications", protocol 1.0) on its own thread, so a slow or failing endpoint never holds up
 // the files. Records wait per delivery stream and leave in batches of up to 500 records (or 4 MiB) once the

@@ -9,7 +9,7 @@ pid=
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$trellisd" --data-dir "$work/data" --api-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+"$trellisd" --data-dir "$work/data" --api-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --console-listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 100); do grep -q "export AWS_DEFAULT_REGION" "$work/out" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(grep -o 'http://[^ ]*' "$work/out" | head -1)

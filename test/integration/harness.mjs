@@ -76,6 +76,7 @@ export async function startTrellis(options = {}) {
   const child = spawn(trellisdPath, [
     '--config', configFile, '--data-dir', dataDir,
     '--api-listen', options.apiListen ?? '127.0.0.1:0', '--admin-listen', options.adminListen ?? '127.0.0.1:0',
+    '--console-listen', options.consoleListen ?? '127.0.0.1:0',
     ...(options.args ?? []),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

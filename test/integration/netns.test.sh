@@ -69,7 +69,7 @@ securityGroups:
     vpcId: vpc-0a0a0a0a0a0a0a0a1
     ingress: [{cidr: "10.$r.1.0/25", fromPort: 1, toPort: 65535}]
 YAML
-"$trellisd" --config "$work/trellis.yaml" --data-dir "$work/data" --api-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$trellisd" --config "$work/trellis.yaml" --data-dir "$work/data" --api-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --console-listen 127.0.0.1:0 \
   --proxy-bind "$edge" --dns-listen "$edge:53" >"$work/out" 2>"$work/err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q "^DNS service directory" "$work/out" 2>/dev/null && break; sleep 0.1; done
